@@ -1,0 +1,1 @@
+"""Labeling logic: task views, queues, agreement. Reads and writes through workbench.store only."""

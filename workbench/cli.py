@@ -1,0 +1,205 @@
+"""`workbench` command line: a thin table from subcommands to functions. Errors the user can fix print one
+clear line and exit 2; nothing here holds logic of its own."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+
+def _project(args: argparse.Namespace):
+    from workbench.config import load_project
+
+    return load_project(getattr(args, "project", None))
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from workbench.projects import init_project
+
+    corpus = None
+    if args.corpus:
+        corpus = [line for f in args.corpus for line in Path(f).read_text(encoding="utf-8").splitlines() if line]
+    project = init_project(args.path, base_model=args.base_model, corpus=corpus, name=args.name)
+    print(f"created project {project.config.name} at {project.root}")
+    print(f"  base model: {project.base_model_path()}")
+    print(f"  store:      {project.store_path}")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from workbench.ingest import import_files
+    from workbench.store import Store
+
+    project = _project(args)
+    with Store.open(project.store_path) as store:
+        reports = import_files(store, args.files, fmt=args.format, kind=args.kind,
+                               max_field_bytes=project.config.max_field_bytes, tags=args.tag)
+    for report in reports:
+        print(report.summary())
+    return 0
+
+
+def _date(text: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date: {text!r} (use YYYY-MM-DD or YYYY-MM-DDTHH:MM)") from None
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from workbench.exporters import export
+    from workbench.store import ExportFilters, Store
+
+    project = _project(args)
+    filters = ExportFilters(min_votes=args.min_votes, min_agreement=args.min_agreement,
+                            exclude_ties=args.exclude_ties, annotators=args.annotator or [],
+                            sources=args.source or [], since=args.since, until=args.until)
+    style = args.style or "conversational"
+    with Store.open(project.store_path) as store:
+        result = export(store, kind=args.kind, out_dir=args.out, fmt=args.format, style=style, split=args.split,
+                        seed=args.seed, filters=filters, project_name=project.config.name)
+    rows = ", ".join(f"{s}: {n}" for s, n in result.counts.items())
+    print(f"wrote {args.kind} ({style}, {args.format}) to {result.out_dir}: {rows}")
+    print(f"  card: {result.card}")
+    print(f"  sha256: {result.content_hash}")
+    return 0
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    from workbench.store import Store
+
+    project = _project(args)
+    with Store.open(project.store_path) as store:
+        stats = store.stats()
+    if args.json:
+        print(json.dumps(stats, indent=2, default=str))
+        return 0
+    print(f"project {project.config.name} ({project.root})")
+    print(f"  base model: {project.config.base_model}")
+    print(f"  prompts: {stats['prompts']}" + "".join(f", tagged {t}: {n}" for t, n in stats["prompts_by_tag"].items()))
+    print("  responses by origin: " + (", ".join(f"{k}: {v}" for k, v in stats["responses_by_origin"].items()) or "none"))
+    print("  labels by kind: " + (", ".join(f"{k}: {v}" for k, v in stats["labels_by_kind"].items()) or "none"))
+    print("  labels by annotator: " + (", ".join(f"{k}: {v}" for k, v in stats["labels_by_annotator"].items()) or "none"))
+    print(f"  imports: {stats['imports']}")
+    print("  runs: " + (", ".join(f"{k}: {v}" for k, v in stats["runs_by_status"].items()) or "none"))
+    print(f"  model versions: {len(stats['model_versions'])}")
+    for mv in stats["model_versions"]:
+        print(f"    {mv['id']} ({mv['stage']}, parent {mv['parent'] or '-'}, {mv['created_at']})")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from workbench.app import serve
+    from workbench.config import load_project
+
+    project = load_project(args.project_dir or getattr(args, "project", None))
+    print(f"serving {project.config.name} on http://{args.host}:{args.port}")
+    serve(project, host=args.host, port=args.port)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from workbench.demo import create_demo_project
+
+    project, reports = create_demo_project(args.path, args.data)
+    for report in reports:
+        print(report.summary())
+    print(f"demo project ready at {project.root}")
+    if args.serve:
+        from workbench.app import serve
+
+        print(f"serving {project.config.name} on http://{args.host}:{args.port}")
+        serve(project, host=args.host, port=args.port)
+    return 0
+
+
+def make_parser() -> argparse.ArgumentParser:
+    from workbench.importers import FORMATS, KINDS
+
+    parser = argparse.ArgumentParser(prog="workbench", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    project_help = "project folder (default: $WORKBENCH_PROJECT, else the nearest folder up with workbench.toml)"
+
+    p = sub.add_parser("init", help="create a project (config + DuckDB store + tiny offline model)")
+    p.add_argument("path")
+    p.add_argument("--base-model", help="Hub id or local model folder; default: build a tiny offline model")
+    p.add_argument("--corpus", nargs="+", help="text files to train the tiny model's tokenizer on")
+    p.add_argument("--name", help="project name (default: the folder name)")
+    p.set_defaults(func=cmd_init)
+
+    p = sub.add_parser("import", help="load prompts, demonstrations or preference pairs from files")
+    p.add_argument("files", nargs="+", type=Path)
+    p.add_argument("-p", "--project", help=project_help)
+    p.add_argument("--format", choices=list(FORMATS), help="override format detection")
+    p.add_argument("--kind", choices=KINDS, help="what the rows are (default: from the format); "
+                                                  "'prompts' keeps only the prompts of any format")
+    p.add_argument("--tag", action="append", help="tag the new prompts (repeatable), e.g. --tag heldout")
+    p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("export", help="write curated data in TRL-ready columns plus a dataset card")
+    p.add_argument("-p", "--project", help=project_help)
+    p.add_argument("--kind", choices=["sft", "preferences"], required=True)
+    p.add_argument("--format", choices=["jsonl", "parquet", "hf"], default="jsonl")
+    p.add_argument("--style", choices=["conversational", "standard", "messages"],
+                   help="conversational (default): message lists; standard: strings; messages: sft only")
+    p.add_argument("--out", required=True, type=Path, help="a new (or empty) folder")
+    p.add_argument("--split", type=float, default=0.0, help="fraction of prompts held out as 'test'")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--min-votes", type=int, default=1, help="preferences: pairs with at least this many votes")
+    p.add_argument("--min-agreement", type=float, default=0.0,
+                   help="preferences: share of votes for the majority outcome, 0..1")
+    p.add_argument("--exclude-ties", action="store_true",
+                   help="preferences: drop pairs where any vote was a tie or 'both bad'")
+    p.add_argument("--annotator", action="append", help="only labels by this annotator (repeatable)")
+    p.add_argument("--source", action="append",
+                   help="only labels from this source: an import file path or name (glob), or 'ui'")
+    p.add_argument("--since", type=_date, help="only labels created at or after this date")
+    p.add_argument("--until", type=_date, help="only labels created before this date")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("stats", help="what the project holds")
+    p.add_argument("project", nargs="?", help=project_help)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_stats)
+
+    p = sub.add_parser("serve", help="start the workbench server")
+    p.add_argument("project_dir", nargs="?", metavar="project", help=project_help)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=7860)
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("demo", help="create (or reuse) the Loki Phones demo project, optionally serve it")
+    p.add_argument("path", nargs="?", default="demo-project")
+    p.add_argument("--data", type=Path, help="demo data folder (default: data/loki of this checkout)")
+    p.add_argument("--serve", action="store_true")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=7860)
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from workbench.config import ProjectError
+    from workbench.exporters import ExportError
+    from workbench.importers import ImportError_
+    from workbench.store import StoreError
+
+    args = make_parser().parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return handler(args)
+    except (ProjectError, StoreError, ImportError_, ExportError) as exc:
+        print(f"workbench {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

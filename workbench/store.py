@@ -1,0 +1,576 @@
+"""The project's DuckDB store: the schema, its migrations, and every SQL statement the workbench runs.
+
+Labels are append-only events: an edit is a new row whose `supersedes` names the old one, and a submit
+carries a client id so a retry is stored once. Bulk paths hand DuckDB whole Arrow tables (an Arrow insert
+is ~30x faster than `executemany`), and each import is a single transaction: all rows or none.
+DuckDB lets one read-write process hold a file; a second gets a `StoreLocked` error that says who holds it.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+MESSAGES_TYPE = "STRUCT(role VARCHAR, content VARCHAR)[]"
+
+# Each entry moves the schema from version i to i + 1. Never edit a shipped entry: append a new one.
+MIGRATIONS: list[list[str]] = [
+    [
+        """CREATE TABLE imports (
+            id VARCHAR PRIMARY KEY,
+            path VARCHAR NOT NULL,
+            file_hash VARCHAR NOT NULL,
+            format VARCHAR NOT NULL,
+            kind VARCHAR NOT NULL,
+            rows_read BIGINT NOT NULL,
+            prompts_added BIGINT NOT NULL,
+            responses_added BIGINT NOT NULL,
+            labels_added BIGINT NOT NULL,
+            created_at TIMESTAMP NOT NULL DEFAULT current_localtimestamp())""",
+        f"""CREATE TABLE prompts (
+            id VARCHAR PRIMARY KEY,
+            system VARCHAR,
+            messages {MESSAGES_TYPE} NOT NULL,
+            tags VARCHAR[] NOT NULL DEFAULT [],
+            source VARCHAR NOT NULL,
+            source_line BIGINT,
+            import_id VARCHAR,
+            created_at TIMESTAMP NOT NULL DEFAULT current_localtimestamp())""",
+        """CREATE TABLE responses (
+            id VARCHAR PRIMARY KEY,
+            prompt_id VARCHAR NOT NULL,
+            text VARCHAR NOT NULL,
+            origin VARCHAR NOT NULL CHECK (origin IN ('person', 'import', 'model')),
+            model_version_id VARCHAR,
+            author VARCHAR,
+            generation JSON,
+            source VARCHAR NOT NULL,
+            source_line BIGINT,
+            import_id VARCHAR,
+            created_at TIMESTAMP NOT NULL DEFAULT current_localtimestamp())""",
+        # kind: demonstration (response_id), preference (chosen_id, rejected_id, outcome); later kinds keep
+        # their details in payload. outcome is 'chosen' (chosen beat rejected), 'tie' or 'both_bad'.
+        """CREATE TABLE labels (
+            id VARCHAR PRIMARY KEY,
+            kind VARCHAR NOT NULL,
+            prompt_id VARCHAR NOT NULL,
+            response_id VARCHAR,
+            chosen_id VARCHAR,
+            rejected_id VARCHAR,
+            outcome VARCHAR CHECK (outcome IS NULL OR outcome IN ('chosen', 'tie', 'both_bad')),
+            payload JSON,
+            annotator VARCHAR NOT NULL,
+            client_id VARCHAR UNIQUE,
+            supersedes VARCHAR,
+            source VARCHAR NOT NULL,
+            source_line BIGINT,
+            import_id VARCHAR,
+            created_at TIMESTAMP NOT NULL DEFAULT current_localtimestamp())""",
+        """CREATE TABLE users (
+            name VARCHAR PRIMARY KEY,
+            role VARCHAR NOT NULL CHECK (role IN ('annotator', 'reviewer', 'admin')),
+            password_hash VARCHAR NOT NULL,
+            salt VARCHAR NOT NULL,
+            created_at TIMESTAMP NOT NULL DEFAULT current_localtimestamp())""",
+        """CREATE TABLE runs (
+            id VARCHAR PRIMARY KEY,
+            stage VARCHAR NOT NULL,
+            status VARCHAR NOT NULL,
+            parent_version_id VARCHAR,
+            config JSON,
+            dataset_hash VARCHAR,
+            dir VARCHAR NOT NULL,
+            error VARCHAR,
+            created_at TIMESTAMP NOT NULL DEFAULT current_localtimestamp(),
+            finished_at TIMESTAMP)""",
+        """CREATE TABLE model_versions (
+            id VARCHAR PRIMARY KEY,
+            run_id VARCHAR,
+            stage VARCHAR NOT NULL,
+            base_model VARCHAR NOT NULL,
+            parent_id VARCHAR,
+            dataset_hash VARCHAR,
+            path VARCHAR NOT NULL,
+            config JSON,
+            metrics JSON,
+            created_at TIMESTAMP NOT NULL DEFAULT current_localtimestamp())""",
+    ],
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class StoreError(Exception):
+    """A store operation that cannot go ahead; the message says why and what to do."""
+
+
+class StoreLocked(StoreError):
+    """Another process holds the DuckDB file for writing (DuckDB allows one writer per file)."""
+
+
+@dataclass
+class ImportItem:
+    """One file's normalized records, ready to insert."""
+
+    records: pa.Table
+    kind: str
+    path: str
+    file_hash: str
+    fmt: str
+
+
+@dataclass
+class ImportCounts:
+    rows_read: int
+    prompts_added: int
+    responses_added: int
+    labels_added: int
+    import_id: str | None
+
+    @property
+    def added_anything(self) -> bool:
+        return bool(self.prompts_added or self.responses_added or self.labels_added)
+
+
+@dataclass
+class ExportFilters:
+    """Which labels an export keeps. Vote and agreement filters apply to preference pairs only."""
+
+    min_votes: int = 1
+    min_agreement: float = 0.0
+    exclude_ties: bool = False
+    annotators: list[str] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def _lock_message(path: Path, exc: Exception) -> str:
+    pid = re.search(r"PID (\d+)", str(exc))
+    holder = f" (process {pid.group(1)})" if pid else ""
+    return (
+        f"the project store {path} is in use by another process{holder}: DuckDB allows one writer per file. "
+        "Stop the workbench server (or the other command) first, or do this from the running server."
+    )
+
+
+class Store:
+    """One open DuckDB file. Threads call `cursor()` and use their own cursor, never a shared one."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, path: Path, read_only: bool):
+        self._con = con
+        self.path = path
+        self.read_only = read_only
+        self._local = threading.local()
+
+    # ---------------------------------------------------------------- opening
+    @classmethod
+    def open(cls, path: str | Path, *, read_only: bool = False, create: bool = False) -> Store:
+        path = Path(path)
+        if not create and not path.exists():
+            raise StoreError(f"no store at {path}: create the project with `workbench init`")
+        try:
+            con = duckdb.connect(str(path), read_only=read_only)
+        except duckdb.IOException as exc:
+            if "lock" in str(exc).lower():
+                raise StoreLocked(_lock_message(path, exc)) from exc
+            raise StoreError(f"cannot open the store {path}: {exc}") from exc
+        store = cls(con, path, read_only)
+        if not read_only:
+            store.migrate()
+        elif store.schema_version() != SCHEMA_VERSION:
+            con.close()
+            raise StoreError(f"the store {path} is at schema version {store.schema_version()}, "
+                             f"this workbench needs {SCHEMA_VERSION}: open it once read-write to migrate")
+        return store
+
+    def close(self) -> None:
+        self._con.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """This thread's own cursor (DuckDB connections are not shared across threads)."""
+        cur = getattr(self._local, "cursor", None)
+        if cur is None:
+            cur = self._local.cursor = self._con.cursor()
+        return cur
+
+    # ---------------------------------------------------------------- schema
+    def schema_version(self) -> int:
+        con = self.cursor()
+        exists = con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'"
+        ).fetchone()[0]
+        if not exists:
+            return 0
+        return con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0]
+
+    def migrate(self) -> int:
+        """Bring the file up to SCHEMA_VERSION, one transaction per step; returns the steps applied."""
+        con = self.cursor()
+        con.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, "
+                    "applied_at TIMESTAMP NOT NULL DEFAULT current_localtimestamp())")
+        current = self.schema_version()
+        if current > SCHEMA_VERSION:
+            raise StoreError(f"the store {self.path} has schema version {current}, newer than this "
+                             f"workbench ({SCHEMA_VERSION}): upgrade alignment-workbench")
+        for version in range(current, SCHEMA_VERSION):
+            with self.transaction() as tx:
+                for statement in MIGRATIONS[version]:
+                    tx.execute(statement)
+                tx.execute("INSERT INTO schema_version (version) VALUES (?)", [version + 1])
+        return SCHEMA_VERSION - current
+
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        con = self.cursor()
+        con.execute("BEGIN TRANSACTION")
+        try:
+            yield con
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        con.execute("COMMIT")
+
+    # ---------------------------------------------------------------- import
+    def import_records(self, items: list[ImportItem], *, tags: list[str] | None = None) -> list[ImportCounts]:
+        """Insert normalized records (see workbench.importers.RECORD_SCHEMA) from one or more files in a
+        single transaction: every file lands, or none does.
+
+        Ids are content hashes, so rows already in the store (from this file or another) are skipped and
+        re-importing a file adds nothing. Returns what each file added.
+        """
+        with self.transaction() as con:
+            return [self._import_one(con, item, list(tags or [])) for item in items]
+
+    def _import_one(self, con: duckdb.DuckDBPyConnection, item: ImportItem, tag_list: list[str]) -> ImportCounts:
+        kind = item.kind
+        if kind not in ("prompts", "sft", "preferences"):
+            raise StoreError(f"unknown import kind {kind!r}")
+        rows = item.records.num_rows
+        import_id = f"imp-{item.file_hash[:16]}-{datetime.now():%Y%m%d%H%M%S%f}"
+        con.register("incoming", item.records)
+        # Hashes: a prompt is its system prompt plus its turns; a response is its prompt plus its text.
+        con.execute(
+            """CREATE OR REPLACE TEMP TABLE staged AS
+            SELECT *,
+                md5(coalesce(system, '') || chr(0) || to_json(prompt)::VARCHAR) AS prompt_id
+            FROM incoming"""
+        )
+        con.unregister("incoming")
+        con.execute(
+            """CREATE OR REPLACE TEMP TABLE staged_ids AS SELECT *,
+                CASE WHEN completion IS NULL THEN NULL ELSE md5(prompt_id || chr(0) || completion) END AS completion_id,
+                CASE WHEN chosen IS NULL THEN NULL ELSE md5(prompt_id || chr(0) || chosen) END AS chosen_id,
+                CASE WHEN rejected IS NULL THEN NULL ELSE md5(prompt_id || chr(0) || rejected) END AS rejected_id
+            FROM staged"""
+        )
+        before = self._table_counts(con)
+        con.execute(
+            """INSERT INTO prompts (id, system, messages, tags, source, source_line, import_id)
+            SELECT prompt_id, system, prompt, ?::VARCHAR[], source, line, ?
+            FROM staged_ids
+            WHERE prompt_id NOT IN (SELECT id FROM prompts)
+            QUALIFY row_number() OVER (PARTITION BY prompt_id ORDER BY line) = 1""",
+            [tag_list, import_id],
+        )
+        if kind != "prompts":
+            con.execute(
+                """INSERT INTO responses (id, prompt_id, text, origin, author, source, source_line, import_id)
+                SELECT id, prompt_id, text, 'import', NULL, source, line, ? FROM (
+                    SELECT completion_id AS id, prompt_id, completion AS text, source, line FROM staged_ids
+                    UNION ALL SELECT chosen_id, prompt_id, chosen, source, line FROM staged_ids
+                    UNION ALL SELECT rejected_id, prompt_id, rejected, source, line FROM staged_ids)
+                WHERE id IS NOT NULL AND id NOT IN (SELECT id FROM responses)
+                QUALIFY row_number() OVER (PARTITION BY id ORDER BY line) = 1""",
+                [import_id],
+            )
+        if kind == "sft":
+            con.execute(
+                """INSERT INTO labels (id, kind, prompt_id, response_id, annotator, source, source_line, import_id)
+                SELECT md5('demonstration' || chr(0) || completion_id || chr(0) || 'import'),
+                    'demonstration', prompt_id, completion_id, 'import', source, line, ?
+                FROM staged_ids
+                WHERE md5('demonstration' || chr(0) || completion_id || chr(0) || 'import')
+                    NOT IN (SELECT id FROM labels)
+                QUALIFY row_number() OVER (PARTITION BY completion_id ORDER BY line) = 1""",
+                [import_id],
+            )
+        elif kind == "preferences":
+            con.execute(
+                """INSERT INTO labels (id, kind, prompt_id, chosen_id, rejected_id, outcome, payload,
+                                       annotator, source, source_line, import_id)
+                SELECT label_id, 'preference', prompt_id, chosen_id, rejected_id, 'chosen',
+                    CASE WHEN chosen_score IS NULL AND rejected_score IS NULL THEN NULL
+                         ELSE json_object('chosen_score', chosen_score, 'rejected_score', rejected_score) END,
+                    'import', source, line, ?
+                FROM (SELECT *, md5('preference' || chr(0) || chosen_id || chr(0) || rejected_id
+                                    || chr(0) || 'import') AS label_id FROM staged_ids)
+                WHERE label_id NOT IN (SELECT id FROM labels)
+                QUALIFY row_number() OVER (PARTITION BY label_id ORDER BY line) = 1""",
+                [import_id],
+            )
+        after = self._table_counts(con)
+        counts = ImportCounts(
+            rows_read=rows,
+            prompts_added=after["prompts"] - before["prompts"],
+            responses_added=after["responses"] - before["responses"],
+            labels_added=after["labels"] - before["labels"],
+            import_id=import_id,
+        )
+        if counts.added_anything:
+            con.execute(
+                "INSERT INTO imports (id, path, file_hash, format, kind, rows_read, prompts_added, "
+                "responses_added, labels_added) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [import_id, item.path, item.file_hash, item.fmt, kind, rows, counts.prompts_added,
+                 counts.responses_added, counts.labels_added],
+            )
+        else:
+            counts.import_id = None
+        con.execute("DROP TABLE staged")
+        con.execute("DROP TABLE staged_ids")
+        return counts
+
+    @staticmethod
+    def _table_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+        row = con.execute(
+            "SELECT (SELECT count(*) FROM prompts), (SELECT count(*) FROM responses), (SELECT count(*) FROM labels)"
+        ).fetchone()
+        return {"prompts": row[0], "responses": row[1], "labels": row[2]}
+
+    # ---------------------------------------------------------------- labels
+    def add_demonstration(self, *, prompt_id: str, text: str, annotator: str, client_id: str,
+                          supersedes: str | None = None) -> str:
+        """Store a person's demonstration once per client id; returns the label id (the old one on a retry)."""
+        with self.transaction() as con:
+            existing = con.execute("SELECT id FROM labels WHERE client_id = ?", [client_id]).fetchone()
+            if existing:
+                return existing[0]
+            response_id = con.execute("SELECT md5(? || chr(0) || ?)", [prompt_id, text]).fetchone()[0]
+            con.execute(
+                "INSERT INTO responses (id, prompt_id, text, origin, author, source) "
+                "SELECT ?, ?, ?, 'person', ?, 'ui' WHERE ? NOT IN (SELECT id FROM responses)",
+                [response_id, prompt_id, text, annotator, response_id],
+            )
+            label_id = f"lbl-{client_id}"
+            con.execute(
+                "INSERT INTO labels (id, kind, prompt_id, response_id, annotator, client_id, supersedes, source) "
+                "VALUES (?, 'demonstration', ?, ?, ?, ?, ?, 'ui')",
+                [label_id, prompt_id, response_id, annotator, client_id, supersedes],
+            )
+            return label_id
+
+    def add_preference(self, *, prompt_id: str, chosen_id: str, rejected_id: str, annotator: str,
+                       client_id: str, outcome: str = "chosen", supersedes: str | None = None,
+                       created_at: datetime | None = None) -> str:
+        """Store one person's vote on a pair once per client id; ties and 'both bad' stay what they are."""
+        with self.transaction() as con:
+            existing = con.execute("SELECT id FROM labels WHERE client_id = ?", [client_id]).fetchone()
+            if existing:
+                return existing[0]
+            label_id = f"lbl-{client_id}"
+            con.execute(
+                "INSERT INTO labels (id, kind, prompt_id, chosen_id, rejected_id, outcome, annotator, client_id, "
+                "supersedes, source, created_at) VALUES (?, 'preference', ?, ?, ?, ?, ?, ?, ?, 'ui', "
+                "coalesce(?, current_localtimestamp()))",
+                [label_id, prompt_id, chosen_id, rejected_id, outcome, annotator, client_id, supersedes,
+                 created_at],
+            )
+            return label_id
+
+    # ---------------------------------------------------------------- export
+    @staticmethod
+    def _label_filter_sql(filters: ExportFilters) -> tuple[str, list]:
+        clauses = ["NOT EXISTS (SELECT 1 FROM labels s WHERE s.supersedes = l.id)"]
+        params: list = []
+        if filters.annotators:
+            clauses.append("l.annotator IN (SELECT unnest(?::VARCHAR[]))")
+            params.append(list(filters.annotators))
+        if filters.sources:
+            # A label's source is its import file path or 'ui'; match by glob on the path or its file name.
+            clauses.append("(len(list_filter(?::VARCHAR[], g -> l.source GLOB g OR "
+                           "regexp_extract(l.source, '[^/]*$') GLOB g)) > 0)")
+            params.append(list(filters.sources))
+        if filters.since:
+            clauses.append("l.created_at >= ?")
+            params.append(filters.since)
+        if filters.until:
+            clauses.append("l.created_at < ?")
+            params.append(filters.until)
+        return " AND ".join(clauses), params
+
+    def sft_rows_sql(self, filters: ExportFilters) -> tuple[str, list]:
+        """One row per distinct (prompt, demonstration): system, prompt turns, completion, provenance."""
+        where, params = self._label_filter_sql(filters)
+        sql = f"""
+            SELECT p.id AS prompt_id, p.system, p.messages, r.text AS completion,
+                   list(DISTINCT l.annotator ORDER BY l.annotator) AS annotators,
+                   list(DISTINCT l.source ORDER BY l.source) AS sources,
+                   count(*) AS votes
+            FROM labels l JOIN responses r ON r.id = l.response_id JOIN prompts p ON p.id = l.prompt_id
+            WHERE l.kind = 'demonstration' AND {where}
+            GROUP BY ALL"""
+        return sql, params
+
+    def preference_rows_sql(self, filters: ExportFilters) -> tuple[str, list]:
+        """One row per response pair with a majority winner, after the vote and agreement filters.
+
+        Votes on a pair are pooled whichever way round it was shown. A pair whose majority is a tie or
+        'both bad', or whose votes split evenly, has no winner and is left out (TRL's pair formats have
+        no tie); `exclude_ties` also drops pairs where any vote was a tie or 'both bad'.
+        """
+        where, params = self._label_filter_sql(filters)
+        sql = f"""
+            WITH active AS (
+                SELECT l.*, least(l.chosen_id, l.rejected_id) AS a, greatest(l.chosen_id, l.rejected_id) AS b
+                FROM labels l WHERE l.kind = 'preference' AND {where}),
+            votes AS (
+                SELECT prompt_id, a, b, count(*) AS votes,
+                    count(*) FILTER (WHERE outcome = 'chosen' AND chosen_id = a) AS wins_a,
+                    count(*) FILTER (WHERE outcome = 'chosen' AND chosen_id = b) AS wins_b,
+                    count(*) FILTER (WHERE outcome <> 'chosen') AS ties,
+                    list(DISTINCT annotator ORDER BY annotator) AS annotators,
+                    list(DISTINCT source ORDER BY source) AS sources
+                FROM active GROUP BY prompt_id, a, b),
+            decided AS (
+                SELECT *, greatest(wins_a, wins_b, ties) / votes AS agreement,
+                    CASE WHEN wins_a > wins_b AND wins_a > ties THEN a
+                         WHEN wins_b > wins_a AND wins_b > ties THEN b END AS winner
+                FROM votes)
+            SELECT d.prompt_id, p.system, p.messages, w.text AS chosen, r.text AS rejected,
+                   d.votes, d.agreement, d.ties, d.annotators, d.sources
+            FROM decided d
+            JOIN prompts p ON p.id = d.prompt_id
+            JOIN responses w ON w.id = d.winner
+            JOIN responses r ON r.id = CASE WHEN d.winner = d.a THEN d.b ELSE d.a END
+            WHERE d.winner IS NOT NULL AND d.votes >= ? AND d.agreement >= ? AND (NOT ? OR d.ties = 0)"""
+        params += [filters.min_votes, filters.min_agreement, filters.exclude_ties]
+        return sql, params
+
+    def write_export(self, rows_sql: str, params: list, *, columns_sql: str, order_sql: str, out_dir: Path,
+                     fmt: str, split: float, seed: int) -> dict[str, int]:
+        """Write rows to `out_dir` as train (and test) files in one pass per split; returns rows per split.
+
+        The test split takes whole prompts (no prompt in both splits): prompts are ordered by a seeded
+        hash and the first round(split * prompts) go to test, so the same seed gives the same split.
+        """
+        con = self.cursor()
+        con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE export_rows AS
+            WITH rows AS ({rows_sql}),
+            ranked AS (SELECT prompt_id, row_number() OVER (ORDER BY md5(?::VARCHAR || prompt_id)) AS rk,
+                              count(*) OVER () AS n
+                       FROM (SELECT DISTINCT prompt_id FROM rows))
+            SELECT {columns_sql}, CASE WHEN ranked.rk <= round(? * ranked.n) THEN 'test' ELSE 'train' END
+                       AS __split
+            FROM rows JOIN ranked USING (prompt_id)
+            ORDER BY ranked.rk, {order_sql}""",
+            [*params, str(seed), split],
+        )
+        counts = dict(con.execute("SELECT __split, count(*) FROM export_rows GROUP BY 1").fetchall())
+        out_dir.mkdir(parents=True, exist_ok=True)
+        splits = [s for s in ("train", "test") if counts.get(s)]
+        if fmt == "hf":
+            import datasets
+
+            datasets.DatasetDict({
+                s: datasets.Dataset(con.sql(
+                    f"SELECT * EXCLUDE (__split) FROM export_rows WHERE __split = '{s}'").to_arrow_table())
+                for s in splits
+            }).save_to_disk(str(out_dir))
+        else:
+            copy_format = {"jsonl": "FORMAT json", "parquet": "FORMAT parquet, COMPRESSION zstd"}[fmt]
+            for s in splits:
+                target = out_dir / f"{s}.{fmt}"
+                con.execute(
+                    f"COPY (SELECT * EXCLUDE (__split) FROM export_rows WHERE __split = '{s}') "
+                    f"TO '{_sql_path(target)}' ({copy_format})"
+                )
+        con.execute("DROP TABLE export_rows")
+        return {s: counts[s] for s in splits}
+
+    def export_provenance(self, rows_sql: str, params: list) -> dict:
+        """Counts behind a dataset card: rows, prompts, label sources and annotators."""
+        con = self.cursor()
+        row = con.execute(
+            f"""WITH rows AS ({rows_sql})
+            SELECT count(*), count(DISTINCT prompt_id),
+                   (SELECT list(x ORDER BY x) FROM (SELECT DISTINCT unnest(sources) AS x FROM rows)),
+                   (SELECT list(x ORDER BY x) FROM (SELECT DISTINCT unnest(annotators) AS x FROM rows))
+            FROM rows""",
+            params,
+        ).fetchone()
+        return {"rows": row[0], "prompts": row[1], "sources": row[2] or [], "annotators": row[3] or []}
+
+    def multi_turn_or_system_count(self, rows_sql: str, params: list) -> int:
+        """Rows that cannot be written in TRL's standard (plain-string) style."""
+        return self.cursor().execute(
+            f"WITH rows AS ({rows_sql}) SELECT count(*) FROM rows WHERE system IS NOT NULL OR len(messages) > 1",
+            params,
+        ).fetchone()[0]
+
+    # ---------------------------------------------------------------- reading
+    def stats(self) -> dict:
+        con = self.cursor()
+        one = lambda sql: con.execute(sql).fetchone()[0]  # noqa: E731
+        return {
+            "schema_version": self.schema_version(),
+            "prompts": one("SELECT count(*) FROM prompts"),
+            "prompts_by_tag": dict(con.execute(
+                "SELECT t, count(*) FROM (SELECT unnest(tags) AS t FROM prompts) GROUP BY t ORDER BY t").fetchall()),
+            "responses_by_origin": dict(con.execute(
+                "SELECT origin, count(*) FROM responses GROUP BY origin ORDER BY origin").fetchall()),
+            "labels_by_kind": dict(con.execute(
+                "SELECT kind, count(*) FROM labels GROUP BY kind ORDER BY kind").fetchall()),
+            "labels_by_annotator": dict(con.execute(
+                "SELECT annotator, count(*) FROM labels GROUP BY annotator ORDER BY 2 DESC, 1").fetchall()),
+            "imports": one("SELECT count(*) FROM imports"),
+            "users_by_role": dict(con.execute(
+                "SELECT role, count(*) FROM users GROUP BY role ORDER BY role").fetchall()),
+            "runs_by_status": dict(con.execute(
+                "SELECT status, count(*) FROM runs GROUP BY status ORDER BY status").fetchall()),
+            "model_versions": [
+                {"id": r[0], "stage": r[1], "parent": r[2], "created_at": str(r[3])}
+                for r in con.execute(
+                    "SELECT id, stage, parent_id, created_at FROM model_versions ORDER BY created_at").fetchall()
+            ],
+        }
+
+    def table_counts(self) -> dict[str, int]:
+        return self._table_counts(self.cursor())
+
+    def prompts_with_tag(self, tag: str) -> list[dict]:
+        rows = self.cursor().execute(
+            "SELECT id, system, messages FROM prompts WHERE list_contains(tags, ?) ORDER BY source_line", [tag]
+        ).fetchall()
+        return [{"id": r[0], "system": r[1], "messages": r[2]} for r in rows]
+
+    def responses_for(self, prompt_id: str) -> list[dict]:
+        rows = self.cursor().execute(
+            "SELECT id, text, origin FROM responses WHERE prompt_id = ? ORDER BY id", [prompt_id]
+        ).fetchall()
+        return [{"id": r[0], "text": r[1], "origin": r[2]} for r in rows]
+
+    def dump(self) -> dict[str, list]:
+        """Every row of the data tables, in a stable order: tests compare stores before and after."""
+        con = self.cursor()
+        return {
+            t: con.execute(f"SELECT * EXCLUDE (created_at) FROM {t} ORDER BY ALL").fetchall()
+            for t in ("imports", "prompts", "responses", "labels", "users", "runs", "model_versions")
+        }
+
+
+def _sql_path(path: Path) -> str:
+    return str(path).replace("'", "''")
