@@ -393,10 +393,10 @@ def detect_format(row: dict) -> Format:
         return FORMATS["ultrafeedback"]
     if {"instruction", "output"} <= keys:
         return FORMATS["alpaca"]
-    if {"chosen", "rejected"} <= keys:
+    if keys & {"chosen", "rejected"}:  # one of them alone is a broken pair, not a prompt-only row
         if "prompt" in keys:
             return FORMATS["trl-preference"]
-        chosen = row["chosen"]
+        chosen = row.get("chosen")
         if isinstance(chosen, str) and ("\n\nHuman:" in chosen or chosen.startswith("Human:")):
             return FORMATS["hh-rlhf"]
         return FORMATS["trl-implicit-preference"]

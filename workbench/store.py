@@ -400,7 +400,7 @@ class Store:
             params.append(list(filters.annotators))
         if filters.sources:
             # A label's source is its import file path or 'ui'; match by glob on the path or its file name.
-            clauses.append("(len(list_filter(?::VARCHAR[], g -> l.source GLOB g OR "
+            clauses.append("(len(list_filter(?::VARCHAR[], lambda g: l.source GLOB g OR "
                            "regexp_extract(l.source, '[^/]*$') GLOB g)) > 0)")
             params.append(list(filters.sources))
         if filters.since:

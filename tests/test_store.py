@@ -1,0 +1,116 @@
+"""The store: schema migrations, one writer per file, idempotent and append-only labels."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import duckdb
+import pytest
+
+from workbench.cli import main
+from workbench.store import SCHEMA_VERSION, Store, StoreError, StoreLocked
+
+
+def test_new_store_is_at_the_current_schema_and_reopening_migrates_nothing(tmp_path):
+    path = tmp_path / "s.duckdb"
+    with Store.open(path, create=True) as store:
+        assert store.schema_version() == SCHEMA_VERSION
+        assert store.migrate() == 0
+    with Store.open(path) as store:
+        assert store.schema_version() == SCHEMA_VERSION
+        tables = {r[0] for r in store.cursor().execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    assert {"prompts", "responses", "labels", "users", "runs", "model_versions", "imports",
+            "schema_version"} <= tables
+
+
+def test_a_store_from_an_older_workbench_is_migrated_forward(tmp_path):
+    """A file with only the version table (schema 0) gets every migration, recorded one row per step."""
+    path = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("CREATE TABLE schema_version (version INTEGER NOT NULL, applied_at TIMESTAMP)")
+    con.close()
+    with Store.open(path) as store:
+        versions = store.cursor().execute("SELECT version FROM schema_version ORDER BY 1").fetchall()
+    assert [v[0] for v in versions] == list(range(1, SCHEMA_VERSION + 1))
+
+
+def test_a_store_from_a_newer_workbench_is_refused(tmp_path):
+    path = tmp_path / "new.duckdb"
+    Store.open(path, create=True).close()
+    con = duckdb.connect(str(path))
+    con.execute("INSERT INTO schema_version (version) VALUES (?)", [SCHEMA_VERSION + 5])
+    con.close()
+    with pytest.raises(StoreError, match="newer than this workbench"):
+        Store.open(path)
+
+
+def test_missing_store_is_a_clear_error(tmp_path):
+    with pytest.raises(StoreError, match="no store at"):
+        Store.open(tmp_path / "nope.duckdb")
+
+
+@pytest.fixture
+def holder(project):
+    """Another process holding the project's store read-write, as the server does."""
+    code = textwrap.dedent(f"""
+        import sys, time
+        from workbench.store import Store
+        s = Store.open({str(project.store_path)!r})
+        print("ready", flush=True)
+        sys.stdin.read()
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    yield proc
+    proc.stdin.close()
+    proc.wait(timeout=30)
+
+
+def test_second_writer_gets_a_clear_message_naming_the_holder(project, holder, tmp_path, capsys):
+    with pytest.raises(StoreLocked) as err:
+        Store.open(project.store_path)
+    assert f"process {holder.pid}" in str(err.value) and "one writer per file" in str(err.value)
+    src = tmp_path / "x.jsonl"
+    src.write_text('{"prompt": "a", "completion": "b"}\n')
+    assert main(["import", "-p", str(project.root), str(src)]) == 2
+    err_text = capsys.readouterr().err
+    assert "in use by another process" in err_text and "Traceback" not in err_text
+
+
+def _prompt(store: Store) -> str:
+    store.cursor().execute(
+        "INSERT INTO prompts (id, messages, source) VALUES ('p1', [{'role': 'user', 'content': 'Hi'}], 'test')")
+    return "p1"
+
+
+def test_a_retried_submit_is_stored_once(store):
+    pid = _prompt(store)
+    first = store.add_demonstration(prompt_id=pid, text="Hello!", annotator="ann", client_id="c-1")
+    again = store.add_demonstration(prompt_id=pid, text="Hello!", annotator="ann", client_id="c-1")
+    assert first == again
+    assert store.table_counts() == {"prompts": 1, "responses": 1, "labels": 1}
+
+
+def test_an_edit_supersedes_and_both_events_stay(store, tmp_path):
+    from workbench.exporters import export
+
+    pid = _prompt(store)
+    old = store.add_demonstration(prompt_id=pid, text="Helo", annotator="ann", client_id="c-1")
+    store.add_demonstration(prompt_id=pid, text="Hello!", annotator="ann", client_id="c-2", supersedes=old)
+    assert store.table_counts()["labels"] == 2  # append-only: the old event is kept
+    out = tmp_path / "sft"
+    export(store, kind="sft", out_dir=out, style="standard")
+    assert (out / "train.jsonl").read_text().strip() == '{"prompt":"Hi","completion":"Hello!"}'
+
+
+def test_a_failed_transaction_leaves_nothing(store):
+    pid = _prompt(store)
+    before = store.dump()
+    with pytest.raises(duckdb.Error), store.transaction() as con:
+        con.execute("INSERT INTO responses (id, prompt_id, text, origin, source) VALUES ('r', ?, 't', 'person', 'x')",
+                    [pid])
+        con.execute("INSERT INTO responses (id, prompt_id, text, origin, source) VALUES ('r2', ?, 't', 'alien', 'x')",
+                    [pid])
+    assert store.dump() == before
