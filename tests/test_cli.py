@@ -1,0 +1,60 @@
+"""The CLI end to end on real project folders: init, import, export, stats."""
+
+from __future__ import annotations
+
+import json
+
+from tests.conftest import DEMO_DATA
+from workbench.cli import main
+from workbench.config import load_project
+
+
+def test_init_builds_a_tiny_model_and_an_empty_store(tmp_path, capsys):
+    assert main(["init", str(tmp_path / "p")]) == 0
+    project = load_project(tmp_path / "p")
+    assert (project.root / "models/base/config.json").is_file()
+    assert project.base_model_path() == str(project.root / "models/base")
+    capsys.readouterr()
+    assert main(["stats", str(project.root), "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert stats["prompts"] == 0 and stats["labels_by_kind"] == {}
+
+
+def test_init_refuses_an_existing_project_and_a_missing_model_folder(tmp_path, tiny_model, capsys):
+    assert main(["init", str(tmp_path / "p"), "--base-model", str(tiny_model)]) == 0
+    assert main(["init", str(tmp_path / "p")]) == 2
+    assert "already a workbench project" in capsys.readouterr().err
+    assert main(["init", str(tmp_path / "q"), "--base-model", "./no/such/model"]) == 2
+    assert "no such folder" in capsys.readouterr().err
+    assert main(["init", str(tmp_path / "r"), "--base-model", "org/some-model"]) == 0  # a Hub id is kept as is
+    assert load_project(tmp_path / "r").config.base_model == "org/some-model"
+
+
+def test_import_export_stats_through_the_cli(project, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("WORKBENCH_PROJECT", str(project.root))
+    assert main(["import", str(DEMO_DATA / "preferences.jsonl"), str(DEMO_DATA / "heldout_prompts.jsonl"),
+                 "--tag", "batch1"]) == 0
+    out = capsys.readouterr().out
+    assert "500 rows (trl-preference, preferences) -> added 300 prompts" in out
+    assert main(["stats"]) == 0
+    out = capsys.readouterr().out
+    assert "prompts: 420, tagged batch1: 420" in out and "labels by kind: preference: 500" in out
+    assert main(["export", "--kind", "preferences", "--out", str(tmp_path / "x"), "--split", "0.1"]) == 0
+    assert "train: 4" in capsys.readouterr().out
+    assert main(["export", "--kind", "sft", "--out", str(tmp_path / "y")]) == 2
+    assert "no sft rows match" in capsys.readouterr().err
+
+
+def test_project_is_found_from_a_subfolder(project, monkeypatch, capsys):
+    sub = project.root / "runs"
+    monkeypatch.chdir(sub)
+    monkeypatch.delenv("WORKBENCH_PROJECT", raising=False)
+    assert main(["stats"]) == 0
+    assert f"({project.root})" in capsys.readouterr().out
+
+
+def test_no_project_is_a_clear_error(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("WORKBENCH_PROJECT", raising=False)
+    assert main(["stats"]) == 2
+    assert "no project here" in capsys.readouterr().err

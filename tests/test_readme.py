@@ -1,0 +1,56 @@
+"""The README is the user's manual: every `workbench` command it shows runs as written, and every
+subcommand and option the CLI has is documented there."""
+
+from __future__ import annotations
+
+import re
+import shlex
+
+import pytest
+
+from tests.conftest import REPO
+from workbench.cli import main, make_parser
+
+README = (REPO / "README.md").read_text(encoding="utf-8")
+
+
+def readme_commands() -> list[str]:
+    commands = []
+    for block in re.findall(r"```bash\n(.*?)```", README, flags=re.S):
+        joined = block.replace("\\\n", " ")
+        for line in joined.splitlines():
+            line = line.split(" # ")[0].strip()
+            if line.startswith(".venv/bin/workbench "):
+                commands.append(line)
+    return commands
+
+
+def test_readme_shows_commands():
+    assert len(readme_commands()) >= 12
+
+
+@pytest.mark.slow
+def test_every_readme_command_runs_as_written(tmp_path, monkeypatch, capsys):
+    (tmp_path / "data").symlink_to(REPO / "data")
+    (tmp_path / "README.md").write_text(README)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("WORKBENCH_PROJECT", raising=False)
+    for command in readme_commands():
+        argv = shlex.split(command)[1:]
+        if argv[0] == "serve":  # blocks; tests/test_app.py starts the real server
+            continue
+        code = main(argv)
+        assert code == 0, (command, capsys.readouterr().err)
+
+
+def _options(parser) -> dict[str, set[str]]:
+    sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
+    return {name: {opt for a in p._actions for opt in a.option_strings if opt.startswith("--") and opt != "--help"}
+            for name, p in sub.choices.items()}
+
+
+def test_every_subcommand_and_option_is_in_the_readme():
+    for name, options in _options(make_parser()).items():
+        assert f"workbench {name}" in README, f"subcommand {name} missing from README"
+        for opt in options:
+            assert opt in README, f"{name} {opt} missing from README"
