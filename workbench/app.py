@@ -13,7 +13,7 @@ def stats_markdown(store: Store, project_name: str) -> str:
     lines += [f"| prompts tagged `{t}` | {n} |" for t, n in s["prompts_by_tag"].items()]
     lines += [f"| responses ({origin}) | {n} |" for origin, n in s["responses_by_origin"].items()]
     lines += [f"| labels: {kind} | {n} |" for kind, n in s["labels_by_kind"].items()]
-    lines += [f"| labels by {who} | {n} |" for who, n in s["labels_by_annotator"].items()]
+    lines += [f"| labels by annotator `{who}` | {n} |" for who, n in s["labels_by_annotator"].items()]
     lines += [f"| imports | {s['imports']} |", f"| model versions | {len(s['model_versions'])} |"]
     return "\n".join(lines)
 

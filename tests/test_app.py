@@ -1,0 +1,99 @@
+"""The real Gradio server on a free port: its stats over HTTP with gradio_client, the page in headless
+Chromium, and the store held by the server so a second writer gets the clear message."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.conftest import ARTIFACTS, DEMO_DATA
+from workbench.app import stats_markdown
+from workbench.cli import main
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def demo_project(project, load):
+    assert main(["import", "-p", str(project.root), str(DEMO_DATA / "sft.jsonl"), str(DEMO_DATA / "preferences.jsonl")]) == 0
+    assert main(["import", "-p", str(project.root), str(DEMO_DATA / "heldout_prompts.jsonl"), "--tag", "heldout"]) == 0
+    return project
+
+
+def test_stats_handler_is_a_plain_function(store, load):
+    load(DEMO_DATA / "preferences.jsonl")
+    text = stats_markdown(store, "demo")
+    assert "| prompts | 300 |" in text and "| labels: preference | 500 |" in text
+
+
+@pytest.fixture
+def server(demo_project):
+    """`workbench serve` in its own process, as a user runs it."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "workbench.cli", "serve", str(demo_project.root), "--port",
+                             str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                break
+        except OSError:
+            if proc.poll() is not None:
+                raise AssertionError(proc.stdout.read()) from None
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        raise AssertionError("server did not start in 120 s")
+    yield url, demo_project
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+@pytest.mark.e2e
+def test_server_serves_stats_and_holds_the_store(server, capsys, tmp_path):
+    from gradio_client import Client
+
+    url, project = server
+    stats = Client(url, verbose=False).predict(api_name="/stats")
+    assert "| prompts | 920 |" in stats and "| prompts tagged `heldout` | 120 |" in stats
+    assert "| labels: demonstration | 1945 |" in stats
+    # The server owns the store: a CLI write now fails with the clear message, not a stack trace.
+    src = tmp_path / "x.jsonl"
+    src.write_text('{"prompt": "a", "completion": "b"}\n')
+    assert main(["import", "-p", str(project.root), str(src)]) == 2
+    assert "in use by another process" in capsys.readouterr().err
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.e2e
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (make test installs it)")
+def test_page_shows_stats_in_chromium(server):
+    from playwright.sync_api import sync_playwright
+
+    url, _ = server
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+            "--disable-background-networking", "--disable-component-update", "--no-first-run"])
+        page = browser.new_page()
+        page.goto(url)
+        page.wait_for_selector("#stats table", timeout=60_000)
+        text = page.inner_text("#stats")
+        assert "prompts" in text and "920" in text and "1945" in text
+        page.click("#refresh")
+        page.wait_for_selector("#stats table")
+        page.screenshot(path=str(ARTIFACTS / "stats.png"), full_page=True)
+        browser.close()
