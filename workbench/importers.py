@@ -423,6 +423,9 @@ class Source:
     unit: str
     rows: Iterator[tuple[int, dict]]
     file_hash: str
+    arrow: Callable[[], pa.Table | None] = lambda: None
+    """The whole input as one Arrow table, row i being position i + 1, or None where that cannot be
+    promised (then only the row-by-row path runs)."""
 
 
 def _file_hash(path: Path) -> str:
@@ -470,7 +473,7 @@ def open_source(path: Path) -> Source:
         if raw[:4] != b"PAR1" or raw[-4:] != b"PAR1":
             raise ImportError_(f"{label}: the name says Parquet but the file is not a Parquet file "
                                f"(it starts with {raw[:12]!r})")
-        return Source(label, "row", _parquet_rows(label, raw), file_hash)
+        return Source(label, "row", _parquet_rows(label, raw), file_hash, lambda: _parquet_table(raw))
     raw = data if data is not None else path.read_bytes()
     if not raw.strip():
         raise ImportError_(f"{label}: the file is empty, there are no rows to import")
@@ -480,7 +483,7 @@ def open_source(path: Path) -> Source:
         return Source(label, "line", _csv_rows(label, raw, "\t" if inner == ".tsv" else ","), file_hash)
     if inner == ".json" and raw.lstrip()[:1] == b"[":
         return Source(label, "row", _json_array_rows(label, raw), file_hash)
-    return Source(label, "line", _jsonl_rows(label, raw), file_hash)
+    return Source(label, "line", _jsonl_rows(label, raw), file_hash, lambda: _jsonl_table(raw))
 
 
 def _decode_error(label: str, unit: str, n: int, exc: UnicodeDecodeError) -> ImportError_:
@@ -590,9 +593,96 @@ def _datasets_source(path: Path) -> Source:
                 yield offset + n, row
             offset += len(ds)
 
+    def table() -> pa.Table:
+        return pa.concat_tables([ds.with_format("arrow")[:] for _, ds in splits], promote_options="permissive")
+
     split_names = [name for name, _ in splits if name]
     suffix = f" (splits {', '.join(split_names)})" if split_names else ""
-    return Source(label + suffix, "row", rows(), _file_hash(path))
+    return Source(label + suffix, "row", rows(), _file_hash(path), table)
+
+
+# ----------------------------------------------------------------------------- the vectorized path
+def _parquet_table(raw: bytes) -> pa.Table | None:
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_table(pa.BufferReader(raw))
+    except (pa.ArrowException, OSError):
+        return None
+
+
+def _jsonl_table(raw: bytes) -> pa.Table | None:
+    """pyarrow's multi-threaded JSON reader, kept only when every line is exactly one row."""
+    import pyarrow.json as pj
+
+    try:
+        table = pj.read_json(pa.BufferReader(raw), read_options=pj.ReadOptions(block_size=64 << 20))
+        table.validate(full=True)  # the JSON reader lets invalid UTF-8 through; this catches it
+    except (pa.ArrowException, OSError):
+        return None
+    lines = raw.count(b"\n") + (0 if raw.endswith(b"\n") else 1)  # no rstrip: it would copy the file
+    if b"\n\n" in raw or raw.startswith(b"\n") or lines != table.num_rows:
+        return None
+    return table
+
+
+# Formats whose rows are plain strings can be checked and normalized column-wise. Any doubt (another type,
+# a null, an empty or oversized text, a JSON-looking string, extra columns the row path reads) returns None
+# and the row-by-row path runs, which accepts the same rows and names the exact spot of any problem.
+FAST_FIELDS = {"trl-completion": ("prompt", "completion"), "trl-preference": ("prompt", "chosen", "rejected"),
+               "prompt": ("prompt",)}
+_ROW_PATH_COLUMNS = {"system", "messages", "score_chosen", "chosen_score", "score_rejected", "rejected_score"}
+
+
+def _fast_column_ok(column: pa.ChunkedArray, lim: Limits, *, json_prefix_ok: bool = False) -> bool:
+    import pyarrow.compute as pc
+
+    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)) or column.null_count:
+        return False
+    stripped = pc.utf8_trim_whitespace(column)
+    if pc.any(pc.equal(stripped, "")).as_py():
+        return False
+    if not json_prefix_ok and pc.any(pc.starts_with(stripped, "[")).as_py():
+        return False
+    return pc.max(pc.binary_length(column)).as_py() <= lim.max_field_bytes
+
+
+def fast_records(table: pa.Table | None, fmt: Format | None, kind: str | None, lim: Limits,
+                 source: str) -> tuple[pa.Table, Format] | None:
+    import pyarrow.compute as pc
+
+    if table is None or table.num_rows == 0 or _ROW_PATH_COLUMNS & set(table.column_names):
+        return None
+    if fmt is None:
+        first = {k: v for k, v in table.slice(0, 1).to_pylist()[0].items() if v is not None}
+        try:
+            fmt = detect_format(first)
+            _check_kind(fmt, kind, source)
+        except RowError:
+            return None
+    fields = FAST_FIELDS.get(fmt.name)
+    if fields is None or not set(fields) <= set(table.column_names):
+        return None
+    if not all(_fast_column_ok(table[f], lim) for f in fields):
+        return None
+    if fmt.name == "trl-preference" and pc.any(pc.equal(table["chosen"], table["rejected"])).as_py():
+        return None
+    n = table.num_rows
+    prompt_text = table["prompt"].combine_chunks().cast(pa.string())
+    messages = pa.StructArray.from_arrays(
+        [pc.if_else(pc.is_valid(prompt_text), "user", None), prompt_text], fields=list(MESSAGE_TYPE))
+    prompt = pa.ListArray.from_arrays(pa.array(range(n + 1), pa.int32()), messages, type=pa.list_(MESSAGE_TYPE))
+
+    def text(name: str) -> pa.Array:
+        return table[name].combine_chunks().cast(pa.string()) if name in fields else pa.nulls(n, pa.string())
+
+    records = pa.table({
+        "line": pa.array(range(1, n + 1), pa.int64()), "source": pa.array([source] * n, pa.string()),
+        "system": pa.nulls(n, pa.string()), "prompt": prompt, "completion": text("completion"),
+        "chosen": text("chosen"), "rejected": text("rejected"),
+        "chosen_score": pa.nulls(n, pa.float64()), "rejected_score": pa.nulls(n, pa.float64()),
+    }, schema=RECORD_SCHEMA)
+    return records, fmt
 
 
 # ----------------------------------------------------------------------------- the entry point
@@ -607,10 +697,14 @@ def read_records(path: str | Path, *, fmt: str | None = None, kind: str | None =
     source = open_source(path)
     lim = Limits(max_field_bytes)
     chosen_format = FORMATS[fmt] if fmt else None
+    abs_source = str(path.resolve())
+    fast = fast_records(source.arrow(), chosen_format, kind, lim, abs_source)
+    if fast is not None:
+        table, chosen_format = fast
+        return ReadResult(table, chosen_format.name, kind or chosen_format.kind, source.file_hash)
     columns: dict[str, list] = {name: [] for name in RECORD_SCHEMA.names}
     skipped: dict[str, int] = {}
     batches: list[pa.RecordBatch] = []
-    abs_source = str(path.resolve())
     n = 0
     for n, row in source.rows:
         try:

@@ -36,7 +36,7 @@ MIGRATIONS: list[list[str]] = [
             labels_added BIGINT NOT NULL,
             created_at TIMESTAMP NOT NULL DEFAULT current_localtimestamp())""",
         f"""CREATE TABLE prompts (
-            id VARCHAR PRIMARY KEY,
+            id VARCHAR NOT NULL,
             system VARCHAR,
             messages {MESSAGES_TYPE} NOT NULL,
             tags VARCHAR[] NOT NULL DEFAULT [],
@@ -45,7 +45,7 @@ MIGRATIONS: list[list[str]] = [
             import_id VARCHAR,
             created_at TIMESTAMP NOT NULL DEFAULT current_localtimestamp())""",
         """CREATE TABLE responses (
-            id VARCHAR PRIMARY KEY,
+            id VARCHAR NOT NULL,
             prompt_id VARCHAR NOT NULL,
             text VARCHAR NOT NULL,
             origin VARCHAR NOT NULL CHECK (origin IN ('person', 'import', 'model')),
@@ -59,7 +59,7 @@ MIGRATIONS: list[list[str]] = [
         # kind: demonstration (response_id), preference (chosen_id, rejected_id, outcome); later kinds keep
         # their details in payload. outcome is 'chosen' (chosen beat rejected), 'tie' or 'both_bad'.
         """CREATE TABLE labels (
-            id VARCHAR PRIMARY KEY,
+            id VARCHAR NOT NULL,
             kind VARCHAR NOT NULL,
             prompt_id VARCHAR NOT NULL,
             response_id VARCHAR,
@@ -68,7 +68,7 @@ MIGRATIONS: list[list[str]] = [
             outcome VARCHAR CHECK (outcome IS NULL OR outcome IN ('chosen', 'tie', 'both_bad')),
             payload JSON,
             annotator VARCHAR NOT NULL,
-            client_id VARCHAR UNIQUE,
+            client_id VARCHAR,
             supersedes VARCHAR,
             source VARCHAR NOT NULL,
             source_line BIGINT,
@@ -169,6 +169,9 @@ class Store:
         self.path = path
         self.read_only = read_only
         self._local = threading.local()
+        # Label writes check the client id and insert under one lock: with no unique index (see
+        # _import_one), this is what makes a double click or a retry from another thread store one row.
+        self._label_lock = threading.Lock()
 
     # ---------------------------------------------------------------- opening
     @classmethod
@@ -262,64 +265,67 @@ class Store:
         rows = item.records.num_rows
         import_id = f"imp-{item.file_hash[:16]}-{datetime.now():%Y%m%d%H%M%S%f}"
         con.register("incoming", item.records)
-        # Hashes: a prompt is its system prompt plus its turns; a response is its prompt plus its text.
+        # Ids are md5 content hashes (stable across DuckDB versions, unlike hash()): a prompt is its system
+        # prompt plus its turns, a response its prompt plus its text, an imported label its kind and responses.
         con.execute(
             """CREATE OR REPLACE TEMP TABLE staged AS
+            WITH hashed AS (
+                SELECT *, md5(coalesce(system, '') || chr(0) || to_json(prompt)::VARCHAR) AS prompt_id FROM incoming)
             SELECT *,
-                md5(coalesce(system, '') || chr(0) || to_json(prompt)::VARCHAR) AS prompt_id
-            FROM incoming"""
+                md5(prompt_id || chr(0) || completion) AS completion_id,
+                md5(prompt_id || chr(0) || chosen) AS chosen_id,
+                md5(prompt_id || chr(0) || rejected) AS rejected_id
+            FROM hashed"""
         )
         con.unregister("incoming")
-        con.execute(
-            """CREATE OR REPLACE TEMP TABLE staged_ids AS SELECT *,
-                CASE WHEN completion IS NULL THEN NULL ELSE md5(prompt_id || chr(0) || completion) END AS completion_id,
-                CASE WHEN chosen IS NULL THEN NULL ELSE md5(prompt_id || chr(0) || chosen) END AS chosen_id,
-                CASE WHEN rejected IS NULL THEN NULL ELSE md5(prompt_id || chr(0) || rejected) END AS rejected_id
-            FROM staged"""
-        )
         before = self._table_counts(con)
+        # Dedupe by GROUP BY plus an anti-join rather than a PRIMARY KEY: at 1M rows an ART key index made
+        # the insert 2-3x slower (bench/bench_store.py). The store is the only writer, and every insert
+        # path here skips ids already present, so ids stay unique.
         con.execute(
             """INSERT INTO prompts (id, system, messages, tags, source, source_line, import_id)
-            SELECT prompt_id, system, prompt, ?::VARCHAR[], source, line, ?
-            FROM staged_ids
-            WHERE prompt_id NOT IN (SELECT id FROM prompts)
-            QUALIFY row_number() OVER (PARTITION BY prompt_id ORDER BY line) = 1""",
+            SELECT prompt_id, any_value(system), any_value(prompt), ?::VARCHAR[], any_value(source), min(line), ?
+            FROM staged s WHERE NOT EXISTS (SELECT 1 FROM prompts p WHERE p.id = s.prompt_id)
+            GROUP BY prompt_id""",
             [tag_list, import_id],
         )
         if kind != "prompts":
+            texts = ["completion"] if kind == "sft" else ["chosen", "rejected"]
+            union = " UNION ALL ".join(f"SELECT {t}_id AS id, prompt_id, {t} AS text, source, line FROM staged"
+                                       for t in texts)
             con.execute(
-                """INSERT INTO responses (id, prompt_id, text, origin, author, source, source_line, import_id)
-                SELECT id, prompt_id, text, 'import', NULL, source, line, ? FROM (
-                    SELECT completion_id AS id, prompt_id, completion AS text, source, line FROM staged_ids
-                    UNION ALL SELECT chosen_id, prompt_id, chosen, source, line FROM staged_ids
-                    UNION ALL SELECT rejected_id, prompt_id, rejected, source, line FROM staged_ids)
-                WHERE id IS NOT NULL AND id NOT IN (SELECT id FROM responses)
-                QUALIFY row_number() OVER (PARTITION BY id ORDER BY line) = 1""",
+                f"""INSERT INTO responses (id, prompt_id, text, origin, source, source_line, import_id)
+                SELECT id, any_value(prompt_id), any_value(text), 'import', any_value(source), min(line), ?
+                FROM ({union}) u
+                WHERE NOT EXISTS (SELECT 1 FROM responses r WHERE r.id = u.id)
+                GROUP BY id""",
                 [import_id],
             )
         if kind == "sft":
             con.execute(
                 """INSERT INTO labels (id, kind, prompt_id, response_id, annotator, source, source_line, import_id)
-                SELECT md5('demonstration' || chr(0) || completion_id || chr(0) || 'import'),
-                    'demonstration', prompt_id, completion_id, 'import', source, line, ?
-                FROM staged_ids
-                WHERE md5('demonstration' || chr(0) || completion_id || chr(0) || 'import')
-                    NOT IN (SELECT id FROM labels)
-                QUALIFY row_number() OVER (PARTITION BY completion_id ORDER BY line) = 1""",
+                SELECT label_id, 'demonstration', any_value(prompt_id), any_value(completion_id), 'import',
+                       any_value(source), min(line), ?
+                FROM (SELECT *, md5('demonstration' || chr(0) || completion_id || chr(0) || 'import') AS label_id
+                      FROM staged) s
+                WHERE NOT EXISTS (SELECT 1 FROM labels l WHERE l.id = s.label_id)
+                GROUP BY label_id""",
                 [import_id],
             )
         elif kind == "preferences":
             con.execute(
                 """INSERT INTO labels (id, kind, prompt_id, chosen_id, rejected_id, outcome, payload,
                                        annotator, source, source_line, import_id)
-                SELECT label_id, 'preference', prompt_id, chosen_id, rejected_id, 'chosen',
-                    CASE WHEN chosen_score IS NULL AND rejected_score IS NULL THEN NULL
-                         ELSE json_object('chosen_score', chosen_score, 'rejected_score', rejected_score) END,
-                    'import', source, line, ?
+                SELECT label_id, 'preference', any_value(prompt_id), any_value(chosen_id), any_value(rejected_id),
+                    'chosen',
+                    CASE WHEN any_value(chosen_score) IS NULL AND any_value(rejected_score) IS NULL THEN NULL
+                         ELSE json_object('chosen_score', any_value(chosen_score),
+                                          'rejected_score', any_value(rejected_score)) END,
+                    'import', any_value(source), min(line), ?
                 FROM (SELECT *, md5('preference' || chr(0) || chosen_id || chr(0) || rejected_id
-                                    || chr(0) || 'import') AS label_id FROM staged_ids)
-                WHERE label_id NOT IN (SELECT id FROM labels)
-                QUALIFY row_number() OVER (PARTITION BY label_id ORDER BY line) = 1""",
+                                    || chr(0) || 'import') AS label_id FROM staged) s
+                WHERE NOT EXISTS (SELECT 1 FROM labels l WHERE l.id = s.label_id)
+                GROUP BY label_id""",
                 [import_id],
             )
         after = self._table_counts(con)
@@ -340,7 +346,6 @@ class Store:
         else:
             counts.import_id = None
         con.execute("DROP TABLE staged")
-        con.execute("DROP TABLE staged_ids")
         return counts
 
     @staticmethod
@@ -354,7 +359,7 @@ class Store:
     def add_demonstration(self, *, prompt_id: str, text: str, annotator: str, client_id: str,
                           supersedes: str | None = None) -> str:
         """Store a person's demonstration once per client id; returns the label id (the old one on a retry)."""
-        with self.transaction() as con:
+        with self._label_lock, self.transaction() as con:
             existing = con.execute("SELECT id FROM labels WHERE client_id = ?", [client_id]).fetchone()
             if existing:
                 return existing[0]
@@ -376,7 +381,7 @@ class Store:
                        client_id: str, outcome: str = "chosen", supersedes: str | None = None,
                        created_at: datetime | None = None) -> str:
         """Store one person's vote on a pair once per client id; ties and 'both bad' stay what they are."""
-        with self.transaction() as con:
+        with self._label_lock, self.transaction() as con:
             existing = con.execute("SELECT id FROM labels WHERE client_id = ?", [client_id]).fetchone()
             if existing:
                 return existing[0]
