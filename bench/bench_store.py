@@ -25,9 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-WORDS = ("phone screen battery charge refund order delivery cracked update store repair warranty policy "
-         "sorry understand frustrating help please thanks account billing return label courier days free "
-         "replace settings backup restart care plan water damage missing cable box").split()
+WORDS = ["phone", "screen", "battery", "charge", "refund", "order", "delivery", "cracked", "update", "store", "repair", "warranty", "policy", "sorry", "understand", "frustrating", "help", "please", "thanks", "account", "billing", "return", "label", "courier", "days", "free", "replace", "settings", "backup", "restart", "care", "plan", "water", "damage", "missing", "cable", "box"]
 
 
 def make_rows(n: int, seed: int = 0):
