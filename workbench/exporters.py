@@ -35,7 +35,6 @@ COLUMNS = {
                                         f"{_assistant('rejected')} AS rejected"),
     ("preferences", "standard"): "messages[1].content AS prompt, chosen, rejected",
 }
-ORDER = {"sft": "rows.completion", "preferences": "rows.chosen, rows.rejected"}
 
 
 class ExportError(Exception):
@@ -68,17 +67,17 @@ def export(store: Store, *, kind: str, out_dir: str | Path, fmt: str = "jsonl", 
     if out.exists() and any(out.iterdir()):
         raise ExportError(f"{out} exists and is not empty: choose a new folder so no earlier export is mixed in")
 
-    rows_sql, params = (store.sft_rows_sql(filters) if kind == "sft" else store.preference_rows_sql(filters))
-    provenance = store.export_provenance(rows_sql, params)
-    if provenance["rows"] == 0:
-        raise ExportError(f"no {kind} rows match: the store holds none, or the filters left none out of them")
-    if style == "standard":
-        blocked = store.multi_turn_or_system_count(rows_sql, params)
-        if blocked:
-            raise ExportError(f"{blocked} rows have a system prompt or multi-turn context, which TRL's standard "
-                              "(plain-string) style cannot hold: export with --style conversational")
-    counts = store.write_export(rows_sql, params, columns_sql=COLUMNS[(kind, style)], order_sql=ORDER[kind],
-                                out_dir=out, fmt=fmt, split=split, seed=seed)
+    with store.staged_export(kind, filters, split=split, seed=seed) as staged:
+        provenance = staged.provenance()
+        if provenance["rows"] == 0:
+            raise ExportError(f"no {kind} rows match: the store holds none, or the filters left none out of them")
+        if style == "standard":
+            blocked = staged.multi_turn_or_system_count()
+            if blocked:
+                raise ExportError(f"{blocked} rows have a system prompt or multi-turn context, which TRL's "
+                                  "standard (plain-string) style cannot hold: export with --style conversational")
+        counts = staged.counts()
+        staged.write(columns_sql=COLUMNS[(kind, style)], out_dir=out, fmt=fmt)
     content_hash = _hash_files(out)
     card = _write_card(out, kind=kind, fmt=fmt, style=style, split=split, seed=seed, filters=filters,
                        counts=counts, provenance=provenance, content_hash=content_hash, project_name=project_name)

@@ -417,16 +417,14 @@ class Store:
         return " AND ".join(clauses), params
 
     def sft_rows_sql(self, filters: ExportFilters) -> tuple[str, list]:
-        """One row per distinct (prompt, demonstration): system, prompt turns, completion, provenance."""
+        """One row per distinct (prompt, demonstration): system, prompt turns, completion."""
         where, params = self._label_filter_sql(filters)
         sql = f"""
-            SELECT p.id AS prompt_id, p.system, p.messages, r.text AS completion,
-                   list(DISTINCT l.annotator ORDER BY l.annotator) AS annotators,
-                   list(DISTINCT l.source ORDER BY l.source) AS sources,
-                   count(*) AS votes
+            SELECT l.prompt_id, l.response_id, any_value(p.system) AS system, any_value(p.messages) AS messages,
+                   any_value(r.text) AS completion
             FROM labels l JOIN responses r ON r.id = l.response_id JOIN prompts p ON p.id = l.prompt_id
             WHERE l.kind = 'demonstration' AND {where}
-            GROUP BY ALL"""
+            GROUP BY l.prompt_id, l.response_id"""
         return sql, params
 
     def preference_rows_sql(self, filters: ExportFilters) -> tuple[str, list]:
@@ -445,17 +443,15 @@ class Store:
                 SELECT prompt_id, a, b, count(*) AS votes,
                     count(*) FILTER (WHERE outcome = 'chosen' AND chosen_id = a) AS wins_a,
                     count(*) FILTER (WHERE outcome = 'chosen' AND chosen_id = b) AS wins_b,
-                    count(*) FILTER (WHERE outcome <> 'chosen') AS ties,
-                    list(DISTINCT annotator ORDER BY annotator) AS annotators,
-                    list(DISTINCT source ORDER BY source) AS sources
+                    count(*) FILTER (WHERE outcome <> 'chosen') AS ties
                 FROM active GROUP BY prompt_id, a, b),
             decided AS (
                 SELECT *, greatest(wins_a, wins_b, ties) / votes AS agreement,
                     CASE WHEN wins_a > wins_b AND wins_a > ties THEN a
                          WHEN wins_b > wins_a AND wins_b > ties THEN b END AS winner
                 FROM votes)
-            SELECT d.prompt_id, p.system, p.messages, w.text AS chosen, r.text AS rejected,
-                   d.votes, d.agreement, d.ties, d.annotators, d.sources
+            SELECT d.prompt_id, d.a, d.b, p.system, p.messages, w.text AS chosen, r.text AS rejected,
+                   d.votes, d.agreement, d.ties
             FROM decided d
             JOIN prompts p ON p.id = d.prompt_id
             JOIN responses w ON w.id = d.winner
@@ -464,13 +460,27 @@ class Store:
         params += [filters.min_votes, filters.min_agreement, filters.exclude_ties]
         return sql, params
 
-    def write_export(self, rows_sql: str, params: list, *, columns_sql: str, order_sql: str, out_dir: Path,
-                     fmt: str, split: float, seed: int) -> dict[str, int]:
-        """Write rows to `out_dir` as train (and test) files in one pass per split; returns rows per split.
+    # Rows of one export are staged in this order: test-split prompts first, then by a seeded prompt hash,
+    # then by response ids, so the same store, filters and seed give byte-identical files.
+    _EXPORT_ORDER = {"sft": "rows.response_id", "preferences": "rows.a, rows.b"}
+    # Which labels stand behind an exported row, for the card's sources and annotators.
+    _EXPORT_LABELS = {
+        "sft": "l.kind = 'demonstration' AND (l.prompt_id, l.response_id) IN "
+               "(SELECT (prompt_id, response_id) FROM export_rows)",
+        "preferences": "l.kind = 'preference' AND (l.prompt_id, least(l.chosen_id, l.rejected_id), "
+                       "greatest(l.chosen_id, l.rejected_id)) IN (SELECT (prompt_id, a, b) FROM export_rows)",
+    }
+
+    @contextmanager
+    def staged_export(self, kind: str, filters: ExportFilters, *, split: float,
+                      seed: int) -> Iterator[StagedExport]:
+        """Run the export query once into a temp table with each row's split, for the card's counts, the
+        checks and the file writes to share; the table is dropped on leaving.
 
         The test split takes whole prompts (no prompt in both splits): prompts are ordered by a seeded
         hash and the first round(split * prompts) go to test, so the same seed gives the same split.
         """
+        rows_sql, params = self.sft_rows_sql(filters) if kind == "sft" else self.preference_rows_sql(filters)
         con = self.cursor()
         con.execute(
             f"""CREATE OR REPLACE TEMP TABLE export_rows AS
@@ -478,55 +488,18 @@ class Store:
             ranked AS (SELECT prompt_id, row_number() OVER (ORDER BY md5(?::VARCHAR || prompt_id)) AS rk,
                               count(*) OVER () AS n
                        FROM (SELECT DISTINCT prompt_id FROM rows))
-            SELECT {columns_sql}, CASE WHEN ranked.rk <= round(? * ranked.n) THEN 'test' ELSE 'train' END
-                       AS __split
+            SELECT rows.*, CASE WHEN ranked.rk <= round(? * ranked.n) THEN 'test' ELSE 'train' END AS __split
             FROM rows JOIN ranked USING (prompt_id)
-            ORDER BY ranked.rk, {order_sql}""",
+            ORDER BY ranked.rk, {self._EXPORT_ORDER[kind]}""",
             [*params, str(seed), split],
         )
-        counts = dict(con.execute("SELECT __split, count(*) FROM export_rows GROUP BY 1").fetchall())
-        out_dir.mkdir(parents=True, exist_ok=True)
-        splits = [s for s in ("train", "test") if counts.get(s)]
-        if fmt == "hf":
-            import datasets
+        where, label_params = self._label_filter_sql(filters)
+        try:
+            yield StagedExport(con, f"{self._EXPORT_LABELS[kind]} AND {where}", label_params)
+        finally:
+            con.execute("DROP TABLE IF EXISTS export_rows")
 
-            datasets.DatasetDict({
-                s: datasets.Dataset(con.sql(
-                    f"SELECT * EXCLUDE (__split) FROM export_rows WHERE __split = '{s}'").to_arrow_table())
-                for s in splits
-            }).save_to_disk(str(out_dir))
-        else:
-            copy_format = {"jsonl": "FORMAT json", "parquet": "FORMAT parquet, COMPRESSION zstd"}[fmt]
-            for s in splits:
-                target = out_dir / f"{s}.{fmt}"
-                con.execute(
-                    f"COPY (SELECT * EXCLUDE (__split) FROM export_rows WHERE __split = '{s}') "
-                    f"TO '{_sql_path(target)}' ({copy_format})"
-                )
-        con.execute("DROP TABLE export_rows")
-        return {s: counts[s] for s in splits}
-
-    def export_provenance(self, rows_sql: str, params: list) -> dict:
-        """Counts behind a dataset card: rows, prompts, label sources and annotators."""
-        con = self.cursor()
-        row = con.execute(
-            f"""WITH rows AS ({rows_sql})
-            SELECT count(*), count(DISTINCT prompt_id),
-                   (SELECT list(x ORDER BY x) FROM (SELECT DISTINCT unnest(sources) AS x FROM rows)),
-                   (SELECT list(x ORDER BY x) FROM (SELECT DISTINCT unnest(annotators) AS x FROM rows))
-            FROM rows""",
-            params,
-        ).fetchone()
-        return {"rows": row[0], "prompts": row[1], "sources": row[2] or [], "annotators": row[3] or []}
-
-    def multi_turn_or_system_count(self, rows_sql: str, params: list) -> int:
-        """Rows that cannot be written in TRL's standard (plain-string) style."""
-        return self.cursor().execute(
-            f"WITH rows AS ({rows_sql}) SELECT count(*) FROM rows WHERE system IS NOT NULL OR len(messages) > 1",
-            params,
-        ).fetchone()[0]
-
-    # ---------------------------------------------------------------- reading
+    # ---------------------------------------------------------------- reading    # ---------------------------------------------------------------- reading
     def stats(self) -> dict:
         con = self.cursor()
         one = lambda sql: con.execute(sql).fetchone()[0]  # noqa: E731
@@ -575,6 +548,55 @@ class Store:
             t: con.execute(f"SELECT * EXCLUDE (created_at) FROM {t} ORDER BY ALL").fetchall()
             for t in ("imports", "prompts", "responses", "labels", "users", "runs", "model_versions")
         }
+
+
+class StagedExport:
+    """The rows of one export, staged by `Store.staged_export`."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, labels_where: str, labels_params: list):
+        self._con = con
+        self._labels_where = labels_where
+        self._labels_params = labels_params
+
+    def counts(self) -> dict[str, int]:
+        counts = dict(self._con.execute("SELECT __split, count(*) FROM export_rows GROUP BY 1").fetchall())
+        return {s: counts[s] for s in ("train", "test") if counts.get(s)}
+
+    def provenance(self) -> dict:
+        """Counts behind a dataset card: rows, prompts, label sources and annotators."""
+        row = self._con.execute(
+            f"""SELECT (SELECT count(*) FROM export_rows), (SELECT count(DISTINCT prompt_id) FROM export_rows),
+                   list(DISTINCT l.source ORDER BY l.source), list(DISTINCT l.annotator ORDER BY l.annotator)
+            FROM labels l WHERE {self._labels_where}""",
+            self._labels_params,
+        ).fetchone()
+        return {"rows": row[0], "prompts": row[1], "sources": row[2] or [], "annotators": row[3] or []}
+
+    def multi_turn_or_system_count(self) -> int:
+        """Rows that cannot be written in TRL's standard (plain-string) style."""
+        return self._con.execute(
+            "SELECT count(*) FROM export_rows WHERE system IS NOT NULL OR len(messages) > 1").fetchone()[0]
+
+    def write(self, *, columns_sql: str, out_dir: Path, fmt: str) -> None:
+        """Write train (and test) files with `columns_sql` as their columns, in the staged order."""
+        out_dir.mkdir(parents=True, exist_ok=True)
+        splits = list(self.counts())
+        # No ORDER BY: the table was filled in export order and DuckDB keeps insertion order
+        # (preserve_insertion_order is on by default); a sort here would cost a second at 1M rows.
+        select = "SELECT {columns} FROM export_rows WHERE __split = '{split}'"
+        if fmt == "hf":
+            import datasets
+
+            datasets.DatasetDict({
+                s: datasets.Dataset(self._con.sql(select.format(columns=columns_sql, split=s)).to_arrow_table())
+                for s in splits
+            }).save_to_disk(str(out_dir))
+            return
+        copy_format = {"jsonl": "FORMAT json", "parquet": "FORMAT parquet, COMPRESSION zstd"}[fmt]
+        for s in splits:
+            target = out_dir / f"{s}.{fmt}"
+            self._con.execute(f"COPY ({select.format(columns=columns_sql, split=s)}) "
+                              f"TO '{_sql_path(target)}' ({copy_format})")
 
 
 def _sql_path(path: Path) -> str:
