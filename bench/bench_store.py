@@ -37,20 +37,28 @@ def make_rows(n: int, seed: int = 0):
         yield {"prompt": prompt, "chosen": chosen, "rejected": rejected}
 
 
-def write_inputs(n: int, folder: Path) -> tuple[Path, Path]:
+def conversational(row: dict) -> dict:
+    return {"prompt": [{"role": "user", "content": row["prompt"]}],
+            "chosen": [{"role": "assistant", "content": row["chosen"]}],
+            "rejected": [{"role": "assistant", "content": row["rejected"]}]}
+
+
+def write_inputs(n: int, folder: Path) -> tuple[Path, Path, Path]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     jsonl = folder / f"prefs-{n}.jsonl"
+    conv = folder / f"conv-{n}.jsonl"
     parquet = folder / f"prefs-{n}.parquet"
-    if not jsonl.exists():
-        with jsonl.open("w", encoding="utf-8") as fh:
-            for row in make_rows(n):
-                fh.write(json.dumps(row) + "\n")
+    for path, shape in ((jsonl, dict), (conv, conversational)):
+        if not path.exists():
+            with path.open("w", encoding="utf-8") as fh:
+                for row in make_rows(n):
+                    fh.write(json.dumps(shape(row)) + "\n")
     if not parquet.exists():
         rows = list(make_rows(n))
         pq.write_table(pa.Table.from_pylist(rows), parquet)
-    return jsonl, parquet
+    return jsonl, conv, parquet
 
 
 def peak_mib() -> float:
@@ -147,13 +155,14 @@ def main() -> None:
         return
 
     args.workdir.mkdir(parents=True, exist_ok=True)
-    jsonl, parquet = write_inputs(args.rows, args.workdir)
-    print(f"{args.rows:,} preference rows: {jsonl.stat().st_size / 2**20:.0f} MiB JSONL, "
-          f"{parquet.stat().st_size / 2**20:.0f} MiB Parquet")
+    jsonl, conv, parquet = write_inputs(args.rows, args.workdir)
+    print(f"{args.rows:,} preference rows: {jsonl.stat().st_size / 2**20:.0f} MiB JSONL (standard), "
+          f"{conv.stat().st_size / 2**20:.0f} MiB JSONL (conversational), "
+          f"{parquet.stat().st_size / 2**20:.0f} MiB Parquet (standard)")
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         tmp = Path(tmp)
         results = {}
-        for label, src in (("jsonl", jsonl), ("parquet", parquet)):
+        for label, src in (("jsonl", jsonl), ("conv", conv), ("parquet", parquet)):
             store = str(tmp / f"{label}.duckdb")
             results[label] = r = run_phase("import", str(src), store)
             print(f"import {label:8s}: {r['seconds']:6.2f} s  {r['rows'] / r['seconds']:9,.0f} rows/s  "
@@ -165,7 +174,7 @@ def main() -> None:
         naive_rate = naive["rows"] / naive["seconds"]
         print(f"naive executemany on {naive['rows']:,} rows: {naive['seconds']:6.2f} s  {naive_rate:9,.0f} rows/s "
               f"(1M rows would take {args.rows / naive_rate / 60:.1f} min)")
-        for label in ("jsonl", "parquet"):
+        for label in ("jsonl", "conv", "parquet"):
             rate = results[label]["rows"] / results[label]["seconds"]
             print(f"ratio import {label} / naive: {rate / naive_rate:.1f}x")
         hashes = []

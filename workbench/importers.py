@@ -475,7 +475,7 @@ def open_source(path: Path) -> Source:
                                f"(it starts with {raw[:12]!r})")
         return Source(label, "row", _parquet_rows(label, raw), file_hash, lambda: _parquet_table(raw))
     raw = data if data is not None else path.read_bytes()
-    if not raw.strip():
+    if not raw or raw.isspace():  # no strip(): it would copy the whole file
         raise ImportError_(f"{label}: the file is empty, there are no rows to import")
     if raw[:4] == b"PAR1":
         raise ImportError_(f"{label}: the file is a Parquet file but its name ends in {inner}; rename it to .parquet")
@@ -601,7 +601,7 @@ def _datasets_source(path: Path) -> Source:
     return Source(label + suffix, "row", rows(), _file_hash(path), table)
 
 
-# ----------------------------------------------------------------------------- the vectorized path
+# ----------------------------------------------------------------------------- whole-file Arrow readers
 def _parquet_table(raw: bytes) -> pa.Table | None:
     import pyarrow.parquet as pq
 
@@ -626,65 +626,6 @@ def _jsonl_table(raw: bytes) -> pa.Table | None:
     return table
 
 
-# Formats whose rows are plain strings can be checked and normalized column-wise. Any doubt (another type,
-# a null, an empty or oversized text, a JSON-looking string, extra columns the row path reads) returns None
-# and the row-by-row path runs, which accepts the same rows and names the exact spot of any problem.
-FAST_FIELDS = {"trl-completion": ("prompt", "completion"), "trl-preference": ("prompt", "chosen", "rejected"),
-               "prompt": ("prompt",)}
-_ROW_PATH_COLUMNS = {"system", "messages", "score_chosen", "chosen_score", "score_rejected", "rejected_score"}
-
-
-def _fast_column_ok(column: pa.ChunkedArray, lim: Limits, *, json_prefix_ok: bool = False) -> bool:
-    import pyarrow.compute as pc
-
-    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)) or column.null_count:
-        return False
-    stripped = pc.utf8_trim_whitespace(column)
-    if pc.any(pc.equal(stripped, "")).as_py():
-        return False
-    if not json_prefix_ok and pc.any(pc.starts_with(stripped, "[")).as_py():
-        return False
-    return pc.max(pc.binary_length(column)).as_py() <= lim.max_field_bytes
-
-
-def fast_records(table: pa.Table | None, fmt: Format | None, kind: str | None, lim: Limits,
-                 source: str) -> tuple[pa.Table, Format] | None:
-    import pyarrow.compute as pc
-
-    if table is None or table.num_rows == 0 or _ROW_PATH_COLUMNS & set(table.column_names):
-        return None
-    if fmt is None:
-        first = {k: v for k, v in table.slice(0, 1).to_pylist()[0].items() if v is not None}
-        try:
-            fmt = detect_format(first)
-            _check_kind(fmt, kind, source)
-        except RowError:
-            return None
-    fields = FAST_FIELDS.get(fmt.name)
-    if fields is None or not set(fields) <= set(table.column_names):
-        return None
-    if not all(_fast_column_ok(table[f], lim) for f in fields):
-        return None
-    if fmt.name == "trl-preference" and pc.any(pc.equal(table["chosen"], table["rejected"])).as_py():
-        return None
-    n = table.num_rows
-    prompt_text = table["prompt"].combine_chunks().cast(pa.string())
-    messages = pa.StructArray.from_arrays(
-        [pc.if_else(pc.is_valid(prompt_text), "user", None), prompt_text], fields=list(MESSAGE_TYPE))
-    prompt = pa.ListArray.from_arrays(pa.array(range(n + 1), pa.int32()), messages, type=pa.list_(MESSAGE_TYPE))
-
-    def text(name: str) -> pa.Array:
-        return table[name].combine_chunks().cast(pa.string()) if name in fields else pa.nulls(n, pa.string())
-
-    records = pa.table({
-        "line": pa.array(range(1, n + 1), pa.int64()), "source": pa.array([source] * n, pa.string()),
-        "system": pa.nulls(n, pa.string()), "prompt": prompt, "completion": text("completion"),
-        "chosen": text("chosen"), "rejected": text("rejected"),
-        "chosen_score": pa.nulls(n, pa.float64()), "rejected_score": pa.nulls(n, pa.float64()),
-    }, schema=RECORD_SCHEMA)
-    return records, fmt
-
-
 # ----------------------------------------------------------------------------- the entry point
 def read_records(path: str | Path, *, fmt: str | None = None, kind: str | None = None,
                  max_field_bytes: int) -> ReadResult:
@@ -698,6 +639,8 @@ def read_records(path: str | Path, *, fmt: str | None = None, kind: str | None =
     lim = Limits(max_field_bytes)
     chosen_format = FORMATS[fmt] if fmt else None
     abs_source = str(path.resolve())
+    from workbench.columnar import fast_records
+
     fast = fast_records(source.arrow(), chosen_format, kind, lim, abs_source)
     if fast is not None:
         table, chosen_format = fast
