@@ -97,3 +97,13 @@ def test_page_shows_stats_in_chromium(server):
         page.wait_for_selector("#stats table")
         page.screenshot(path=str(ARTIFACTS / "stats.png"), full_page=True)
         browser.close()
+
+
+def test_a_busy_port_is_a_clear_error_and_frees_the_store(demo_project, capsys):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["serve", str(demo_project.root), "--port", str(port)]) == 2
+    assert f"port {port} on 127.0.0.1 is in use" in capsys.readouterr().err
+    assert main(["stats", str(demo_project.root)]) == 0  # the failed server let go of the store

@@ -34,9 +34,19 @@ def build_app(project: Project, store: Store):
     return app
 
 
+class ServeError(Exception):
+    """The server cannot start; the message says why and what to do."""
+
+
 def serve(project: Project, *, host: str = "127.0.0.1", port: int = 7860, block: bool = True):
     """Open the store (this process becomes its one writer) and start the server."""
     store = Store.open(project.store_path)
     app = build_app(project, store)
-    app.launch(server_name=host, server_port=port, prevent_thread_lock=not block, show_error=True)
+    try:
+        app.launch(server_name=host, server_port=port, prevent_thread_lock=not block, show_error=True)
+    except OSError as exc:
+        store.close()
+        if "port" in str(exc).lower():
+            raise ServeError(f"port {port} on {host} is in use: stop what holds it, or pass --port N") from None
+        raise ServeError(f"cannot start the server on {host}:{port}: {exc}") from None
     return app, store

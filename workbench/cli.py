@@ -187,6 +187,7 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from workbench.app import ServeError
     from workbench.config import ProjectError
     from workbench.exporters import ExportError
     from workbench.importers import ImportError_
@@ -196,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     handler: Callable[[argparse.Namespace], int] = args.func
     try:
         return handler(args)
-    except (ProjectError, StoreError, ImportError_, ExportError) as exc:
+    except (ProjectError, StoreError, ImportError_, ExportError, ServeError) as exc:
         print(f"workbench {args.command}: error: {exc}", file=sys.stderr)
         return 2
 
