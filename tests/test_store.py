@@ -44,6 +44,14 @@ def test_a_store_from_a_newer_workbench_is_refused(tmp_path):
     con.close()
     with pytest.raises(StoreError, match="newer than this workbench"):
         Store.open(path)
+    duckdb.connect(str(path)).close()  # the refusal let go of the file
+
+
+def test_a_file_that_is_not_a_store_is_a_clear_error(tmp_path):
+    path = tmp_path / "notes.duckdb"
+    path.write_text("these are my notes, not a database\n" * 100)
+    with pytest.raises(StoreError, match="cannot open the store"):
+        Store.open(path)
 
 
 def test_missing_store_is_a_clear_error(tmp_path):

@@ -170,7 +170,7 @@ class Store:
         self.read_only = read_only
         self._local = threading.local()
         # Label writes check the client id and insert under one lock: with no unique index (see
-        # _import_one), this is what makes a double click or a retry from another thread store one row.
+        # _insert_new), this is what makes a double click or a retry from another thread store one row.
         self._label_lock = threading.Lock()
 
     # ---------------------------------------------------------------- opening
@@ -181,17 +181,20 @@ class Store:
             raise StoreError(f"no store at {path}: create the project with `workbench init`")
         try:
             con = duckdb.connect(str(path), read_only=read_only)
-        except duckdb.IOException as exc:
-            if "lock" in str(exc).lower():
+        except duckdb.Error as exc:
+            if isinstance(exc, duckdb.IOException) and "lock" in str(exc).lower():
                 raise StoreLocked(_lock_message(path, exc)) from exc
             raise StoreError(f"cannot open the store {path}: {exc}") from exc
         store = cls(con, path, read_only)
-        if not read_only:
-            store.migrate()
-        elif store.schema_version() != SCHEMA_VERSION:
-            con.close()
-            raise StoreError(f"the store {path} is at schema version {store.schema_version()}, "
-                             f"this workbench needs {SCHEMA_VERSION}: open it once read-write to migrate")
+        try:
+            if not read_only:
+                store.migrate()
+            elif (version := store.schema_version()) != SCHEMA_VERSION:
+                raise StoreError(f"the store {path} is at schema version {version}, this workbench needs "
+                                 f"{SCHEMA_VERSION}: open it once read-write to migrate")
+        except BaseException:
+            con.close()  # let go of the file lock before reporting
+            raise
         return store
 
     def close(self) -> None:
@@ -523,12 +526,6 @@ class Store:
             "SELECT id, system, messages FROM prompts WHERE list_contains(tags, ?) ORDER BY source_line", [tag]
         ).fetchall()
         return [{"id": r[0], "system": r[1], "messages": r[2]} for r in rows]
-
-    def responses_for(self, prompt_id: str) -> list[dict]:
-        rows = self.cursor().execute(
-            "SELECT id, text, origin FROM responses WHERE prompt_id = ? ORDER BY id", [prompt_id]
-        ).fetchall()
-        return [{"id": r[0], "text": r[1], "origin": r[2]} for r in rows]
 
     def dump(self) -> dict[str, list]:
         """Every row of the data tables, in a stable order: tests compare stores before and after."""
