@@ -18,7 +18,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 def _project(args: argparse.Namespace):
     from workbench.config import load_project
 
-    return load_project(getattr(args, "project", None))
+    return load_project(getattr(args, "project_dir", None) or getattr(args, "project", None))
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -121,6 +121,65 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _key_values(items: list[str] | None) -> dict:
+    """--set KEY=VALUE pairs, values read as JSON where they parse (numbers, true, lists) else as text."""
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise argparse.ArgumentTypeError(f"--set {item!r}: expected KEY=VALUE")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from workbench.runs import TrainRequest, train
+    from workbench.store import ExportFilters, Store
+
+    project = _project(args)
+    adapter = {k: v for k, v in {
+        "r": args.lora_r, "alpha": args.lora_alpha, "dropout": args.lora_dropout,
+        "target_modules": args.target_modules, "layers_to_transform": args.layers,
+        "qlora": args.qlora or None, "full": args.full or None}.items() if v is not None}
+    trl = {k: v for k, v in {
+        "num_train_epochs": args.epochs, "learning_rate": args.lr, "per_device_train_batch_size": args.batch_size,
+        "max_length": args.max_length, "max_steps": args.max_steps, "seed": args.seed}.items() if v is not None}
+    if args.stage == "dpo":
+        trl |= {k: v for k, v in {"beta": args.beta, "loss_type": args.loss,
+                                  "loss_weights": args.loss_weights}.items() if v is not None}
+    trl |= _key_values(args.set)
+    request = TrainRequest(stage=args.stage, parent=args.parent, adapter=adapter, trl=trl, val_split=args.val_split,
+                           filters=ExportFilters(annotators=args.annotator or [], sources=args.source or []))
+
+    def show(m: dict) -> None:
+        keys = ("loss", "eval_loss", "learning_rate", "rewards/accuracies", "rewards/margins", "logps/chosen")
+        figures = "  ".join(f"{k}={m[k]:.4g}" for k in keys if isinstance(m.get(k), int | float))
+        if figures:
+            print(f"  step {m['step']:>5}  {figures}", flush=True)
+
+    with Store.open(project.store_path) as store:
+        print(f"training {args.stage} on {project.config.name} (base {project.base_model_path()})", flush=True)
+        result = train(project, store, request, on_metrics=show)
+    if result.status != "succeeded":
+        print(f"workbench train: run {result.run_id} {result.status}: {result.error}", file=sys.stderr)
+        print(f"  logs: {result.run_dir}/stderr.log", file=sys.stderr)
+        return 1
+    metrics = result.version["metrics"]
+    print(f"model version {result.run_id}: adapter in {result.version['path']}")
+    for key in ("train_loss", "eval_loss", "eval_rewards/accuracies", "eval_rewards/margins", "kl_to_reference",
+                "chosen_logp_first", "chosen_logp_last", "degenerate_share"):
+        if isinstance(metrics.get(key), int | float):
+            print(f"  {key}: {metrics[key]:.4g}")
+    for sample in metrics.get("samples", [])[:3]:
+        print(f"  sample: {sample['prompt'][:60]!r} -> {sample['reply'][:100]!r}")
+    for warning in result.warnings:
+        print(f"  WARNING: {warning}")
+    return 0
+
+
 def make_parser() -> argparse.ArgumentParser:
     from workbench.importers import FORMATS, KINDS
 
@@ -165,6 +224,33 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--until", type=_date, help="only labels created before this date")
     p.set_defaults(func=cmd_export)
 
+    p = sub.add_parser("train", help="train one stage (sft, dpo) into a new model version")
+    p.add_argument("stage", choices=["sft", "dpo"])
+    p.add_argument("project_dir", nargs="?", metavar="project", help=project_help)
+    p.add_argument("-p", "--project", help=project_help)
+    p.add_argument("--parent", help="model version to start from (its adapter is continued; DPO's reference)")
+    p.add_argument("--epochs", type=float)
+    p.add_argument("--lr", type=float, help="learning rate")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--max-length", type=int)
+    p.add_argument("--max-steps", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--val-split", type=float, default=0.0, help="fraction of prompts held out for evaluation")
+    p.add_argument("--lora-r", type=int)
+    p.add_argument("--lora-alpha", type=int)
+    p.add_argument("--lora-dropout", type=float)
+    p.add_argument("--target-modules", nargs="+")
+    p.add_argument("--layers", type=int, nargs="+", help="layers_to_transform: tune only these layers")
+    p.add_argument("--qlora", action="store_true", help="4-bit NF4 base (bitsandbytes); refused where unsupported")
+    p.add_argument("--full", action="store_true", help="train every weight (small models only)")
+    p.add_argument("--beta", type=float, help="dpo: KL strength")
+    p.add_argument("--loss", type=lambda s: s.split(","), help="dpo: loss types, e.g. sigmoid or ipo or sigmoid,sft")
+    p.add_argument("--loss-weights", type=lambda s: [float(x) for x in s.split(",")], help="dpo: e.g. 1,1")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="any field of TRL's SFTConfig/DPOConfig")
+    p.add_argument("--annotator", action="append", help="train only on labels by this annotator")
+    p.add_argument("--source", action="append", help="train only on labels from this source (glob)")
+    p.set_defaults(func=cmd_train)
+
     p = sub.add_parser("stats", help="what the project holds")
     p.add_argument("project", nargs="?", help=project_help)
     p.add_argument("--json", action="store_true")
@@ -191,13 +277,14 @@ def main(argv: list[str] | None = None) -> int:
     from workbench.config import ProjectError
     from workbench.exporters import ExportError
     from workbench.importers import ImportError_
+    from workbench.runs import RunError
     from workbench.store import StoreError
 
     args = make_parser().parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.func
     try:
         return handler(args)
-    except (ProjectError, StoreError, ImportError_, ExportError, ServeError) as exc:
+    except (ProjectError, StoreError, ImportError_, ExportError, ServeError, RunError) as exc:
         print(f"workbench {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

@@ -1,0 +1,129 @@
+"""Training stages end to end on the tiny model: a run folder, a real TRL process, a model version that
+loads back the same, DPO's reference equal to its SFT parent, and bad settings refused before anything
+is written."""
+
+from __future__ import annotations
+
+import json
+import signal
+
+import pytest
+import torch
+
+from tests.conftest import DEMO_DATA
+from trainers.evaluation import is_degenerate, probe_logp
+from trainers.models import load_tokenizer, load_version
+from workbench.cli import main
+from workbench.runs import RunError, TrainRequest, ingest, launch, prepare_run
+from workbench.store import Store
+
+pytestmark = pytest.mark.slow
+FAST = ["--max-steps", "4", "--batch-size", "4", "--max-length", "128", "--set", "logging_steps=1"]
+
+
+@pytest.fixture
+def trained(project):
+    """A project with the demo data and an SFT version trained for a few steps."""
+    for name, tag in (("sft.jsonl", None), ("preferences.jsonl", None), ("heldout_prompts.jsonl", "heldout")):
+        assert main(["import", "-p", str(project.root), str(DEMO_DATA / name)] + (["--tag", tag] if tag else [])) == 0
+    assert main(["train", "sft", str(project.root), *FAST, "--val-split", "0.05"]) == 0
+    return project
+
+
+def version(project, version_id):
+    with Store.open(project.store_path) as store:
+        return store.model_version(version_id)
+
+
+def test_sft_makes_a_version_that_loads_back_the_same(trained):
+    v = version(trained, "sft-1")
+    assert v["stage"] == "sft" and v["parent_id"] is None and len(v["dataset_hash"]) == 64
+    run_dir = trained.runs_dir / "sft-1"
+    assert (run_dir / "data/train.parquet").exists() and (run_dir / "data/test.parquet").exists()
+    assert json.loads((run_dir / "run.json").read_text())["dataset_hash"] == v["dataset_hash"]
+    metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert any("loss" in m for m in metrics)
+    # Training changed the adapter (LoRA's B matrices start at zero) ...
+    from safetensors.torch import load_file
+
+    weights = load_file(run_dir / "adapter/adapter_model.safetensors")
+    assert any(torch.count_nonzero(w) for n, w in weights.items() if "lora_B" in n)
+    # ... and the saved version, loaded with plain transformers + peft, gives what training ended with.
+    model = load_version(v["base_model"], v["path"])
+    assert probe_logp(model, load_tokenizer(v["base_model"])) == pytest.approx(v["metrics"]["probe_logp"], abs=1e-3)
+    base = load_version(v["base_model"], None)
+    assert probe_logp(base, load_tokenizer(v["base_model"])) != pytest.approx(v["metrics"]["probe_logp"], abs=1e-3)
+
+
+def test_dpo_reference_is_the_sft_parent_and_health_is_reported(trained, capsys):
+    capsys.readouterr()
+    assert main(["train", "dpo", str(trained.root), "--parent", "sft-1", *FAST, "--loss", "sigmoid,sft",
+                 "--loss-weights", "1,1"]) == 0
+    out = capsys.readouterr().out
+    assert "model version dpo-1" in out and "kl_to_reference" in out
+    sft, dpo = version(trained, "sft-1"), version(trained, "dpo-1")
+    assert dpo["parent_id"] == "sft-1"
+    m = dpo["metrics"]
+    assert m["reference_probe_logp"] == pytest.approx(sft["metrics"]["probe_logp"], abs=1e-3)
+    assert m["probe_logp"] != pytest.approx(m["reference_probe_logp"], abs=1e-4)  # the policy moved
+    assert len(m["samples"]) == 16 and 0.0 <= m["degenerate_share"] <= 1.0
+    assert "chosen_logp_first" in m and "kl_to_reference" in m
+    assert "rewards/accuracies" in (trained.runs_dir / "dpo-1/metrics.jsonl").read_text()
+
+
+def test_bad_settings_are_refused_before_anything_is_written(trained, capsys, monkeypatch):
+    root = str(trained.root)
+    cases = [
+        (["train", "dpo", root, "--parent", "sft-9"], "no such model version"),
+        (["train", "sft", root, "--set", "no_such_field=1"], "no_such_field"),
+        (["train", "sft", root, "--full", "--parent", "sft-1"], "--full"),
+        (["train", "sft", root, "--source", "nothing-like-this"], "nothing to train sft on"),
+    ]
+    for argv, message in cases:
+        capsys.readouterr()
+        assert main(argv) == 2, argv
+        assert message in capsys.readouterr().err, argv
+    import trainers.models
+
+    monkeypatch.setattr(trainers.models, "qlora_problem", lambda: "no 4-bit kernels on this machine")
+    assert main(["train", "sft", root, "--qlora"]) == 2
+    assert "--qlora: no 4-bit kernels on this machine" in capsys.readouterr().err
+    config = trained.root / "workbench.toml"
+    config.write_text(config.read_text().replace(str(trained.config.base_model), "/nowhere/model"))
+    assert main(["train", "sft", root]) == 2
+    assert "no such model folder" in capsys.readouterr().err
+    with Store.open(trained.store_path) as store:
+        assert [r[0] for r in store.cursor().execute("SELECT id FROM runs ORDER BY id").fetchall()] == ["sft-1"]
+        assert [r[0] for r in store.cursor().execute("SELECT id FROM model_versions").fetchall()] == ["sft-1"]
+    assert sorted(p.name for p in trained.runs_dir.iterdir()) == ["sft-1"]
+
+
+def test_a_killed_run_is_marked_failed_and_makes_no_version(trained):
+    from workbench.config import load_project
+
+    project = load_project(trained.root)
+    with Store.open(project.store_path) as store:
+        run_id, run_dir, _ = prepare_run(project, store, TrainRequest(stage="sft", trl={"max_steps": 500}))
+        proc = launch(run_dir, "sft")
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        result = ingest(store, run_id, run_dir, proc.returncode)
+        assert result.status == "failed" and "exited with code -9" in result.error
+        assert store.run(run_id)["status"] == "failed"
+        assert store.model_version(run_id) is None
+
+
+def test_an_empty_project_has_nothing_to_train(project, capsys):
+    assert main(["train", "sft", str(project.root)]) == 2
+    assert "nothing to train sft on" in capsys.readouterr().err
+    with Store.open(project.store_path) as store, pytest.raises(RunError):
+        prepare_run(project, store, TrainRequest(stage="ppo"))
+
+
+@pytest.mark.parametrize("text,bad", [
+    ("I'm so sorry to hear that. Under our Screen Care promise, repairs are free.", False),
+    ("....", True), ("", True), ("sorry sorry sorry sorry sorry sorry sorry sorry sorry", True),
+    ("pl\ufffd sent k\ufffdmot\ufffdfter reflashif", True), ("aaaaaaaaaaaaaaaa", True),
+])
+def test_degenerate_replies(text, bad):
+    assert is_degenerate(text) is bad

@@ -1,0 +1,93 @@
+"""DPO stage: TRL's DPOTrainer on a run folder's snapshot of curated preference pairs.
+
+    workbench train dpo -p PROJECT --parent SFT_VERSION [--beta 0.1 --loss sigmoid,sft --loss-weights 1,1]
+    python -m trainers.dpo RUN_DIR
+
+The reference is the policy's starting point, never the raw base and never a second full model: the
+parent (SFT) adapter is loaded trainable and TRL keeps a frozen copy of it as the "ref" adapter (a few MB).
+Without a parent, a fresh adapter trains over the base, and the base is the reference.
+
+After training it reports what reward accuracy cannot: KL to the reference on the policy's own samples,
+the chosen log-prob trend, and sampled replies on held-out prompts with the share that degenerated.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from trainers.evaluation import chosen_logp_trend, is_degenerate, kl_to_reference, probe_logp, sample_replies
+from trainers.models import Adapter, hardware_args, load_causal_lm, load_tokenizer, save_trained
+from trainers.run_folder import MetricsLog, latest_checkpoint, read_metrics, read_run, stage_status
+
+SAMPLES = 16  # held-out prompts sampled after the run: enough to see a collapse, quick on a CPU
+
+
+def health(model, tokenizer, run_dir: Path, heldout: list[list[dict]],
+           loss_types: list[str]) -> tuple[dict, list[str]]:
+    """Figures and warnings about a preference run, from its metrics and from fresh samples."""
+    from peft import PeftModel
+
+    report: dict = {}
+    warnings: list[str] = []
+    trend = chosen_logp_trend(read_metrics(run_dir))
+    if trend:
+        report["chosen_logp_first"], report["chosen_logp_last"] = trend
+        if trend[1] < trend[0]:
+            hint = "" if "sft" in loss_types else " or add the SFT term (--loss sigmoid,sft)"
+            warnings.append(f"chosen log-probs fell during training ({trend[0]:.2f} -> {trend[1]:.2f}): the policy "
+                            f"is pushing both replies down; lower the learning rate{hint}")
+    if heldout:
+        replies = sample_replies(model, tokenizer, heldout)
+        degenerate = sum(is_degenerate(r) for r in replies)
+        report["samples"] = [{"prompt": p[-1]["content"], "reply": r} for p, r in zip(heldout, replies, strict=True)]
+        report["degenerate_share"] = degenerate / len(replies)
+        if isinstance(model, PeftModel):
+            report["kl_to_reference"] = kl_to_reference(model, tokenizer, heldout, replies)
+        if report["degenerate_share"] >= 0.1:
+            warnings.append(f"{degenerate} of {len(replies)} sampled held-out replies look degenerate "
+                            "(empty, punctuation or loops): the model may have collapsed")
+    return report, warnings
+
+
+def main(run_dir: str | Path) -> None:
+    from datasets import load_dataset
+    from trl import DPOConfig, DPOTrainer
+
+    run_dir = Path(run_dir)
+    run = read_run(run_dir)
+    with stage_status(run_dir) as summary:
+        data = run_dir / "data"
+        train = load_dataset("parquet", data_files=str(data / "train.parquet"), split="train")
+        test = (load_dataset("parquet", data_files=str(data / "test.parquet"), split="train")
+                if (data / "test.parquet").exists() else None)
+        tokenizer = load_tokenizer(run["base_model"])
+        model, peft_config = load_causal_lm(run["base_model"], Adapter(**run["adapter"]), run.get("parent_adapter"))
+        args = DPOConfig(output_dir=str(run_dir / "checkpoints"), **hardware_args(), **run["trl"],
+                         eval_strategy="epoch" if test is not None else "no")
+        trainer = DPOTrainer(model=model, args=args, train_dataset=train, eval_dataset=test,
+                             processing_class=tokenizer, peft_config=peft_config, callbacks=[MetricsLog(run_dir)])
+        result = trainer.train(resume_from_checkpoint=latest_checkpoint(run_dir) if run.get("resume") else None)
+        save_trained(trainer.model, run_dir / "adapter")
+        tokenizer.save_pretrained(run_dir / "adapter")
+        summary.update({"train_loss": result.training_loss, "steps": result.global_step, "train_rows": len(train),
+                        "test_rows": len(test) if test is not None else 0})
+        if test is not None:
+            summary.update({k: v for k, v in trainer.evaluate().items() if k.startswith("eval_")})
+        heldout_file = data / "heldout.jsonl"
+        heldout = ([json.loads(line)["prompt"] for line in heldout_file.read_text().splitlines()][:SAMPLES]
+                   if heldout_file.exists() else [])
+        trainer.model.eval()
+        report, warnings = health(trainer.model, tokenizer, run_dir, heldout, list(args.loss_type))
+        summary["probe_logp"] = probe_logp(trainer.model, tokenizer)
+        if "ref" in trainer.model.peft_config:  # the reference must be exactly the parent version
+            trainer.model.set_adapter("ref")
+            summary["reference_probe_logp"] = probe_logp(trainer.model, tokenizer)
+            trainer.model.set_adapter("default")
+        summary.update(report)
+        summary["warnings"] = warnings
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

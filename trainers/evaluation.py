@@ -1,0 +1,95 @@
+"""Checks after a preference run that reward accuracy alone cannot give: KL to the reference on the
+policy's own samples, the chosen log-prob trend, and whether sampled replies have degenerated.
+
+DPO on a small model can push both log-probs down: reward accuracy reads 100% while replies turn to junk
+(measured on the 2M demo model at lr 5e-4 with plain sigmoid loss)."""
+
+from __future__ import annotations
+
+import re
+
+
+def is_degenerate(text: str) -> bool:
+    """Empty, mostly punctuation, broken bytes, or looping: the shapes a collapsed small model produces
+    ("....", "sorry sorry sorry", or half-characters from a byte-level tokenizer)."""
+    stripped = text.strip()
+    if len(stripped) < 3:
+        return True
+    broken = sum(ch == "\ufffd" or (not ch.isprintable() and ch not in "\n\t") for ch in stripped)
+    if broken / len(stripped) > 0.02:
+        return True
+    letters = sum(ch.isalpha() for ch in stripped)
+    if letters / len(stripped) < 0.5:
+        return True
+    if re.search(r"(.)\1{7,}", stripped):
+        return True
+    words = stripped.lower().split()
+    return len(words) >= 8 and len(set(words)) / len(words) < 0.3
+
+
+def chosen_logp_trend(metrics: list[dict]) -> tuple[float, float] | None:
+    """(first, last) logged mean log-prob of chosen replies during training, or None if not logged."""
+    values = [m["logps/chosen"] for m in metrics if "logps/chosen" in m and "eval_loss" not in m]
+    return (values[0], values[-1]) if values else None
+
+
+def sample_replies(model, tokenizer, prompts: list[list[dict]], *, max_new_tokens: int = 64,
+                   temperature: float = 1.0, seed: int = 0) -> list[str]:
+    """One sampled reply per prompt (conversation), batched with left padding."""
+    import torch
+
+    torch.manual_seed(seed)
+    tokenizer.padding_side = "left"
+    texts = [tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True) for p in prompts]
+    batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+    with torch.no_grad():
+        out = model.generate(**batch, do_sample=True, temperature=temperature, top_k=0, top_p=1.0,
+                             max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
+                             eos_token_id=tokenizer.eos_token_id)
+    return [tokenizer.decode(row[batch["input_ids"].shape[1]:], skip_special_tokens=True) for row in out]
+
+
+PROBE = ([{"role": "user", "content": "My phone screen cracked. What can I do?"}],
+         "I'm so sorry to hear that. Under our Screen Care promise, your first repair is free.")
+
+
+def probe_logp(model, tokenizer) -> float:
+    """Log-prob of one fixed reply: a fingerprint of a model version, to check that it loads back the same
+    and that a reference equals its parent."""
+    was_training = model.training
+    model.eval()
+    value = sequence_logps(model, tokenizer, [PROBE[0]], [PROBE[1]])[0]
+    model.train(was_training)
+    return value
+
+
+def sequence_logps(model, tokenizer, prompts: list[list[dict]], replies: list[str]):
+    """Summed log-prob of each reply given its prompt, under `model` as it is now (adapter set)."""
+    import torch
+
+    rows = []
+    for prompt, reply in zip(prompts, replies, strict=True):
+        context = tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+        ids = tokenizer(context + reply, return_tensors="pt", add_special_tokens=False)["input_ids"].to(model.device)
+        n_context = len(tokenizer(context, add_special_tokens=False)["input_ids"])
+        with torch.no_grad():
+            logits = model(ids).logits[0, :-1].float()
+        logps = torch.log_softmax(logits, -1).gather(1, ids[0, 1:, None])[:, 0]
+        rows.append(logps[n_context - 1:].sum().item())
+    return rows
+
+
+def kl_to_reference(model, tokenizer, prompts: list[list[dict]], replies: list[str]) -> float:
+    """Monte-Carlo KL(policy || reference) per reply: mean of log pi(y) - log ref(y) over the policy's own
+    samples. The reference is TRL's frozen "ref" adapter when the run continued a parent adapter, else the
+    base model (the fresh adapter disabled)."""
+    model.set_adapter("default")
+    policy = sequence_logps(model, tokenizer, prompts, replies)
+    if "ref" in model.peft_config:
+        model.set_adapter("ref")
+        reference = sequence_logps(model, tokenizer, prompts, replies)
+        model.set_adapter("default")
+    else:
+        with model.disable_adapter():
+            reference = sequence_logps(model, tokenizer, prompts, replies)
+    return sum(p - r for p, r in zip(policy, reference, strict=True)) / len(replies)

@@ -1,0 +1,70 @@
+"""What a stage reads and writes in its run folder. The folder is the whole contract between the workbench
+(which owns the store) and a training process (which never opens it):
+
+    run.json          stage, base model, parent adapter, adapter and TRL settings, dataset hash
+    data/             train.parquet (+ test.parquet), the snapshot with its README card; heldout.parquet
+    metrics.jsonl     every TRL log line, one JSON object per line, as it happens
+    adapter/          the trained version (PEFT adapter, or a full model with --full)
+    status.json       {"status": "succeeded" | "failed", "error": ..., "summary": {...}}
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from transformers import TrainerCallback
+
+
+def read_run(run_dir: Path) -> dict:
+    return json.loads((Path(run_dir) / "run.json").read_text(encoding="utf-8"))
+
+
+def write_status(run_dir: Path, status: str, *, error: str | None = None, summary: dict | None = None) -> None:
+    path = Path(run_dir) / "status.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"status": status, "error": error, "summary": summary or {},
+                               "finished_at": time.time()}, indent=2), encoding="utf-8")
+    tmp.replace(path)  # atomic: the workbench never reads half a status
+
+
+def read_metrics(run_dir: Path) -> list[dict]:
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+class MetricsLog(TrainerCallback):
+    """Append every log line TRL emits to metrics.jsonl, flushed, so a live plot can follow it."""
+
+    def __init__(self, run_dir: Path):
+        self.path = Path(run_dir) / "metrics.jsonl"
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs:
+            with self.path.open("a", encoding="utf-8") as fh:
+                fh.write(json.dumps({"step": state.global_step, "epoch": state.epoch, **logs}) + "\n")
+
+
+def latest_checkpoint(run_dir: Path) -> str | None:
+    checkpoints = sorted((Path(run_dir) / "checkpoints").glob("checkpoint-*"),
+                         key=lambda p: int(p.name.split("-")[-1]))
+    return str(checkpoints[-1]) if checkpoints else None
+
+
+@contextmanager
+def stage_status(run_dir: Path) -> Iterator[dict]:
+    """Run a stage body; whatever happens, leave status.json saying how it ended. The body fills `summary`."""
+    summary: dict = {}
+    try:
+        yield summary
+    except BaseException as exc:
+        write_status(run_dir, "failed", error=f"{type(exc).__name__}: {exc}",
+                     summary={**summary, "traceback": traceback.format_exc()[-4000:]})
+        raise
+    write_status(run_dir, "succeeded", summary=summary)

@@ -1,0 +1,191 @@
+"""Training runs: snapshot the curated rows into a run folder, run one stage in its own process, and
+ingest the result as a model version with its lineage.
+
+The trainer process sees only the run folder (trainers/run_folder.py); this module, in the process that
+owns the store, does every store write. A run that fails or is killed leaves the store consistent: the
+run is marked failed with its error and no model version is created.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from workbench.config import Project
+from workbench.exporters import ExportError, export
+from workbench.store import ExportFilters, Store
+
+STAGES = {"sft": "sft", "dpo": "preferences"}  # stage -> what its snapshot holds
+
+# Defaults sized for LoRA on small data; every TRL config field can be overridden with --set KEY=VALUE.
+TRL_DEFAULTS = {
+    "common": {"num_train_epochs": 1, "per_device_train_batch_size": 8, "logging_steps": 5,
+               "save_strategy": "steps", "save_steps": 50, "save_total_limit": 2, "seed": 0, "max_length": 512},
+    "sft": {"learning_rate": 2e-4},
+    "dpo": {"learning_rate": 5e-5, "beta": 0.1},
+}
+
+
+class RunError(Exception):
+    """A run that cannot start, or that failed; the message says why."""
+
+
+@dataclass
+class TrainRequest:
+    stage: str
+    parent: str | None = None
+    adapter: dict = field(default_factory=dict)  # trainers.models.Adapter fields
+    trl: dict = field(default_factory=dict)  # overrides of the stage's TRL config
+    val_split: float = 0.0
+    filters: ExportFilters = field(default_factory=ExportFilters)
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    status: str
+    run_dir: Path
+    version: dict | None
+    error: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+def _check_settings(request: TrainRequest, trl: dict) -> None:
+    """Build the stage's TRL config here, so an unknown or bad field fails before anything is written."""
+    from trainers.models import Adapter, SettingsError, qlora_problem
+
+    try:
+        adapter = Adapter(**request.adapter)
+    except TypeError as exc:
+        raise RunError(f"adapter settings: {exc}") from None
+    if adapter.qlora and (problem := qlora_problem()):
+        raise RunError(f"--qlora: {problem}. Train without --qlora (LoRA) instead.")
+    if adapter.full and (adapter.qlora or request.parent):
+        raise RunError("--full trains every weight of the base model: it cannot start from --parent or use --qlora")
+    if request.stage == "sft":
+        from trl import SFTConfig as Config
+    else:
+        from trl import DPOConfig as Config
+    import tempfile
+
+    try:
+        Config(output_dir=tempfile.gettempdir(), report_to="none", use_cpu=True, bf16=False, **trl)
+    except (TypeError, ValueError) as exc:
+        raise RunError(f"TRL settings for {request.stage}: {exc}") from None
+    except SettingsError as exc:
+        raise RunError(str(exc)) from None
+
+
+def prepare_run(project: Project, store: Store, request: TrainRequest) -> tuple[str, Path, dict]:
+    """Check everything, then write the run folder (config + snapshot) and record the run as running."""
+    from trainers.models import SettingsError, check_base_model
+
+    if request.stage not in STAGES:
+        raise RunError(f"unknown stage {request.stage!r}; choose one of {', '.join(STAGES)}")
+    base_model = project.base_model_path()
+    try:
+        check_base_model(base_model)
+    except SettingsError as exc:
+        raise RunError(str(exc)) from None
+    parent = None
+    if request.parent:
+        parent = store.model_version(request.parent)
+        if parent is None:
+            raise RunError(f"--parent {request.parent}: no such model version (see `workbench stats`)")
+        if parent["base_model"] != base_model:
+            raise RunError(f"--parent {request.parent} was trained on {parent['base_model']}, not this project's "
+                           f"base model {base_model}")
+    trl = {**TRL_DEFAULTS["common"], **TRL_DEFAULTS[request.stage], **request.trl}
+    _check_settings(request, trl)
+
+    run_id = store.next_run_id(request.stage)
+    run_dir = project.runs_dir / run_id
+    if run_dir.exists():
+        raise RunError(f"{run_dir} already exists: remove it or let the workbench number the run")
+    try:
+        snapshot = export(store, kind=STAGES[request.stage], out_dir=run_dir / "data", fmt="parquet",
+                          style="conversational", split=request.val_split, seed=trl["seed"],
+                          filters=request.filters, project_name=project.config.name)
+    except ExportError as exc:
+        if run_dir.exists():
+            import shutil
+
+            shutil.rmtree(run_dir)
+        raise RunError(f"nothing to train {request.stage} on: {exc}") from None
+    heldout = store.heldout_conversations(limit=64)
+    (run_dir / "data" / "heldout.jsonl").write_text("".join(json.dumps({"prompt": p}) + "\n" for p in heldout))
+    config = {"run_id": run_id, "stage": request.stage, "base_model": base_model,
+              "parent_version": request.parent, "parent_adapter": parent["path"] if parent else None,
+              "adapter": request.adapter, "trl": trl, "val_split": request.val_split,
+              "filters": json.loads(json.dumps(asdict(request.filters), default=str)),
+              "dataset_hash": snapshot.content_hash, "rows": snapshot.counts}
+    (run_dir / "run.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
+    store.create_run(run_id=run_id, stage=request.stage, parent_version_id=request.parent, config=config,
+                     dataset_hash=snapshot.content_hash, run_dir=str(run_dir))
+    return run_id, run_dir, config
+
+
+def launch(run_dir: Path, stage: str) -> subprocess.Popen:
+    """Start the stage in its own process with its own logs; the caller waits, follows or cancels it."""
+    env = {**os.environ, "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"),
+           "HF_HUB_DISABLE_TELEMETRY": "1", "TOKENIZERS_PARALLELISM": "false"}
+    with (run_dir / "stdout.log").open("ab") as out, (run_dir / "stderr.log").open("ab") as err:
+        return subprocess.Popen([sys.executable, "-m", f"trainers.{stage}", str(run_dir)], stdout=out, stderr=err,
+                                env=env, start_new_session=True)
+
+
+def ingest(store: Store, run_id: str, run_dir: Path, returncode: int) -> RunResult:
+    """Read how the run ended from its folder and record it: a model version, or a failed run."""
+    config = json.loads((run_dir / "run.json").read_text())
+    status_file = run_dir / "status.json"
+    status = json.loads(status_file.read_text()) if status_file.exists() else None
+    if status is None or status["status"] != "succeeded" or returncode != 0:
+        if status is not None and status.get("error"):
+            error = status["error"]
+        else:
+            tail = (run_dir / "stderr.log").read_text(errors="replace").strip().splitlines()[-5:]
+            error = f"the training process exited with code {returncode}" + (": " + " | ".join(tail) if tail else "")
+        store.finish_run(run_id, status="failed", error=error)
+        return RunResult(run_id, "failed", run_dir, None, error)
+    summary = {k: v for k, v in status["summary"].items() if k != "traceback"}
+    version = {"id": run_id, "stage": config["stage"], "base_model": config["base_model"],
+               "parent_id": config["parent_version"], "dataset_hash": config["dataset_hash"],
+               "path": str(run_dir / "adapter"), "config": config, "metrics": summary}
+    store.finish_run(run_id, status="succeeded", version=version)
+    return RunResult(run_id, "succeeded", run_dir, version, warnings=summary.get("warnings", []))
+
+
+def train(project: Project, store: Store, request: TrainRequest,
+          on_metrics: Callable[[dict], None] | None = None) -> RunResult:
+    """Prepare, run to the end (following metrics.jsonl), ingest. Ctrl-C cancels the run cleanly."""
+    run_id, run_dir, _ = prepare_run(project, store, request)
+    proc = launch(run_dir, request.stage)
+    seen = 0
+    try:
+        while proc.poll() is None:
+            time.sleep(0.5)
+            seen = _follow(run_dir, seen, on_metrics)
+    except KeyboardInterrupt:
+        proc.terminate()
+        proc.wait()
+        store.finish_run(run_id, status="cancelled", error="cancelled by the user")
+        return RunResult(run_id, "cancelled", run_dir, None, "cancelled by the user")
+    _follow(run_dir, seen, on_metrics)
+    return ingest(store, run_id, run_dir, proc.returncode)
+
+
+def _follow(run_dir: Path, seen: int, on_metrics: Callable[[dict], None] | None) -> int:
+    path = run_dir / "metrics.jsonl"
+    if on_metrics is None or not path.exists():
+        return seen
+    lines = path.read_text(encoding="utf-8").splitlines()
+    for line in lines[seen:]:
+        if line.strip():
+            on_metrics(json.loads(line))
+    return len(lines)
