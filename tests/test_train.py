@@ -127,3 +127,20 @@ def test_an_empty_project_has_nothing_to_train(project, capsys):
 ])
 def test_degenerate_replies(text, bad):
     assert is_degenerate(text) is bad
+
+
+def test_reward_model_reports_pairwise_accuracy_and_scores_the_same_reloaded(trained):
+    import datasets
+
+    from trainers.models import load_reward_version, reward_scores
+
+    assert main(["train", "reward", str(trained.root), *FAST, "--val-split", "0.1"]) == 0
+    v = version(trained, "reward-1")
+    m = v["metrics"]
+    assert 0.0 <= m["pairwise_accuracy"] <= 1.0 and m["scored_pairs"] > 0 and m["held_out_is_test_split"]
+    test = datasets.load_dataset("parquet", data_files=str(trained.runs_dir / "reward-1/data/test.parquet"),
+                                 split="train")
+    model, tokenizer = load_reward_version(v["base_model"], v["path"])
+    again = reward_scores(model, tokenizer, [list(test[0]["prompt"])], [test[0]["chosen"][0]["content"]])
+    assert again == pytest.approx(m["probe_scores"], abs=1e-4)
+    assert main(["train", "reward", str(trained.root), "--parent", "sft-1"]) == 2

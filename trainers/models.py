@@ -147,6 +147,42 @@ def load_causal_lm(base_model: str, adapter: Adapter, parent_adapter: str | None
     return model, (None if adapter.full else lora_config(adapter))
 
 
+def load_reward_model(base_model: str, adapter: Adapter, tokenizer):
+    """A one-score sequence classifier over the base (a fresh LoRA with a trainable score head), and its
+    PEFT config. The pad token id must be on the config or the classifier cannot find each sequence's end."""
+    from transformers import AutoModelForSequenceClassification
+
+    if adapter.full and adapter.qlora:
+        raise SettingsError("--full cannot use --qlora")
+    model = AutoModelForSequenceClassification.from_pretrained(base_model, num_labels=1, **_quantization(adapter))
+    model.config.pad_token_id = tokenizer.pad_token_id
+    return model, (None if adapter.full else lora_config(adapter, task_type="SEQ_CLS"))
+
+
+def load_reward_version(base_model: str, adapter_dir: str):
+    """A trained reward model version, for scoring."""
+    from peft import PeftModel
+    from transformers import AutoModelForSequenceClassification
+
+    tokenizer = load_tokenizer(base_model)
+    model = AutoModelForSequenceClassification.from_pretrained(base_model, num_labels=1)
+    model.config.pad_token_id = tokenizer.pad_token_id
+    return PeftModel.from_pretrained(model, adapter_dir).eval(), tokenizer
+
+
+def reward_scores(model, tokenizer, prompts: list[list[dict]], replies: list[str]) -> list[float]:
+    """Score (prompt, reply) pairs with a reward model, rendered with the chat template as in training."""
+    import torch
+
+    scores = []
+    for prompt, reply in zip(prompts, replies, strict=True):
+        text = tokenizer.apply_chat_template(prompt + [{"role": "assistant", "content": reply}], tokenize=False)
+        ids = tokenizer(text, return_tensors="pt", add_special_tokens=False).to(model.device)
+        with torch.no_grad():
+            scores.append(model(**ids).logits[0, 0].item())
+    return scores
+
+
 def load_version(base_model: str, adapter_dir: str | None):
     """A model version for inference: the base, plus the version's adapter when it has one."""
     from transformers import AutoModelForCausalLM

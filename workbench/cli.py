@@ -155,7 +155,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                            filters=ExportFilters(annotators=args.annotator or [], sources=args.source or []))
 
     def show(m: dict) -> None:
-        keys = ("loss", "eval_loss", "learning_rate", "rewards/accuracies", "rewards/margins", "logps/chosen")
+        keys = ("loss", "eval_loss", "learning_rate", "rewards/accuracies", "rewards/margins", "logps/chosen",
+                "accuracy", "margin", "eval_accuracy")
         figures = "  ".join(f"{k}={m[k]:.4g}" for k in keys if isinstance(m.get(k), int | float))
         if figures:
             print(f"  step {m['step']:>5}  {figures}", flush=True)
@@ -169,7 +170,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 1
     metrics = result.version["metrics"]
     print(f"model version {result.run_id}: adapter in {result.version['path']}")
-    for key in ("train_loss", "eval_loss", "eval_rewards/accuracies", "eval_rewards/margins", "kl_to_reference",
+    for key in ("train_loss", "eval_loss", "pairwise_accuracy", "mean_margin", "eval_rewards/accuracies", "eval_rewards/margins", "kl_to_reference",
                 "chosen_logp_first", "chosen_logp_last", "degenerate_share"):
         if isinstance(metrics.get(key), int | float):
             print(f"  {key}: {metrics[key]:.4g}")
@@ -224,8 +225,8 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--until", type=_date, help="only labels created before this date")
     p.set_defaults(func=cmd_export)
 
-    p = sub.add_parser("train", help="train one stage (sft, dpo) into a new model version")
-    p.add_argument("stage", choices=["sft", "dpo"])
+    p = sub.add_parser("train", help="train one stage (sft, reward, dpo) into a new model version")
+    p.add_argument("stage", choices=["sft", "reward", "dpo"])
     p.add_argument("project_dir", nargs="?", metavar="project", help=project_help)
     p.add_argument("-p", "--project", help=project_help)
     p.add_argument("--parent", help="model version to start from (its adapter is continued; DPO's reference)")

@@ -21,7 +21,7 @@ from workbench.config import Project
 from workbench.exporters import ExportError, export
 from workbench.store import ExportFilters, Store
 
-STAGES = {"sft": "sft", "dpo": "preferences"}  # stage -> what its snapshot holds
+STAGES = {"sft": "sft", "reward": "preferences", "dpo": "preferences"}  # stage -> what its snapshot holds
 
 # Defaults sized for LoRA on small data; every TRL config field can be overridden with --set KEY=VALUE.
 TRL_DEFAULTS = {
@@ -29,6 +29,7 @@ TRL_DEFAULTS = {
                "save_strategy": "steps", "save_steps": 50, "save_total_limit": 2, "seed": 0, "max_length": 512},
     "sft": {"learning_rate": 2e-4},
     "dpo": {"learning_rate": 5e-5, "beta": 0.1},
+    "reward": {"learning_rate": 1e-4},
 }
 
 
@@ -70,6 +71,10 @@ def _check_settings(request: TrainRequest, trl: dict) -> None:
         raise RunError("--full trains every weight of the base model: it cannot start from --parent or use --qlora")
     if request.stage == "sft":
         from trl import SFTConfig as Config
+    elif request.stage == "reward":
+        from trl import RewardConfig as Config
+        if request.parent:
+            raise RunError("a reward model trains over the base model: it takes no --parent")
     else:
         from trl import DPOConfig as Config
     import tempfile
