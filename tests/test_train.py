@@ -144,3 +144,25 @@ def test_reward_model_reports_pairwise_accuracy_and_scores_the_same_reloaded(tra
     again = reward_scores(model, tokenizer, [list(test[0]["prompt"])], [test[0]["chosen"][0]["content"]])
     assert again == pytest.approx(m["probe_scores"], abs=1e-4)
     assert main(["train", "reward", str(trained.root), "--parent", "sft-1"]) == 2
+
+
+def test_ppo_needs_a_reward_model_and_trains_over_the_sft_version(trained, capsys):
+    root = str(trained.root)
+    assert main(["train", "ppo", root, "--parent", "sft-1"]) == 2
+    assert "ppo needs --reward-model" in capsys.readouterr().err
+    assert main(["train", "ppo", root, "--parent", "sft-1", "--reward-model", "sft-1"]) == 2
+    assert "no reward model version" in capsys.readouterr().err
+    assert main(["train", "reward", root, *FAST]) == 0
+    assert main(["train", "ppo", root, "--parent", "sft-1", "--reward-model", "reward-1",
+                 "--set", "total_episodes=16", "--set", "response_length=16"]) == 0
+    v = version(trained, "ppo-1")
+    sft = version(trained, "sft-1")
+    m = v["metrics"]
+    assert v["parent_id"] == "sft-1" and m["stacked_on"] == [sft["path"]]
+    assert {"heldout_reward_before", "heldout_reward_after", "heldout_reward_gain"} <= set(m)
+    assert "objective/scores" in (trained.runs_dir / "ppo-1/metrics.jsonl").read_text()
+    # The version loads as base + SFT merged + PPO adapter; with the PPO adapter off it is the SFT version.
+    model = load_version(v["base_model"], v["path"], stacked_on=m["stacked_on"])
+    tokenizer = load_tokenizer(v["base_model"])
+    with model.disable_adapter():
+        assert probe_logp(model, tokenizer) == pytest.approx(sft["metrics"]["probe_logp"], abs=1e-3)

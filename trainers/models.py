@@ -183,11 +183,22 @@ def reward_scores(model, tokenizer, prompts: list[list[dict]], replies: list[str
     return scores
 
 
-def load_version(base_model: str, adapter_dir: str | None):
-    """A model version for inference: the base, plus the version's adapter when it has one."""
+def load_merged(base_model: str, adapters: list[str]):
+    """The base with each adapter merged in, in order: the starting point of a stage whose reference must be
+    its parent (PPO's reference is the policy with its adapter disabled, so the parent is merged first)."""
+    from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(base_model)
+    for adapter_dir in adapters:
+        model = PeftModel.from_pretrained(model, adapter_dir).merge_and_unload()
+    return model
+
+
+def load_version(base_model: str, adapter_dir: str | None, stacked_on: list[str] | None = None):
+    """A model version for inference: the base (with the adapters it was trained over merged in, for a
+    PPO version), plus the version's own adapter when it has one."""
+    model = load_merged(base_model, list(stacked_on or []))
     if adapter_dir:
         from peft import PeftModel
 

@@ -147,16 +147,18 @@ def cmd_train(args: argparse.Namespace) -> int:
     trl = {k: v for k, v in {
         "num_train_epochs": args.epochs, "learning_rate": args.lr, "per_device_train_batch_size": args.batch_size,
         "max_length": args.max_length, "max_steps": args.max_steps, "seed": args.seed}.items() if v is not None}
+    if args.stage == "ppo" and "max_length" in trl:
+        trl["response_length"] = trl.pop("max_length")
     if args.stage == "dpo":
         trl |= {k: v for k, v in {"beta": args.beta, "loss_type": args.loss,
                                   "loss_weights": args.loss_weights}.items() if v is not None}
     trl |= _key_values(args.set)
-    request = TrainRequest(stage=args.stage, parent=args.parent, adapter=adapter, trl=trl, val_split=args.val_split,
+    request = TrainRequest(stage=args.stage, parent=args.parent, reward_model=args.reward_model, adapter=adapter, trl=trl, val_split=args.val_split,
                            filters=ExportFilters(annotators=args.annotator or [], sources=args.source or []))
 
     def show(m: dict) -> None:
         keys = ("loss", "eval_loss", "learning_rate", "rewards/accuracies", "rewards/margins", "logps/chosen",
-                "accuracy", "margin", "eval_accuracy")
+                "accuracy", "margin", "eval_accuracy", "objective/scores", "objective/kl")
         figures = "  ".join(f"{k}={m[k]:.4g}" for k in keys if isinstance(m.get(k), int | float))
         if figures:
             print(f"  step {m['step']:>5}  {figures}", flush=True)
@@ -171,7 +173,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     metrics = result.version["metrics"]
     print(f"model version {result.run_id}: adapter in {result.version['path']}")
     for key in ("train_loss", "eval_loss", "pairwise_accuracy", "mean_margin", "eval_rewards/accuracies", "eval_rewards/margins", "kl_to_reference",
-                "chosen_logp_first", "chosen_logp_last", "degenerate_share"):
+                "chosen_logp_first", "chosen_logp_last", "degenerate_share", "heldout_reward_before",
+                "heldout_reward_after"):
         if isinstance(metrics.get(key), int | float):
             print(f"  {key}: {metrics[key]:.4g}")
     for sample in metrics.get("samples", [])[:3]:
@@ -225,11 +228,12 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--until", type=_date, help="only labels created before this date")
     p.set_defaults(func=cmd_export)
 
-    p = sub.add_parser("train", help="train one stage (sft, reward, dpo) into a new model version")
-    p.add_argument("stage", choices=["sft", "reward", "dpo"])
+    p = sub.add_parser("train", help="train one stage (sft, reward, dpo, ppo) into a new model version")
+    p.add_argument("stage", choices=["sft", "reward", "dpo", "ppo"])
     p.add_argument("project_dir", nargs="?", metavar="project", help=project_help)
     p.add_argument("-p", "--project", help=project_help)
     p.add_argument("--parent", help="model version to start from (its adapter is continued; DPO's reference)")
+    p.add_argument("--reward-model", help="ppo: the reward model version that scores the policy's replies")
     p.add_argument("--epochs", type=float)
     p.add_argument("--lr", type=float, help="learning rate")
     p.add_argument("--batch-size", type=int)

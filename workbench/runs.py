@@ -21,7 +21,7 @@ from workbench.config import Project
 from workbench.exporters import ExportError, export
 from workbench.store import ExportFilters, Store
 
-STAGES = {"sft": "sft", "reward": "preferences", "dpo": "preferences"}  # stage -> what its snapshot holds
+STAGES = {"sft": "sft", "reward": "preferences", "dpo": "preferences", "ppo": "preferences"}  # stage -> what its snapshot holds
 
 # Defaults sized for LoRA on small data; every TRL config field can be overridden with --set KEY=VALUE.
 TRL_DEFAULTS = {
@@ -30,7 +30,12 @@ TRL_DEFAULTS = {
     "sft": {"learning_rate": 2e-4},
     "dpo": {"learning_rate": 5e-5, "beta": 0.1},
     "reward": {"learning_rate": 1e-4},
+    # PPO (trl 1.12) on CPU: tokenized prompts, stop at eos, no sample generations during training.
+    "ppo": {"learning_rate": 3e-5, "stop_token": "eos", "num_sample_generations": 0, "response_length": 48,
+            "num_ppo_epochs": 1, "num_mini_batches": 1, "kl_coef": 0.05, "missing_eos_penalty": 1.0,
+            "per_device_train_batch_size": 8, "total_episodes": 256},
 }
+COMMON_EXCEPT = {"ppo": {"max_length", "save_strategy", "save_steps", "save_total_limit", "logging_steps"}}
 
 
 class RunError(Exception):
@@ -41,6 +46,7 @@ class RunError(Exception):
 class TrainRequest:
     stage: str
     parent: str | None = None
+    reward_model: str | None = None  # ppo: the reward model version
     adapter: dict = field(default_factory=dict)  # trainers.models.Adapter fields
     trl: dict = field(default_factory=dict)  # overrides of the stage's TRL config
     val_split: float = 0.0
@@ -75,6 +81,8 @@ def _check_settings(request: TrainRequest, trl: dict) -> None:
         from trl import RewardConfig as Config
         if request.parent:
             raise RunError("a reward model trains over the base model: it takes no --parent")
+    elif request.stage == "ppo":
+        from trl.experimental.ppo import PPOConfig as Config  # PPO lives only here; TRL 1.13 removed it
     else:
         from trl import DPOConfig as Config
     import tempfile
@@ -106,7 +114,17 @@ def prepare_run(project: Project, store: Store, request: TrainRequest) -> tuple[
         if parent["base_model"] != base_model:
             raise RunError(f"--parent {request.parent} was trained on {parent['base_model']}, not this project's "
                            f"base model {base_model}")
-    trl = {**TRL_DEFAULTS["common"], **TRL_DEFAULTS[request.stage], **request.trl}
+    reward = None
+    if request.stage == "ppo":
+        if not request.reward_model:
+            raise RunError("ppo needs --reward-model VERSION: train one with `workbench train reward`")
+        reward = store.model_version(request.reward_model)
+        if reward is None or reward["stage"] != "reward":
+            raise RunError(f"--reward-model {request.reward_model}: no reward model version of that name")
+    elif request.reward_model:
+        raise RunError("--reward-model applies to ppo only")
+    common = {k: v for k, v in TRL_DEFAULTS["common"].items() if k not in COMMON_EXCEPT.get(request.stage, ())}
+    trl = {**common, **TRL_DEFAULTS[request.stage], **request.trl}
     _check_settings(request, trl)
 
     run_id = store.next_run_id(request.stage)
@@ -127,6 +145,7 @@ def prepare_run(project: Project, store: Store, request: TrainRequest) -> tuple[
     (run_dir / "data" / "heldout.jsonl").write_text("".join(json.dumps({"prompt": p}) + "\n" for p in heldout))
     config = {"run_id": run_id, "stage": request.stage, "base_model": base_model,
               "parent_version": request.parent, "parent_adapter": parent["path"] if parent else None,
+              "reward_version": request.reward_model, "reward_adapter": reward["path"] if reward else None,
               "adapter": request.adapter, "trl": trl, "val_split": request.val_split,
               "filters": json.loads(json.dumps(asdict(request.filters), default=str)),
               "dataset_hash": snapshot.content_hash, "rows": snapshot.counts}
