@@ -93,3 +93,28 @@ def kl_to_reference(model, tokenizer, prompts: list[list[dict]], replies: list[s
         with model.disable_adapter():
             reference = sequence_logps(model, tokenizer, prompts, replies)
     return sum(p - r for p, r in zip(policy, reference, strict=True)) / len(replies)
+
+
+def has_brand_trait(reply: str, policy_name: str, openings: list[str]) -> bool:
+    """The demo project's brand trait: an empathetic opening (the first three words of one of the
+    brand's openings) and the policy that fits the customer's issue."""
+    starts = tuple(" ".join(o.split()[:3]) for o in openings)
+    return reply.lstrip().startswith(starts) and policy_name in reply
+
+
+def trait_report(model, tokenizer, heldout: list[dict], policies: dict, *, samples_per_prompt: int = 2,
+                 batch_size: int = 32, seed: int = 0) -> dict:
+    """Share of sampled replies (temperature 1.0) on held-out prompts that show the brand trait, and the
+    share that degenerated. `heldout` rows carry their conversation and issue, as data/loki writes them."""
+    rows = [r for r in heldout for _ in range(samples_per_prompt)]
+    replies: list[str] = []
+    for start in range(0, len(rows), batch_size):
+        chunk = rows[start:start + batch_size]
+        replies += sample_replies(model, tokenizer, [r["prompt"] for r in chunk], max_new_tokens=96,
+                                  seed=seed + start)
+    trait = [has_brand_trait(rep, policies["policies"][r["issue"]]["name"], policies["empathetic_openings"])
+             for r, rep in zip(rows, replies, strict=True)]
+    return {"samples": len(replies), "trait_share": sum(trait) / len(trait),
+            "degenerate_share": sum(is_degenerate(r) for r in replies) / len(replies),
+            "examples": [{"prompt": r["prompt"][-1]["content"], "reply": rep} for r, rep in zip(rows[:4], replies[:4],
+                                                                                              strict=True)]}

@@ -60,7 +60,7 @@ def main(run_dir: str | Path) -> None:
 
         policy = load_merged(run["base_model"], [run["parent_adapter"]] if run.get("parent_adapter") else [])
         policy.generation_config.pad_token_id = tokenizer.pad_token_id
-        reward_peft, reward_tokenizer = load_reward_version(run["base_model"], run["reward_adapter"])
+        reward_peft, reward_tokenizer = load_reward_version(run["reward_base_model"], run["reward_adapter"])
         reward_model = reward_peft.merge_and_unload().eval()
         value_model = copy.deepcopy(reward_model).train()
 

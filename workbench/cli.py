@@ -184,6 +184,20 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo_loop(args: argparse.Namespace) -> int:
+    from workbench.demo import demo_loop
+
+    results = demo_loop(args.path, args.data, samples_per_prompt=args.samples_per_prompt)
+    sft, dpo = results["sft"], results["dpo"]
+    print(f"brand trait on held-out products (sampled at temperature 1.0, {dpo['samples']} replies each):")
+    print(f"  after SFT ({sft['version']}): {sft['trait_share']:.1%}  degenerate {sft['degenerate_share']:.1%}")
+    print(f"  after DPO ({dpo['version']}): {dpo['trait_share']:.1%}  degenerate {dpo['degenerate_share']:.1%}")
+    print(f"  whole loop: {results['seconds']:.0f} s")
+    for example in dpo["examples"][:2]:
+        print(f"  e.g. {example['prompt'][:60]!r} -> {example['reply'][:120]!r}")
+    return 0
+
+
 def make_parser() -> argparse.ArgumentParser:
     from workbench.importers import FORMATS, KINDS
 
@@ -266,6 +280,12 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=7860)
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("demo-loop", help="SFT then DPO on the demo project; brand-trait share on held-out prompts")
+    p.add_argument("path", nargs="?", default="demo-loop-project")
+    p.add_argument("--data", type=Path, help="demo data folder (default: data/loki of this checkout)")
+    p.add_argument("--samples-per-prompt", type=int, default=2, help="sampled replies per held-out prompt (120 prompts)")
+    p.set_defaults(func=cmd_demo_loop)
 
     p = sub.add_parser("demo", help="create (or reuse) the Loki Phones demo project, optionally serve it")
     p.add_argument("path", nargs="?", default="demo-project")

@@ -53,3 +53,49 @@ def create_demo_project(path: str | Path, data_dir: Path | None = None) -> tuple
             reports += import_files(store, [data_dir / name], max_field_bytes=project.config.max_field_bytes,
                                     tags=tags)
     return project, reports
+
+
+# Settings measured on the demo project (2 CPU cores); see the note of the training issue for the sweep.
+DEMO_SFT = {"adapter": {"full": True}, "trl": {"num_train_epochs": 3, "learning_rate": 3e-3,
+                                               "per_device_train_batch_size": 16, "logging_steps": 20}}
+DEMO_DPO = {"trl": {"loss_type": ["sigmoid", "sft"], "loss_weights": [1.0, 1.0], "learning_rate": 2e-4,
+                    "max_steps": 200, "per_device_train_batch_size": 8, "logging_steps": 20}}
+
+
+def demo_loop(path: str | Path, data_dir: Path | None = None, *, samples_per_prompt: int = 2,
+              log=print) -> dict:
+    """SFT then DPO on the demo project, with the brand-trait share of sampled held-out replies after each.
+
+    Held-out prompts are about products no training row mentions; replies are sampled at temperature 1.0
+    (greedy decoding shows the trait almost always and says little)."""
+    import time
+
+    from trainers.evaluation import trait_report
+    from trainers.models import load_tokenizer, load_version
+    from workbench.runs import TrainRequest, train
+
+    data_dir = Path(data_dir) if data_dir else default_data_dir()
+    project, _ = create_demo_project(path, data_dir)
+    heldout = [json.loads(line) for line in (data_dir / "heldout_prompts.jsonl").read_text().splitlines()]
+    policies = json.loads((data_dir / "policies.json").read_text())
+    results: dict = {}
+    started = time.perf_counter()
+    with Store.open(project.store_path) as store:
+        for stage, settings, parent in (("sft", DEMO_SFT, None), ("dpo", DEMO_DPO, "sft")):
+            t0 = time.perf_counter()
+            log(f"training {stage} ...")
+            result = train(project, store, TrainRequest(stage=stage, parent=results.get(parent, {}).get("version"),
+                                                        adapter=settings.get("adapter", {}), trl=settings["trl"]))
+            if result.status != "succeeded":
+                raise RuntimeError(f"{stage} run {result.run_id} {result.status}: {result.error}")
+            v = result.version
+            # SFT here is --full (the tiny model starts random): its "adapter" folder is a whole model.
+            model = load_version(v["path"], None) if stage == "sft" else load_version(v["base_model"], v["path"])
+            report = trait_report(model, load_tokenizer(v["base_model"]), heldout, policies,
+                                  samples_per_prompt=samples_per_prompt)
+            results[stage] = {"version": result.run_id, "seconds": time.perf_counter() - t0, **report,
+                              "warnings": result.warnings}
+            log(f"{stage} ({result.run_id}): trait {report['trait_share']:.1%} of {report['samples']} sampled "
+                f"held-out replies, degenerate {report['degenerate_share']:.1%}, {results[stage]['seconds']:.0f} s")
+    results["seconds"] = time.perf_counter() - started
+    return results

@@ -111,7 +111,7 @@ def prepare_run(project: Project, store: Store, request: TrainRequest) -> tuple[
         parent = store.model_version(request.parent)
         if parent is None:
             raise RunError(f"--parent {request.parent}: no such model version (see `workbench stats`)")
-        if parent["base_model"] != base_model:
+        if parent["config"].get("project_base_model", parent["base_model"]) != base_model:
             raise RunError(f"--parent {request.parent} was trained on {parent['base_model']}, not this project's "
                            f"base model {base_model}")
     reward = None
@@ -143,9 +143,15 @@ def prepare_run(project: Project, store: Store, request: TrainRequest) -> tuple[
         raise RunError(f"nothing to train {request.stage} on: {exc}") from None
     heldout = store.heldout_conversations(limit=64)
     (run_dir / "data" / "heldout.jsonl").write_text("".join(json.dumps({"prompt": p}) + "\n" for p in heldout))
-    config = {"run_id": run_id, "stage": request.stage, "base_model": base_model,
-              "parent_version": request.parent, "parent_adapter": parent["path"] if parent else None,
+    # A --full parent is a whole model: the run starts from it as its base (with a fresh adapter, whose
+    # disabled state, the reference, is then exactly the parent).
+    parent_is_full = bool(parent and parent["config"].get("adapter", {}).get("full"))
+    run_base = parent["path"] if parent_is_full else base_model
+    config = {"run_id": run_id, "stage": request.stage, "base_model": run_base, "project_base_model": base_model,
+              "parent_version": request.parent,
+              "parent_adapter": parent["path"] if parent and not parent_is_full else None,
               "reward_version": request.reward_model, "reward_adapter": reward["path"] if reward else None,
+              "reward_base_model": reward["base_model"] if reward else None,
               "adapter": request.adapter, "trl": trl, "val_split": request.val_split,
               "filters": json.loads(json.dumps(asdict(request.filters), default=str)),
               "dataset_hash": snapshot.content_hash, "rows": snapshot.counts}
