@@ -166,3 +166,23 @@ def test_ppo_needs_a_reward_model_and_trains_over_the_sft_version(trained, capsy
     tokenizer = load_tokenizer(v["base_model"])
     with model.disable_adapter():
         assert probe_logp(model, tokenizer) == pytest.approx(sft["metrics"]["probe_logp"], abs=1e-3)
+
+
+def test_versions_export_as_adapter_or_merged_model_and_load_with_plain_libraries(trained, tmp_path, capsys):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    root = str(trained.root)
+    sft = version(trained, "sft-1")
+    assert main(["export-version", "sft-1", "-p", root, "--out", str(tmp_path / "adapter")]) == 0
+    assert main(["export-version", "sft-1", "-p", root, "--out", str(tmp_path / "merged"), "--merge"]) == 0
+    tokenizer = load_tokenizer(sft["base_model"])
+    adapter_model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(sft["base_model"]),
+                                              str(tmp_path / "adapter"))
+    merged = AutoModelForCausalLM.from_pretrained(tmp_path / "merged")
+    assert not (tmp_path / "merged" / "adapter_config.json").exists()
+    for model in (adapter_model, merged):
+        assert probe_logp(model, tokenizer) == pytest.approx(sft["metrics"]["probe_logp"], abs=1e-3)
+    assert main(["export-version", "sft-1", "-p", root, "--out", str(tmp_path / "merged")]) == 2
+    assert "not empty" in capsys.readouterr().err
+    assert main(["export-version", "nope", "-p", root, "--out", str(tmp_path / "x")]) == 2

@@ -184,6 +184,22 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export_version(args: argparse.Namespace) -> int:
+    from workbench.store import Store
+    from workbench.versions import export_version
+
+    project = _project(args)
+    with Store.open(project.store_path) as store:
+        version = store.model_version(args.version)
+    if version is None:
+        print(f"workbench export-version: error: no model version {args.version!r} (see `workbench stats`)",
+              file=sys.stderr)
+        return 2
+    out = export_version(version, args.out, merge=args.merge)
+    print(f"wrote {args.version} ({'merged model' if args.merge else 'adapter'}) to {out}")
+    return 0
+
+
 def cmd_demo_loop(args: argparse.Namespace) -> int:
     from workbench.demo import demo_loop
 
@@ -270,6 +286,13 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", action="append", help="train only on labels from this source (glob)")
     p.set_defaults(func=cmd_train)
 
+    p = sub.add_parser("export-version", help="write a model version as a PEFT adapter or a merged model folder")
+    p.add_argument("version")
+    p.add_argument("-p", "--project", help=project_help)
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--merge", action="store_true", help="merge the adapter(s) into the base: a full model folder")
+    p.set_defaults(func=cmd_export_version)
+
     p = sub.add_parser("stats", help="what the project holds")
     p.add_argument("project", nargs="?", help=project_help)
     p.add_argument("--json", action="store_true")
@@ -304,12 +327,13 @@ def main(argv: list[str] | None = None) -> int:
     from workbench.importers import ImportError_
     from workbench.runs import RunError
     from workbench.store import StoreError
+    from workbench.versions import VersionError
 
     args = make_parser().parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.func
     try:
         return handler(args)
-    except (ProjectError, StoreError, ImportError_, ExportError, ServeError, RunError) as exc:
+    except (ProjectError, StoreError, ImportError_, ExportError, ServeError, RunError, VersionError) as exc:
         print(f"workbench {args.command}: error: {exc}", file=sys.stderr)
         return 2
 
