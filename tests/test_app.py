@@ -99,6 +99,10 @@ def test_page_shows_stats_in_chromium(server):
         page.click("#refresh")
         page.wait_for_selector("#stats table")
         page.screenshot(path=str(ARTIFACTS / "stats.png"), full_page=True)
+        page.get_by_role("tab", name="Train").click()
+        page.wait_for_selector("#start", state="visible")
+        assert page.is_visible("#cancel") and page.is_visible("#stage")
+        page.screenshot(path=str(ARTIFACTS / "train.png"), full_page=True)
         browser.close()
 
 
@@ -110,3 +114,29 @@ def test_a_busy_port_is_a_clear_error_and_frees_the_store(demo_project, capsys):
         assert main(["serve", str(demo_project.root), "--port", str(port)]) == 2
     assert f"port {port} on 127.0.0.1 is in use" in capsys.readouterr().err
     assert main(["stats", str(demo_project.root)]) == 0  # the failed server let go of the store
+
+
+@pytest.mark.slow
+def test_train_tab_starts_follows_and_cancels_jobs(demo_project):
+    """The Train tab's handlers, called as the UI calls them, against a real trainer process."""
+    from workbench.app import cancel_job, job_view, start_job
+    from workbench.jobs import JobRunner
+    from workbench.store import Store
+
+    with Store.open(demo_project.store_path) as store:
+        runner = JobRunner(demo_project, store)
+        assert job_view(runner)[0] == "No training job yet."
+        assert "Started **sft-1**" in start_job(runner, "sft", None, None, 3, None, False)
+        assert "still running" in start_job(runner, "sft", None, None, 3, None, False)  # one job at a time
+        job = runner.wait(timeout=300)
+        assert job.state == "succeeded" and store.model_version("sft-1") is not None
+        text, table = job_view(runner)
+        assert "sft-1** (sft): succeeded" in text
+        # A long job, cancelled: the run is marked cancelled and makes no version.
+        assert "Started **sft-2**" in start_job(runner, "sft", None, None, 100000, None, False)
+        deadline = time.time() + 120
+        while not (demo_project.runs_dir / "sft-2" / "metrics.jsonl").exists() and time.time() < deadline:
+            time.sleep(0.5)
+        assert "sft-2**: cancelled" in cancel_job(runner)
+        assert store.run("sft-2")["status"] == "cancelled" and store.model_version("sft-2") is None
+        assert "Not started" in start_job(runner, "ppo", "sft-1", None, 3, None, False)

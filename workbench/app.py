@@ -4,6 +4,8 @@ handler is a plain function of the store so tests call it without a browser."""
 from __future__ import annotations
 
 from workbench.config import Project
+from workbench.jobs import JobRunner
+from workbench.runs import RunError, TrainRequest
 from workbench.store import Store
 
 
@@ -18,19 +20,86 @@ def stats_markdown(store: Store, project_name: str) -> str:
     return "\n".join(lines)
 
 
+def version_choices(store: Store, stage: str | None = None) -> list[str]:
+    return [v["id"] for v in store.stats()["model_versions"] if stage is None or v["stage"] == stage]
+
+
+def start_job(runner: JobRunner, stage: str, parent: str | None, reward_model: str | None, max_steps: float | None,
+              learning_rate: float | None, full: bool) -> str:
+    """Start a training job from the UI's settings; returns a line for the status box."""
+    trl = {k: v for k, v in {"max_steps": int(max_steps) if max_steps else None,
+                             "learning_rate": learning_rate or None}.items() if v is not None}
+    request = TrainRequest(stage=stage, parent=parent or None, reward_model=reward_model or None,
+                           adapter={"full": True} if full else {}, trl=trl)
+    try:
+        job = runner.start(request)
+    except RunError as exc:
+        return f"**Not started:** {exc}"
+    return f"Started **{job.run_id}**: logs and adapter in `{job.run_dir}`"
+
+
+def job_view(runner: JobRunner):
+    """(status markdown, loss table) for the live view."""
+    import pandas as pd
+
+    status = runner.status()
+    if status["state"] == "idle":
+        return "No training job yet.", pd.DataFrame({"step": [], "loss": []})
+    lines = [f"**{status['run_id']}** ({status['stage']}): {status['state']}"]
+    if status["last"]:
+        figures = {k: v for k, v in status["last"].items() if isinstance(v, int | float)}
+        lines.append(", ".join(f"{k} {v:.4g}" for k, v in list(figures.items())[:8]))
+    if status["error"]:
+        lines.append(f"Error: {status['error']}")
+    lines += [f"Warning: {w}" for w in status["warnings"]]
+    steps, losses = zip(*status["losses"], strict=True) if status["losses"] else ((), ())
+    return "\n\n".join(lines), pd.DataFrame({"step": list(steps), "loss": list(losses)})
+
+
+def cancel_job(runner: JobRunner) -> str:
+    job = runner.cancel()
+    return f"**{job.run_id}**: {job.state}" if job else "No job to cancel."
+
+
 def build_app(project: Project, store: Store):
     import gradio as gr
 
+    runner = JobRunner(project, store)
     with gr.Blocks(title=f"alignment-workbench: {project.config.name}") as app:
         gr.Markdown("# alignment-workbench", elem_id="title")
-        stats = gr.Markdown(elem_id="stats")
-        refresh = gr.Button("Refresh", elem_id="refresh")
+        with gr.Tab("Project"):
+            stats = gr.Markdown(elem_id="stats")
+            refresh = gr.Button("Refresh", elem_id="refresh")
+        with gr.Tab("Train"):
+            with gr.Row():
+                stage = gr.Dropdown(["sft", "reward", "dpo", "ppo"], value="sft", label="Stage", elem_id="stage")
+                parent = gr.Dropdown([], label="Parent version", allow_custom_value=True, elem_id="parent")
+                reward = gr.Dropdown([], label="Reward model (ppo)", allow_custom_value=True, elem_id="reward")
+            with gr.Row():
+                max_steps = gr.Number(value=50, label="Max steps", precision=0, elem_id="max-steps")
+                lr = gr.Number(value=None, label="Learning rate (blank: stage default)", elem_id="lr")
+                full = gr.Checkbox(label="Full fine-tuning (small models)", elem_id="full")
+            with gr.Row():
+                start = gr.Button("Start", variant="primary", elem_id="start")
+                cancel = gr.Button("Cancel", variant="stop", elem_id="cancel")
+            job_status = gr.Markdown(elem_id="job-status")
+            plot = gr.LinePlot(x="step", y="loss", title="Training loss", elem_id="loss-plot")
+            timer = gr.Timer(1.0)
 
         def show_stats() -> str:
             return stats_markdown(store, project.config.name)
 
+        def choices():
+            return (gr.update(choices=[""] + version_choices(store)),
+                    gr.update(choices=[""] + version_choices(store, "reward")))
+
         app.load(show_stats, outputs=stats, api_name="stats")
+        app.load(choices, outputs=[parent, reward], api_name=False)
         refresh.click(show_stats, outputs=stats, api_name=False)
+        start.click(lambda *a: start_job(runner, *a), inputs=[stage, parent, reward, max_steps, lr, full],
+                    outputs=job_status, api_name=False)
+        cancel.click(lambda: cancel_job(runner), outputs=job_status, api_name=False)
+        timer.tick(lambda: job_view(runner), outputs=[job_status, plot], api_name=False)
     return app
 
 
