@@ -77,7 +77,7 @@ def build_app(project: Project, store: Store):
                 reward = gr.Dropdown([], label="Reward model (ppo)", allow_custom_value=True, elem_id="reward")
             with gr.Row():
                 max_steps = gr.Number(value=50, label="Max steps", precision=0, elem_id="max-steps")
-                lr = gr.Number(value=None, label="Learning rate (blank: stage default)", elem_id="lr")
+                lr = gr.Number(value=None, label="Learning rate (0: the stage default)", elem_id="lr")
                 full = gr.Checkbox(label="Full fine-tuning (small models)", elem_id="full")
             with gr.Row():
                 start = gr.Button("Start", variant="primary", elem_id="start")
