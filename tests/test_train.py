@@ -186,3 +186,28 @@ def test_versions_export_as_adapter_or_merged_model_and_load_with_plain_librarie
     assert main(["export-version", "sft-1", "-p", root, "--out", str(tmp_path / "merged")]) == 2
     assert "not empty" in capsys.readouterr().err
     assert main(["export-version", "nope", "-p", root, "--out", str(tmp_path / "x")]) == 2
+
+
+def test_the_same_stage_runs_under_accelerate_with_two_processes(trained):
+    """The multi-GPU launch path (accelerate launch), tested with two CPU processes."""
+    from tests.conftest import REPO
+
+    config = REPO / "trainers" / "accelerate" / "cpu_2proc.yaml"
+    assert main(["train", "sft", str(trained.root), *FAST, "--accelerate-config", str(config)]) == 0
+    v = version(trained, "sft-2")
+    assert v is not None and (trained.runs_dir / "sft-2/adapter/adapter_model.safetensors").exists()
+    assert v["metrics"]["world_size"] == 2 and version(trained, "sft-1")["metrics"]["world_size"] == 1
+    stderr = (trained.runs_dir / "sft-2/stderr.log").read_text()
+    model = load_version(v["base_model"], v["path"])
+    assert probe_logp(model, load_tokenizer(v["base_model"])) == pytest.approx(v["metrics"]["probe_logp"], abs=1e-3)
+    assert "Traceback" not in stderr
+
+
+def test_shipped_accelerate_configs_parse():
+    import yaml
+
+    from tests.conftest import REPO
+
+    for name in ("deepspeed_zero3.yaml", "fsdp.yaml", "cpu_2proc.yaml"):
+        config = yaml.safe_load((REPO / "trainers" / "accelerate" / name).read_text())
+        assert config["distributed_type"] in {"DEEPSPEED", "FSDP", "MULTI_GPU"} and config["num_processes"] >= 2

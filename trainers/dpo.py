@@ -19,7 +19,14 @@ from pathlib import Path
 
 from trainers.evaluation import chosen_logp_trend, is_degenerate, kl_to_reference, probe_logp, sample_replies
 from trainers.models import Adapter, hardware_args, load_causal_lm, load_tokenizer, save_trained
-from trainers.run_folder import MetricsLog, latest_checkpoint, read_metrics, read_run, stage_status
+from trainers.run_folder import (
+    MetricsLog,
+    is_main_process,
+    latest_checkpoint,
+    read_metrics,
+    read_run,
+    stage_status,
+)
 
 SAMPLES = 16  # held-out prompts sampled after the run: enough to see a collapse, quick on a CPU
 
@@ -69,15 +76,19 @@ def main(run_dir: str | Path) -> None:
         trainer = DPOTrainer(model=model, args=args, train_dataset=train, eval_dataset=test,
                              processing_class=tokenizer, peft_config=peft_config, callbacks=[MetricsLog(run_dir)])
         result = trainer.train(resume_from_checkpoint=latest_checkpoint(run_dir) if run.get("resume") else None)
-        save_trained(trainer.model, run_dir / "adapter")
-        tokenizer.save_pretrained(run_dir / "adapter")
-        summary.update({"train_loss": result.training_loss, "steps": result.global_step, "train_rows": len(train),
+        if is_main_process():
+            save_trained(trainer.model, run_dir / "adapter")
+            tokenizer.save_pretrained(run_dir / "adapter")
+        summary.update({"world_size": trainer.args.world_size, "train_loss": result.training_loss,
+                        "steps": result.global_step, "train_rows": len(train),
                         "test_rows": len(test) if test is not None else 0})
         if test is not None:
             summary.update({k: v for k, v in trainer.evaluate().items() if k.startswith("eval_")})
         heldout_file = data / "heldout.jsonl"
         heldout = ([json.loads(line)["prompt"] for line in heldout_file.read_text().splitlines()][:SAMPLES]
                    if heldout_file.exists() else [])
+        if not is_main_process():
+            return
         trainer.model.eval()
         report, warnings = health(trainer.model, tokenizer, run_dir, heldout, list(args.loss_type))
         summary["probe_logp"] = probe_logp(trainer.model, tokenizer)

@@ -31,7 +31,7 @@ from trainers.models import (
     reward_scores,
     save_trained,
 )
-from trainers.run_folder import MetricsLog, read_run, stage_status
+from trainers.run_folder import MetricsLog, is_main_process, read_run, stage_status
 
 SAMPLES = 16
 
@@ -74,6 +74,8 @@ def main(run_dir: str | Path) -> None:
                              reward_model=reward_model, value_model=value_model, train_dataset=train,
                              peft_config=lora_config(Adapter(**run["adapter"])), callbacks=[MetricsLog(run_dir)])
         trainer.train()
+        if not is_main_process():
+            return
         trained = trainer.policy_model
         save_trained(trained, run_dir / "adapter")
         tokenizer.save_pretrained(run_dir / "adapter")

@@ -21,7 +21,7 @@ from trainers.models import (
     reward_scores,
     save_trained,
 )
-from trainers.run_folder import MetricsLog, latest_checkpoint, read_run, stage_status
+from trainers.run_folder import MetricsLog, is_main_process, latest_checkpoint, read_run, stage_status
 
 
 def pairwise(model, tokenizer, rows) -> dict:
@@ -52,10 +52,14 @@ def main(run_dir: str | Path) -> None:
         trainer = RewardTrainer(model=model, args=args, train_dataset=train, eval_dataset=test,
                                 processing_class=tokenizer, peft_config=peft_config, callbacks=[MetricsLog(run_dir)])
         result = trainer.train(resume_from_checkpoint=latest_checkpoint(run_dir) if run.get("resume") else None)
-        save_trained(trainer.model, run_dir / "adapter")
-        tokenizer.save_pretrained(run_dir / "adapter")
-        summary.update({"train_loss": result.training_loss, "steps": result.global_step, "train_rows": len(train),
+        if is_main_process():
+            save_trained(trainer.model, run_dir / "adapter")
+            tokenizer.save_pretrained(run_dir / "adapter")
+        summary.update({"world_size": trainer.args.world_size, "train_loss": result.training_loss,
+                        "steps": result.global_step, "train_rows": len(train),
                         "test_rows": len(test) if test is not None else 0})
+        if not is_main_process():
+            return
         trainer.model.eval()
         held_out = test if test is not None else train.select(range(min(64, len(train))))
         summary.update(pairwise(trainer.model, tokenizer, held_out))

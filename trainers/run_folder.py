@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 import traceback
 from collections.abc import Iterator
@@ -18,6 +19,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from transformers import TrainerCallback
+
+
+def is_main_process() -> bool:
+    """Under `accelerate launch` every process runs the stage; only rank 0 writes the run folder."""
+    return int(os.environ.get("RANK", "0")) == 0
 
 
 def read_run(run_dir: Path) -> dict:
@@ -46,7 +52,7 @@ class MetricsLog(TrainerCallback):
         self.path = Path(run_dir) / "metrics.jsonl"
 
     def on_log(self, args, state, control, logs=None, **kwargs):
-        if logs:
+        if logs and state.is_world_process_zero:
             with self.path.open("a", encoding="utf-8") as fh:
                 fh.write(json.dumps({"step": state.global_step, "epoch": state.epoch, **logs}) + "\n")
 
@@ -64,7 +70,9 @@ def stage_status(run_dir: Path) -> Iterator[dict]:
     try:
         yield summary
     except BaseException as exc:
-        write_status(run_dir, "failed", error=f"{type(exc).__name__}: {exc}",
-                     summary={**summary, "traceback": traceback.format_exc()[-4000:]})
+        if is_main_process():
+            write_status(run_dir, "failed", error=f"{type(exc).__name__}: {exc}",
+                         summary={**summary, "traceback": traceback.format_exc()[-4000:]})
         raise
-    write_status(run_dir, "succeeded", summary=summary)
+    if is_main_process():
+        write_status(run_dir, "succeeded", summary=summary)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from trainers.evaluation import probe_logp
 from trainers.models import Adapter, hardware_args, load_causal_lm, load_tokenizer, save_trained
-from trainers.run_folder import MetricsLog, latest_checkpoint, read_run, stage_status
+from trainers.run_folder import MetricsLog, is_main_process, latest_checkpoint, read_run, stage_status
 
 
 def main(run_dir: str | Path) -> None:
@@ -35,13 +35,16 @@ def main(run_dir: str | Path) -> None:
         trainer = SFTTrainer(model=model, args=args, train_dataset=train, eval_dataset=test,
                              processing_class=tokenizer, peft_config=peft_config, callbacks=[MetricsLog(run_dir)])
         result = trainer.train(resume_from_checkpoint=latest_checkpoint(run_dir) if run.get("resume") else None)
-        save_trained(trainer.model, run_dir / "adapter")
-        tokenizer.save_pretrained(run_dir / "adapter")
-        summary.update({"train_loss": result.training_loss, "steps": result.global_step,
+        if is_main_process():
+            save_trained(trainer.model, run_dir / "adapter")
+            tokenizer.save_pretrained(run_dir / "adapter")
+        summary.update({"world_size": trainer.args.world_size, "train_loss": result.training_loss,
+                        "steps": result.global_step,
                         "train_rows": len(train), "test_rows": len(test) if test is not None else 0})
         if test is not None:
             summary["eval_loss"] = trainer.evaluate()["eval_loss"]
-        summary["probe_logp"] = probe_logp(trainer.model, tokenizer)
+        if is_main_process():
+            summary["probe_logp"] = probe_logp(trainer.model, tokenizer)
 
 
 if __name__ == "__main__":

@@ -45,7 +45,7 @@ class JobRunner:
             if self._job is not None and self._job.state == "running":
                 raise RunError(f"job {self._job.run_id} is still running: wait for it or cancel it first")
             run_id, run_dir, _ = prepare_run(self.project, self.store, request)
-            self._proc = launch(run_dir, request.stage)
+            self._proc = launch(run_dir, request.stage, request.accelerate_config)
             self._job = job = Job(run_id=run_id, stage=request.stage, run_dir=run_dir)
             self._thread = threading.Thread(target=self._finish, args=(job, self._proc), daemon=True)
             self._thread.start()

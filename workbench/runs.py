@@ -51,6 +51,7 @@ class TrainRequest:
     trl: dict = field(default_factory=dict)  # overrides of the stage's TRL config
     val_split: float = 0.0
     filters: ExportFilters = field(default_factory=ExportFilters)
+    accelerate_config: str | None = None  # run under `accelerate launch --config_file ...`
 
 
 @dataclass
@@ -126,6 +127,8 @@ def prepare_run(project: Project, store: Store, request: TrainRequest) -> tuple[
     common = {k: v for k, v in TRL_DEFAULTS["common"].items() if k not in COMMON_EXCEPT.get(request.stage, ())}
     trl = {**common, **TRL_DEFAULTS[request.stage], **request.trl}
     _check_settings(request, trl)
+    if request.accelerate_config and not Path(request.accelerate_config).is_file():
+        raise RunError(f"--accelerate-config {request.accelerate_config}: no such file")
 
     run_id = store.next_run_id(request.stage)
     run_dir = project.runs_dir / run_id
@@ -161,12 +164,16 @@ def prepare_run(project: Project, store: Store, request: TrainRequest) -> tuple[
     return run_id, run_dir, config
 
 
-def launch(run_dir: Path, stage: str) -> subprocess.Popen:
-    """Start the stage in its own process with its own logs; the caller waits, follows or cancels it."""
+def launch(run_dir: Path, stage: str, accelerate_config: str | None = None) -> subprocess.Popen:
+    """Start the stage in its own process with its own logs; the caller waits, follows or cancels it.
+    With an accelerate config (DeepSpeed ZeRO-3, FSDP, several CPU processes) the same stage module runs
+    under `accelerate launch`."""
     env = {**os.environ, "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"),
            "HF_HUB_DISABLE_TELEMETRY": "1", "TOKENIZERS_PARALLELISM": "false"}
     with (run_dir / "stdout.log").open("ab") as out, (run_dir / "stderr.log").open("ab") as err:
-        return subprocess.Popen([sys.executable, "-m", f"trainers.{stage}", str(run_dir)], stdout=out, stderr=err,
+        launcher = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", accelerate_config] \
+            if accelerate_config else [sys.executable]
+        return subprocess.Popen([*launcher, "-m", f"trainers.{stage}", str(run_dir)], stdout=out, stderr=err,
                                 env=env, start_new_session=True)
 
 
@@ -195,7 +202,7 @@ def train(project: Project, store: Store, request: TrainRequest,
           on_metrics: Callable[[dict], None] | None = None) -> RunResult:
     """Prepare, run to the end (following metrics.jsonl), ingest. Ctrl-C cancels the run cleanly."""
     run_id, run_dir, _ = prepare_run(project, store, request)
-    proc = launch(run_dir, request.stage)
+    proc = launch(run_dir, request.stage, request.accelerate_config)
     seen = 0
     try:
         while proc.poll() is None:
