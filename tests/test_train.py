@@ -211,3 +211,31 @@ def test_shipped_accelerate_configs_parse():
     for name in ("deepspeed_zero3.yaml", "fsdp.yaml", "cpu_2proc.yaml"):
         config = yaml.safe_load((REPO / "trainers" / "accelerate" / name).read_text())
         assert config["distributed_type"] in {"DEEPSPEED", "FSDP", "MULTI_GPU"} and config["num_processes"] >= 2
+
+
+def test_a_cancelled_run_resumes_from_its_last_checkpoint(trained, capsys):
+    import time
+
+    from workbench.config import load_project
+
+    project = load_project(trained.root)
+    with Store.open(project.store_path) as store:
+        run_id, run_dir, _ = prepare_run(project, store, TrainRequest(
+            stage="sft", trl={"max_steps": 8, "save_steps": 2, "logging_steps": 1,
+                              "per_device_train_batch_size": 4, "max_length": 128}))
+        proc = launch(run_dir, "sft")
+        deadline = time.time() + 240
+        while not list((run_dir / "checkpoints").glob("checkpoint-4")) and time.time() < deadline:
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert ingest(store, run_id, run_dir, proc.returncode).status == "failed"
+    assert main(["train", "sft", str(trained.root), "--resume", "sft-1"]) == 2  # succeeded runs do not resume
+    assert "only a failed or cancelled run resumes" in capsys.readouterr().err
+    assert main(["train", "sft", str(trained.root), "--resume", run_id]) == 0
+    steps = [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    v = version(trained, run_id)
+    assert v["metrics"]["steps"] == 8 and steps[-1] == 8
+    assert steps.count(1) == 1 and steps.count(2) == 1  # it went on from a checkpoint, not from step 1
+    with Store.open(trained.store_path) as store:
+        assert store.run(run_id)["status"] == "succeeded"

@@ -155,7 +155,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     trl |= _key_values(args.set)
     request = TrainRequest(stage=args.stage, parent=args.parent, reward_model=args.reward_model, adapter=adapter, trl=trl, val_split=args.val_split,
                            filters=ExportFilters(annotators=args.annotator or [], sources=args.source or []),
-                           accelerate_config=args.accelerate_config)
+                           accelerate_config=args.accelerate_config, resume=args.resume)
 
     def show(m: dict) -> None:
         keys = ("loss", "eval_loss", "learning_rate", "rewards/accuracies", "rewards/margins", "logps/chosen",
@@ -283,6 +283,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--loss", type=lambda s: s.split(","), help="dpo: loss types, e.g. sigmoid or ipo or sigmoid,sft")
     p.add_argument("--loss-weights", type=lambda s: [float(x) for x in s.split(",")], help="dpo: e.g. 1,1")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="any field of TRL's SFTConfig/DPOConfig")
+    p.add_argument("--resume", metavar="RUN_ID", help="continue a failed or cancelled run from its last checkpoint")
     p.add_argument("--accelerate-config", help="run under accelerate launch with this config (trainers/accelerate/)")
     p.add_argument("--annotator", action="append", help="train only on labels by this annotator")
     p.add_argument("--source", action="append", help="train only on labels from this source (glob)")

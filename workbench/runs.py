@@ -52,6 +52,7 @@ class TrainRequest:
     val_split: float = 0.0
     filters: ExportFilters = field(default_factory=ExportFilters)
     accelerate_config: str | None = None  # run under `accelerate launch --config_file ...`
+    resume: str | None = None  # a failed or cancelled run to continue from its last checkpoint
 
 
 @dataclass
@@ -164,6 +165,26 @@ def prepare_run(project: Project, store: Store, request: TrainRequest) -> tuple[
     return run_id, run_dir, config
 
 
+def resume_run(store: Store, run_id: str) -> tuple[str, Path, dict]:
+    """Make a failed or cancelled run go on from its last checkpoint, in its own folder, on its snapshot."""
+    run = store.run(run_id)
+    if run is None:
+        raise RunError(f"--resume {run_id}: no such run")
+    if run["status"] not in ("failed", "cancelled"):
+        raise RunError(f"--resume {run_id}: the run is {run['status']}; only a failed or cancelled run resumes")
+    run_dir = Path(run["dir"])
+    checkpoints = sorted((run_dir / "checkpoints").glob("checkpoint-*"))
+    if not checkpoints:
+        raise RunError(f"--resume {run_id}: no checkpoint in {run_dir / 'checkpoints'} (the run ended before "
+                       f"its first save; lower --set save_steps=N next time)")
+    config = json.loads((run_dir / "run.json").read_text())
+    config["resume"] = True
+    (run_dir / "run.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
+    (run_dir / "status.json").unlink(missing_ok=True)
+    store.restart_run(run_id)
+    return run_id, run_dir, config
+
+
 def launch(run_dir: Path, stage: str, accelerate_config: str | None = None) -> subprocess.Popen:
     """Start the stage in its own process with its own logs; the caller waits, follows or cancels it.
     With an accelerate config (DeepSpeed ZeRO-3, FSDP, several CPU processes) the same stage module runs
@@ -200,8 +221,12 @@ def ingest(store: Store, run_id: str, run_dir: Path, returncode: int) -> RunResu
 
 def train(project: Project, store: Store, request: TrainRequest,
           on_metrics: Callable[[dict], None] | None = None) -> RunResult:
-    """Prepare, run to the end (following metrics.jsonl), ingest. Ctrl-C cancels the run cleanly."""
-    run_id, run_dir, _ = prepare_run(project, store, request)
+    """Prepare (or resume), run to the end (following metrics.jsonl), ingest. Ctrl-C cancels cleanly."""
+    if request.resume:
+        run_id, run_dir, config = resume_run(store, request.resume)
+        request.stage = config["stage"]
+    else:
+        run_id, run_dir, _ = prepare_run(project, store, request)
     proc = launch(run_dir, request.stage, request.accelerate_config)
     seen = 0
     try:

@@ -405,6 +405,10 @@ class Store:
                      version["dataset_hash"], version["path"], json.dumps(version["config"]),
                      json.dumps(version["metrics"])])
 
+    def restart_run(self, run_id: str) -> None:
+        self.cursor().execute("UPDATE runs SET status = 'running', error = NULL, finished_at = NULL WHERE id = ?",
+                              [run_id])
+
     def run(self, run_id: str) -> dict | None:
         row = self.cursor().execute(
             "SELECT id, stage, status, parent_version_id, config, dataset_hash, dir, error FROM runs WHERE id = ?",
