@@ -239,3 +239,16 @@ def test_a_cancelled_run_resumes_from_its_last_checkpoint(trained, capsys):
     assert steps.count(1) == 1 and steps.count(2) == 1  # it went on from a checkpoint, not from step 1
     with Store.open(trained.store_path) as store:
         assert store.run(run_id)["status"] == "succeeded"
+
+
+def test_qlora_trains_where_bitsandbytes_quantizes(trained):
+    """QLoRA on this machine's CPU (bitsandbytes 0.50 quantizes there); refused elsewhere (see bad settings)."""
+    from trainers.models import qlora_problem
+
+    if qlora_problem() is not None:
+        pytest.skip(f"QLoRA unsupported here: {qlora_problem()}")
+    assert main(["train", "sft", str(trained.root), *FAST, "--qlora"]) == 0
+    v = version(trained, "sft-2")
+    assert v["config"]["adapter"]["qlora"] is True
+    model = load_version(v["base_model"], v["path"])  # the adapter also loads over the unquantized base
+    assert probe_logp(model, load_tokenizer(v["base_model"])) == pytest.approx(v["metrics"]["probe_logp"], abs=0.5)
