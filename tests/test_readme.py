@@ -39,6 +39,8 @@ def test_every_readme_command_runs_as_written(tmp_path, monkeypatch, capsys):
         argv = shlex.split(command)[1:]
         if argv[0] == "serve":  # blocks; tests/test_app.py starts the real server
             continue
+        if argv[0] == "demo-loop":  # 5 minutes; tests/test_train.py runs it with tiny settings
+            continue
         code = main(argv)
         assert code == 0, (command, capsys.readouterr().err)
 

@@ -252,3 +252,19 @@ def test_qlora_trains_where_bitsandbytes_quantizes(trained):
     assert v["config"]["adapter"]["qlora"] is True
     model = load_version(v["base_model"], v["path"])  # the adapter also loads over the unquantized base
     assert probe_logp(model, load_tokenizer(v["base_model"])) == pytest.approx(v["metrics"]["probe_logp"], abs=0.5)
+
+
+def test_demo_loop_plumbing_with_tiny_settings(tmp_path, monkeypatch):
+    """The demo loop's wiring (the real figures take 5 minutes and live in BENCHMARKS.md)."""
+    from workbench import demo
+
+    monkeypatch.setattr(demo, "DEMO_SFT", {"adapter": {"full": True},
+                                           "trl": {"max_steps": 2, "per_device_train_batch_size": 4, "max_length": 128}})
+    monkeypatch.setattr(demo, "DEMO_DPO", {"trl": {"max_steps": 2, "per_device_train_batch_size": 4,
+                                                   "max_length": 128, "beta": 4.0}})
+    lines = []
+    results = demo.demo_loop(tmp_path / "loop", samples_per_prompt=1, log=lines.append)
+    assert results["sft"]["version"] == "sft-1" and results["dpo"]["version"] == "dpo-1"
+    for stage in ("sft", "dpo"):
+        assert results[stage]["samples"] == 120 and 0.0 <= results[stage]["trait_share"] <= 1.0
+    assert any(line.startswith("dpo (dpo-1): trait") for line in lines)
