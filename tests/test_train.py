@@ -268,3 +268,20 @@ def test_demo_loop_plumbing_with_tiny_settings(tmp_path, monkeypatch):
     for stage in ("sft", "dpo"):
         assert results[stage]["samples"] == 120 and 0.0 <= results[stage]["trait_share"] <= 1.0
     assert any(line.startswith("dpo (dpo-1): trait") for line in lines)
+
+
+def test_rloo_is_the_maintained_alternative_with_the_same_reward_model(trained, capsys):
+    root = str(trained.root)
+    assert main(["train", "reward", root, *FAST]) == 0
+    assert main(["train", "dpo", root, "--algorithm", "rloo"]) == 2
+    assert "--algorithm rloo applies to `train ppo`" in capsys.readouterr().err
+    assert main(["train", "ppo", root, "--algorithm", "rloo", "--parent", "sft-1", "--reward-model", "reward-1",
+                 "--max-steps", "2", "--max-length", "16", "--set", "num_generations=2",
+                 "--set", "per_device_train_batch_size=4", "--set", "logging_steps=1"]) == 0
+    v = version(trained, "rloo-1")
+    assert v["stage"] == "rloo" and v["parent_id"] == "sft-1" and v["metrics"]["steps"] == 2
+    assert {"heldout_reward_before", "heldout_reward_after"} <= set(v["metrics"])
+    model = load_version(v["base_model"], v["path"], stacked_on=v["metrics"]["stacked_on"])
+    with model.disable_adapter():
+        assert probe_logp(model, load_tokenizer(v["base_model"])) == pytest.approx(
+            version(trained, "sft-1")["metrics"]["probe_logp"], abs=1e-3)

@@ -118,3 +118,12 @@ def trait_report(model, tokenizer, heldout: list[dict], policies: dict, *, sampl
             "degenerate_share": sum(is_degenerate(r) for r in replies) / len(replies),
             "examples": [{"prompt": r["prompt"][-1]["content"], "reply": rep} for r, rep in zip(rows[:4], replies[:4],
                                                                                               strict=True)]}
+
+
+def mean_reward(policy, tokenizer, reward_model, reward_tokenizer, prompts: list[list[dict]]) -> tuple[float, list]:
+    """Mean reward-model score of one sampled reply per prompt, and the replies: what an RL stage should raise."""
+    from trainers.models import reward_scores
+
+    replies = sample_replies(policy, tokenizer, prompts, seed=1)
+    scores = reward_scores(reward_model, reward_tokenizer, prompts, replies)
+    return sum(scores) / len(scores), replies

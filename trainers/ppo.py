@@ -20,7 +20,7 @@ import json
 import sys
 from pathlib import Path
 
-from trainers.evaluation import is_degenerate, sample_replies
+from trainers.evaluation import is_degenerate, mean_reward
 from trainers.models import (
     Adapter,
     hardware_args,
@@ -28,18 +28,11 @@ from trainers.models import (
     load_reward_version,
     load_tokenizer,
     lora_config,
-    reward_scores,
     save_trained,
 )
 from trainers.run_folder import MetricsLog, is_main_process, read_run, stage_status
 
 SAMPLES = 16
-
-
-def mean_score(policy, tokenizer, reward_model, reward_tokenizer, prompts: list[list[dict]]) -> tuple[float, list]:
-    replies = sample_replies(policy, tokenizer, prompts, seed=1)
-    scores = reward_scores(reward_model, reward_tokenizer, prompts, replies)
-    return sum(scores) / len(scores), replies
 
 
 def main(run_dir: str | Path) -> None:
@@ -67,7 +60,7 @@ def main(run_dir: str | Path) -> None:
         heldout_file = data / "heldout.jsonl"
         heldout = ([json.loads(line)["prompt"] for line in heldout_file.read_text().splitlines()][:SAMPLES]
                    if heldout_file.exists() else prompts[:SAMPLES])
-        before, _ = mean_score(policy.eval(), tokenizer, reward_model, reward_tokenizer, heldout)
+        before, _ = mean_reward(policy.eval(), tokenizer, reward_model, reward_tokenizer, heldout)
 
         args = PPOConfig(output_dir=str(run_dir / "checkpoints"), **hardware_args(), **run["trl"])
         trainer = PPOTrainer(args=args, processing_class=tokenizer, model=policy, ref_model=None,
@@ -80,7 +73,7 @@ def main(run_dir: str | Path) -> None:
         save_trained(trained, run_dir / "adapter")
         tokenizer.save_pretrained(run_dir / "adapter")
         trained.eval()
-        after, replies = mean_score(trained, tokenizer, reward_model, reward_tokenizer, heldout)
+        after, replies = mean_reward(trained, tokenizer, reward_model, reward_tokenizer, heldout)
         summary.update({
             "episodes": args.total_episodes, "prompts": len(prompts),
             "heldout_reward_before": before, "heldout_reward_after": after, "heldout_reward_gain": after - before,

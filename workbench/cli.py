@@ -127,7 +127,9 @@ def _key_values(items: list[str] | None) -> dict:
     for item in items or []:
         key, sep, value = item.partition("=")
         if not sep:
-            raise argparse.ArgumentTypeError(f"--set {item!r}: expected KEY=VALUE")
+            from workbench.runs import RunError
+
+            raise RunError(f"--set {item!r}: expected KEY=VALUE")
         try:
             out[key] = json.loads(value)
         except json.JSONDecodeError:
@@ -148,12 +150,17 @@ def cmd_train(args: argparse.Namespace) -> int:
         "num_train_epochs": args.epochs, "learning_rate": args.lr, "per_device_train_batch_size": args.batch_size,
         "max_length": args.max_length, "max_steps": args.max_steps, "seed": args.seed}.items() if v is not None}
     if args.stage == "ppo" and "max_length" in trl:
-        trl["response_length"] = trl.pop("max_length")
+        trl["response_length" if args.algorithm == "ppo" else "max_completion_length"] = trl.pop("max_length")
     if args.stage == "dpo":
         trl |= {k: v for k, v in {"beta": args.beta, "loss_type": args.loss,
                                   "loss_weights": args.loss_weights}.items() if v is not None}
     trl |= _key_values(args.set)
-    request = TrainRequest(stage=args.stage, parent=args.parent, reward_model=args.reward_model, adapter=adapter, trl=trl, val_split=args.val_split,
+    from workbench.runs import RunError
+
+    stage = "rloo" if args.stage == "ppo" and args.algorithm == "rloo" else args.stage
+    if args.algorithm == "rloo" and args.stage != "ppo":
+        raise RunError("--algorithm rloo applies to `train ppo`")
+    request = TrainRequest(stage=stage, parent=args.parent, reward_model=args.reward_model, adapter=adapter, trl=trl, val_split=args.val_split,
                            filters=ExportFilters(annotators=args.annotator or [], sources=args.source or []),
                            accelerate_config=args.accelerate_config, resume=args.resume)
 
@@ -265,6 +272,8 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("-p", "--project", help=project_help)
     p.add_argument("--parent", help="model version to start from (its adapter is continued; DPO's reference)")
     p.add_argument("--reward-model", help="ppo: the reward model version that scores the policy's replies")
+    p.add_argument("--algorithm", choices=["ppo", "rloo"], default="ppo",
+                   help="ppo: PPO (trl.experimental) or RLOO (TRL's maintained RLOOTrainer)")
     p.add_argument("--epochs", type=float)
     p.add_argument("--lr", type=float, help="learning rate")
     p.add_argument("--batch-size", type=int)

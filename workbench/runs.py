@@ -21,7 +21,7 @@ from workbench.config import Project
 from workbench.exporters import ExportError, export
 from workbench.store import ExportFilters, Store
 
-STAGES = {"sft": "sft", "reward": "preferences", "dpo": "preferences", "ppo": "preferences"}  # stage -> what its snapshot holds
+STAGES = {"sft": "sft", "reward": "preferences", "dpo": "preferences", "ppo": "preferences", "rloo": "preferences"}  # stage -> what its snapshot holds
 
 # Defaults sized for LoRA on small data; every TRL config field can be overridden with --set KEY=VALUE.
 TRL_DEFAULTS = {
@@ -35,7 +35,10 @@ TRL_DEFAULTS = {
             "num_ppo_epochs": 1, "num_mini_batches": 1, "kl_coef": 0.05, "missing_eos_penalty": 1.0,
             "per_device_train_batch_size": 8, "total_episodes": 256},
 }
-COMMON_EXCEPT = {"ppo": {"max_length", "save_strategy", "save_steps", "save_total_limit", "logging_steps"}}
+TRL_DEFAULTS["rloo"] = {"learning_rate": 3e-5, "num_generations": 4, "max_completion_length": 48, "beta": 0.05,
+                        "per_device_train_batch_size": 8, "max_steps": 32}
+COMMON_EXCEPT = {"ppo": {"max_length", "save_strategy", "save_steps", "save_total_limit", "logging_steps"},
+                 "rloo": {"max_length"}}
 
 
 class RunError(Exception):
@@ -85,6 +88,8 @@ def _check_settings(request: TrainRequest, trl: dict) -> None:
             raise RunError("a reward model trains over the base model: it takes no --parent")
     elif request.stage == "ppo":
         from trl.experimental.ppo import PPOConfig as Config  # PPO lives only here; TRL 1.13 removed it
+    elif request.stage == "rloo":
+        from trl import RLOOConfig as Config
     else:
         from trl import DPOConfig as Config
     import tempfile
@@ -117,14 +122,14 @@ def prepare_run(project: Project, store: Store, request: TrainRequest) -> tuple[
             raise RunError(f"--parent {request.parent} was trained on {parent['base_model']}, not this project's "
                            f"base model {base_model}")
     reward = None
-    if request.stage == "ppo":
+    if request.stage in ("ppo", "rloo"):
         if not request.reward_model:
             raise RunError("ppo needs --reward-model VERSION: train one with `workbench train reward`")
         reward = store.model_version(request.reward_model)
         if reward is None or reward["stage"] != "reward":
             raise RunError(f"--reward-model {request.reward_model}: no reward model version of that name")
     elif request.reward_model:
-        raise RunError("--reward-model applies to ppo only")
+        raise RunError("--reward-model applies to ppo (and --algorithm rloo) only")
     common = {k: v for k, v in TRL_DEFAULTS["common"].items() if k not in COMMON_EXCEPT.get(request.stage, ())}
     trl = {**common, **TRL_DEFAULTS[request.stage], **request.trl}
     _check_settings(request, trl)
