@@ -39,7 +39,9 @@ PLAIN = textwrap.dedent("""
                       task_type="CAUSAL_LM")
     args = {config}(output_dir=run_dir + "/plain", use_cpu=True, bf16=False, fp16=False, report_to="none",
                     dataloader_num_workers=0, dataloader_pin_memory=False, activation_checkpointing=False, **run["trl"])
-    {trainer}(model=model, args=args, train_dataset=train, processing_class=tok, peft_config=peft).train()
+    trainer = {trainer}(model=model, args=args, train_dataset=train, processing_class=tok, peft_config=peft)
+    trainer.train()
+    trainer.save_model(run_dir + "/plain/final")  # a user's script keeps what it trained
 """)
 
 
@@ -67,6 +69,7 @@ def main() -> None:
     parser.add_argument("--sft-steps", type=int, default=100)
     parser.add_argument("--dpo-steps", type=int, default=50)
     parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--dpo-batch-size", type=int, help="default: --batch-size (a DPO row is two sequences)")
     args = parser.parse_args()
 
     from trainers.tiny_model import TinyModelSpec, build_tiny_model
@@ -84,7 +87,9 @@ def main() -> None:
     rows = {}
     with Store.open(project.store_path) as store:
         for stage, steps, parent in (("sft", args.sft_steps, None), ("dpo", args.dpo_steps, "sft-1")):
-            request = TrainRequest(stage=stage, parent=parent, trl={**common, "max_steps": steps})
+            batch = args.dpo_batch_size if stage == "dpo" and args.dpo_batch_size else args.batch_size
+            request = TrainRequest(stage=stage, parent=parent,
+                                   trl={**common, "max_steps": steps, "per_device_train_batch_size": batch})
             run_id, run_dir, config = prepare_run(project, store, request)
             ours = measure([sys.executable, "-m", f"trainers.{stage}", str(run_dir)])
             ingest(store, run_id, run_dir, 0)
@@ -94,8 +99,8 @@ def main() -> None:
             # The plain script trains a fresh LoRA over the base; for DPO give it the same start as ours
             # would need a PEFT parent, so it gets the base: the comparison is of training cost, not quality.
             plain = measure([sys.executable, str(script), str(run_dir)])
-            rows[stage] = {"steps": steps, "ours": ours, "plain": plain, "train_runtime": train_runtime(run_dir)}
-            print(f"{stage}: {steps} steps  workbench {ours['seconds']:.1f} s (train_runtime "
+            rows[stage] = {"batch": batch, "steps": steps, "ours": ours, "plain": plain, "train_runtime": train_runtime(run_dir)}
+            print(f"{stage}: {steps} steps, batch {batch}  workbench {ours['seconds']:.1f} s (train_runtime "
                   f"{rows[stage]['train_runtime']:.1f} s, peak {ours['peak_mib']:.0f} MiB)  plain TRL "
                   f"{plain['seconds']:.1f} s (peak {plain['peak_mib']:.0f} MiB)  ratio {ours['seconds'] / plain['seconds']:.3f}",
                   flush=True)

@@ -13,7 +13,6 @@ the chosen log-prob trend, and sampled replies on held-out prompts with the shar
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -23,6 +22,8 @@ from trainers.run_folder import (
     MetricsLog,
     is_main_process,
     latest_checkpoint,
+    load_heldout,
+    load_snapshot,
     read_metrics,
     read_run,
     stage_status,
@@ -59,16 +60,12 @@ def health(model, tokenizer, run_dir: Path, heldout: list[list[dict]],
 
 
 def main(run_dir: str | Path) -> None:
-    from datasets import load_dataset
     from trl import DPOConfig, DPOTrainer
 
     run_dir = Path(run_dir)
     run = read_run(run_dir)
     with stage_status(run_dir) as summary:
-        data = run_dir / "data"
-        train = load_dataset("parquet", data_files=str(data / "train.parquet"), split="train")
-        test = (load_dataset("parquet", data_files=str(data / "test.parquet"), split="train")
-                if (data / "test.parquet").exists() else None)
+        train, test = load_snapshot(run_dir)
         tokenizer = load_tokenizer(run["base_model"])
         model, peft_config = load_causal_lm(run["base_model"], Adapter(**run["adapter"]), run.get("parent_adapter"))
         args = DPOConfig(output_dir=str(run_dir / "checkpoints"), **hardware_args(), **run["trl"],
@@ -84,9 +81,7 @@ def main(run_dir: str | Path) -> None:
                         "test_rows": len(test) if test is not None else 0})
         if test is not None:
             summary.update({k: v for k, v in trainer.evaluate().items() if k.startswith("eval_")})
-        heldout_file = data / "heldout.jsonl"
-        heldout = ([json.loads(line)["prompt"] for line in heldout_file.read_text().splitlines()][:SAMPLES]
-                   if heldout_file.exists() else [])
+        heldout = load_heldout(run_dir, SAMPLES)
         if not is_main_process():
             return
         trainer.model.eval()

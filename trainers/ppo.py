@@ -30,20 +30,26 @@ from trainers.models import (
     lora_config,
     save_trained,
 )
-from trainers.run_folder import MetricsLog, is_main_process, read_run, stage_status
+from trainers.run_folder import (
+    MetricsLog,
+    is_main_process,
+    load_heldout,
+    load_snapshot,
+    read_run,
+    stage_status,
+)
 
 SAMPLES = 16
 
 
 def main(run_dir: str | Path) -> None:
-    from datasets import Dataset, load_dataset
+    from datasets import Dataset
     from trl.experimental.ppo import PPOConfig, PPOTrainer
 
     run_dir = Path(run_dir)
     run = read_run(run_dir)
     with stage_status(run_dir) as summary:
-        data = run_dir / "data"
-        pairs = load_dataset("parquet", data_files=str(data / "train.parquet"), split="train")
+        pairs, _ = load_snapshot(run_dir)
         tokenizer = load_tokenizer(run["base_model"])
         tokenizer.padding_side = "left"
         prompts = list({json.dumps(list(p)): list(p) for p in pairs["prompt"]}.values())
@@ -57,9 +63,7 @@ def main(run_dir: str | Path) -> None:
         reward_model = reward_peft.merge_and_unload().eval()
         value_model = copy.deepcopy(reward_model).train()
 
-        heldout_file = data / "heldout.jsonl"
-        heldout = ([json.loads(line)["prompt"] for line in heldout_file.read_text().splitlines()][:SAMPLES]
-                   if heldout_file.exists() else prompts[:SAMPLES])
+        heldout = load_heldout(run_dir, SAMPLES) or prompts[:SAMPLES]
         before, _ = mean_reward(policy.eval(), tokenizer, reward_model, reward_tokenizer, heldout)
 
         args = PPOConfig(output_dir=str(run_dir / "checkpoints"), **hardware_args(), **run["trl"])

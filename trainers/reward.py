@@ -21,7 +21,14 @@ from trainers.models import (
     reward_scores,
     save_trained,
 )
-from trainers.run_folder import MetricsLog, is_main_process, latest_checkpoint, read_run, stage_status
+from trainers.run_folder import (
+    MetricsLog,
+    is_main_process,
+    latest_checkpoint,
+    load_snapshot,
+    read_run,
+    stage_status,
+)
 
 
 def pairwise(model, tokenizer, rows) -> dict:
@@ -35,16 +42,12 @@ def pairwise(model, tokenizer, rows) -> dict:
 
 
 def main(run_dir: str | Path) -> None:
-    from datasets import load_dataset
     from trl import RewardConfig, RewardTrainer
 
     run_dir = Path(run_dir)
     run = read_run(run_dir)
     with stage_status(run_dir) as summary:
-        data = run_dir / "data"
-        train = load_dataset("parquet", data_files=str(data / "train.parquet"), split="train")
-        test = (load_dataset("parquet", data_files=str(data / "test.parquet"), split="train")
-                if (data / "test.parquet").exists() else None)
+        train, test = load_snapshot(run_dir)
         tokenizer = load_tokenizer(run["base_model"])
         model, peft_config = load_reward_model(run["base_model"], Adapter(**run["adapter"]), tokenizer)
         args = RewardConfig(output_dir=str(run_dir / "checkpoints"), **hardware_args(), **run["trl"],

@@ -25,20 +25,26 @@ from trainers.models import (
     lora_config,
     save_trained,
 )
-from trainers.run_folder import MetricsLog, is_main_process, read_run, stage_status
+from trainers.run_folder import (
+    MetricsLog,
+    is_main_process,
+    load_heldout,
+    load_snapshot,
+    read_run,
+    stage_status,
+)
 
 SAMPLES = 16
 
 
 def main(run_dir: str | Path) -> None:
-    from datasets import Dataset, load_dataset
+    from datasets import Dataset
     from trl import RLOOConfig, RLOOTrainer
 
     run_dir = Path(run_dir)
     run = read_run(run_dir)
     with stage_status(run_dir) as summary:
-        data = run_dir / "data"
-        pairs = load_dataset("parquet", data_files=str(data / "train.parquet"), split="train")
+        pairs, _ = load_snapshot(run_dir)
         prompts = list({json.dumps(list(p)): list(p) for p in pairs["prompt"]}.values())
         tokenizer = load_tokenizer(run["base_model"])
         policy = load_merged(run["base_model"], [run["parent_adapter"]] if run.get("parent_adapter") else [])
@@ -46,9 +52,7 @@ def main(run_dir: str | Path) -> None:
         reward_peft, reward_tokenizer = load_reward_version(run["reward_base_model"], run["reward_adapter"])
         reward_model = reward_peft.merge_and_unload().eval()
 
-        heldout_file = data / "heldout.jsonl"
-        heldout = ([json.loads(line)["prompt"] for line in heldout_file.read_text().splitlines()][:SAMPLES]
-                   if heldout_file.exists() else prompts[:SAMPLES])
+        heldout = load_heldout(run_dir, SAMPLES) or prompts[:SAMPLES]
         before, _ = mean_reward(policy.eval(), tokenizer, reward_model, reward_tokenizer, heldout)
         policy.train()
 

@@ -38,6 +38,25 @@ def write_status(run_dir: Path, status: str, *, error: str | None = None, summar
     tmp.replace(path)  # atomic: the workbench never reads half a status
 
 
+def load_snapshot(run_dir: Path):
+    """The run's training rows and, when the run has a validation split, its test rows (else None)."""
+    from datasets import load_dataset
+
+    data = Path(run_dir) / "data"
+    train = load_dataset("parquet", data_files=str(data / "train.parquet"), split="train")
+    test = (load_dataset("parquet", data_files=str(data / "test.parquet"), split="train")
+            if (data / "test.parquet").exists() else None)
+    return train, test
+
+
+def load_heldout(run_dir: Path, limit: int) -> list[list[dict]]:
+    """Up to `limit` held-out conversations (prompts tagged `heldout` in the store) for post-run samples."""
+    path = Path(run_dir) / "data" / "heldout.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line)["prompt"] for line in path.read_text(encoding="utf-8").splitlines()][:limit]
+
+
 def read_metrics(run_dir: Path) -> list[dict]:
     path = Path(run_dir) / "metrics.jsonl"
     if not path.exists():

@@ -14,20 +14,23 @@ from pathlib import Path
 
 from trainers.evaluation import probe_logp
 from trainers.models import Adapter, hardware_args, load_causal_lm, load_tokenizer, save_trained
-from trainers.run_folder import MetricsLog, is_main_process, latest_checkpoint, read_run, stage_status
+from trainers.run_folder import (
+    MetricsLog,
+    is_main_process,
+    latest_checkpoint,
+    load_snapshot,
+    read_run,
+    stage_status,
+)
 
 
 def main(run_dir: str | Path) -> None:
-    from datasets import load_dataset
     from trl import SFTConfig, SFTTrainer
 
     run_dir = Path(run_dir)
     run = read_run(run_dir)
     with stage_status(run_dir) as summary:
-        data = run_dir / "data"
-        train = load_dataset("parquet", data_files=str(data / "train.parquet"), split="train")
-        test = (load_dataset("parquet", data_files=str(data / "test.parquet"), split="train")
-                if (data / "test.parquet").exists() else None)
+        train, test = load_snapshot(run_dir)
         tokenizer = load_tokenizer(run["base_model"])
         model, peft_config = load_causal_lm(run["base_model"], Adapter(**run["adapter"]), run.get("parent_adapter"))
         args = SFTConfig(output_dir=str(run_dir / "checkpoints"), **hardware_args(), **run["trl"],
