@@ -3,10 +3,13 @@ handler is a plain function of the store so tests call it without a browser."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from workbench.config import Project
-from workbench.jobs import JobRunner
-from workbench.runs import RunError, TrainRequest
 from workbench.store import Store
+
+if TYPE_CHECKING:  # the jobs module imports transformers: keep the CLI's start-up light
+    from workbench.jobs import JobRunner
 
 
 def stats_markdown(store: Store, project_name: str) -> str:
@@ -27,6 +30,8 @@ def version_choices(store: Store, stage: str | None = None) -> list[str]:
 def start_job(runner: JobRunner, stage: str, parent: str | None, reward_model: str | None, max_steps: float | None,
               learning_rate: float | None, full: bool) -> str:
     """Start a training job from the UI's settings; returns a line for the status box."""
+    from workbench.runs import RunError, TrainRequest
+
     trl = {k: v for k, v in {"max_steps": int(max_steps) if max_steps else None,
                              "learning_rate": learning_rate or None}.items() if v is not None}
     request = TrainRequest(stage=stage, parent=parent or None, reward_model=reward_model or None,
@@ -63,6 +68,8 @@ def cancel_job(runner: JobRunner) -> str:
 
 def build_app(project: Project, store: Store):
     import gradio as gr
+
+    from workbench.jobs import JobRunner
 
     runner = JobRunner(project, store)
     with gr.Blocks(title=f"alignment-workbench: {project.config.name}") as app:
