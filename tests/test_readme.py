@@ -3,6 +3,7 @@ subcommand and option the CLI has is documented there."""
 
 from __future__ import annotations
 
+import io
 import re
 import shlex
 
@@ -41,6 +42,7 @@ def test_every_readme_command_runs_as_written(tmp_path, monkeypatch, capsys):
             continue
         if argv[0] == "demo-loop":  # 5 minutes; tests/test_train.py runs it with tiny settings
             continue
+        monkeypatch.setattr("sys.stdin", io.StringIO("readme-password\n"))  # for `users add`
         code = main(argv)
         assert code == 0, (command, capsys.readouterr().err)
 

@@ -208,6 +208,34 @@ def cmd_export_version(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_users(args: argparse.Namespace) -> int:
+    from workbench.auth import add_user
+    from workbench.store import Store
+
+    project = _project(args)
+    if args.action == "list":
+        with Store.open(project.store_path) as store:
+            for user in store.users():
+                print(f"{user['name']}\t{user['role']}\t{user['created_at']}")
+        return 0
+    if not args.name or not args.role:
+        print("workbench users add: error: give a NAME and --role annotator|reviewer|admin", file=sys.stderr)
+        return 2
+    if args.password_stdin or not sys.stdin.isatty():
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        import getpass
+
+        password = getpass.getpass(f"password for {args.name}: ")
+        if getpass.getpass("again: ") != password:
+            print("workbench users add: error: the passwords differ", file=sys.stderr)
+            return 2
+    with Store.open(project.store_path) as store:
+        add_user(store, args.name, args.role, password)
+    print(f"added {args.role} {args.name}")
+    return 0
+
+
 def cmd_demo_loop(args: argparse.Namespace) -> int:
     from workbench.demo import demo_loop
 
@@ -305,6 +333,14 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--merge", action="store_true", help="merge the adapter(s) into the base: a full model folder")
     p.set_defaults(func=cmd_export_version)
 
+    p = sub.add_parser("users", help="add or list the people who sign in (annotator, reviewer, admin)")
+    p.add_argument("action", choices=["add", "list"])
+    p.add_argument("name", nargs="?")
+    p.add_argument("-p", "--project", help=project_help)
+    p.add_argument("--role", choices=["annotator", "reviewer", "admin"])
+    p.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    p.set_defaults(func=cmd_users)
+
     p = sub.add_parser("stats", help="what the project holds")
     p.add_argument("project", nargs="?", help=project_help)
     p.add_argument("--json", action="store_true")
@@ -334,6 +370,7 @@ def make_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from workbench.app import ServeError
+    from workbench.auth import AuthError
     from workbench.config import ProjectError
     from workbench.exporters import ExportError
     from workbench.importers import ImportError_
@@ -345,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
     handler: Callable[[argparse.Namespace], int] = args.func
     try:
         return handler(args)
-    except (ProjectError, StoreError, ImportError_, ExportError, ServeError, RunError, VersionError) as exc:
+    except (ProjectError, StoreError, ImportError_, ExportError, ServeError, RunError, VersionError, AuthError) as exc:
         print(f"workbench {args.command}: error: {exc}", file=sys.stderr)
         return 2
 
