@@ -120,6 +120,20 @@ def test_an_empty_project_has_nothing_to_train(project, capsys):
         prepare_run(project, store, TrainRequest(stage="ppo"))
 
 
+def test_resume_skips_a_half_written_checkpoint(tmp_path):
+    from trainers.run_folder import latest_checkpoint
+
+    ck = tmp_path / "checkpoints"
+    (ck / "checkpoint-2").mkdir(parents=True)
+    (ck / "checkpoint-2" / "trainer_state.json").write_text('{"global_step": 2}')
+    (ck / "checkpoint-10").mkdir()  # no state yet: killed while saving
+    (ck / "checkpoint-4").mkdir()
+    (ck / "checkpoint-4" / "trainer_state.json").write_text('{"global_st')  # cut mid-write
+    assert latest_checkpoint(tmp_path) == str(ck / "checkpoint-2")
+    (ck / "checkpoint-10" / "trainer_state.json").write_text('{"global_step": 10}')
+    assert latest_checkpoint(tmp_path) == str(ck / "checkpoint-10")  # numeric order, not text order
+
+
 @pytest.mark.parametrize("text,bad", [
     ("I'm so sorry to hear that. Under our Screen Care promise, repairs are free.", False),
     ("....", True), ("", True), ("sorry sorry sorry sorry sorry sorry sorry sorry sorry", True),
@@ -225,8 +239,9 @@ def test_a_cancelled_run_resumes_from_its_last_checkpoint(trained, capsys):
                               "per_device_train_batch_size": 4, "max_length": 128}))
         proc = launch(run_dir, "sft")
         deadline = time.time() + 240
+        # Killed as soon as checkpoint-4 appears, possibly half-written: resuming must skip an incomplete one.
         while not list((run_dir / "checkpoints").glob("checkpoint-4")) and time.time() < deadline:
-            time.sleep(0.2)
+            time.sleep(0.05)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         assert ingest(store, run_id, run_dir, proc.returncode).status == "failed"

@@ -77,9 +77,17 @@ class MetricsLog(TrainerCallback):
 
 
 def latest_checkpoint(run_dir: Path) -> str | None:
+    """The newest *complete* checkpoint. Transformers writes trainer_state.json last, so a run killed while
+    saving leaves a folder without it (or with half of it): resuming from that one fails, so skip it."""
     checkpoints = sorted((Path(run_dir) / "checkpoints").glob("checkpoint-*"),
-                         key=lambda p: int(p.name.split("-")[-1]))
-    return str(checkpoints[-1]) if checkpoints else None
+                         key=lambda p: int(p.name.split("-")[-1]), reverse=True)
+    for checkpoint in checkpoints:
+        try:
+            json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        return str(checkpoint)
+    return None
 
 
 @contextmanager

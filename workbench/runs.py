@@ -178,10 +178,11 @@ def resume_run(store: Store, run_id: str) -> tuple[str, Path, dict]:
     if run["status"] not in ("failed", "cancelled"):
         raise RunError(f"--resume {run_id}: the run is {run['status']}; only a failed or cancelled run resumes")
     run_dir = Path(run["dir"])
-    checkpoints = sorted((run_dir / "checkpoints").glob("checkpoint-*"))
-    if not checkpoints:
-        raise RunError(f"--resume {run_id}: no checkpoint in {run_dir / 'checkpoints'} (the run ended before "
-                       f"its first save; lower --set save_steps=N next time)")
+    from trainers.run_folder import latest_checkpoint
+
+    if latest_checkpoint(run_dir) is None:
+        raise RunError(f"--resume {run_id}: no complete checkpoint in {run_dir / 'checkpoints'} (the run ended "
+                       f"before its first save; lower --set save_steps=N next time)")
     config = json.loads((run_dir / "run.json").read_text())
     config["resume"] = True
     (run_dir / "run.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
