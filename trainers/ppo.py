@@ -16,30 +16,12 @@ the mean score over the SFT start.
 from __future__ import annotations
 
 import copy
-import json
 import sys
 from pathlib import Path
 
-from trainers.evaluation import is_degenerate, mean_reward
-from trainers.models import (
-    Adapter,
-    hardware_args,
-    load_merged,
-    load_reward_version,
-    load_tokenizer,
-    lora_config,
-    save_trained,
-)
-from trainers.run_folder import (
-    MetricsLog,
-    is_main_process,
-    load_heldout,
-    load_snapshot,
-    read_run,
-    stage_status,
-)
-
-SAMPLES = 16
+from trainers.models import Adapter, hardware_args, lora_config, save_trained
+from trainers.rl import rl_report, rl_start
+from trainers.run_folder import MetricsLog, is_main_process, read_run, stage_status
 
 
 def main(run_dir: str | Path) -> None:
@@ -49,44 +31,22 @@ def main(run_dir: str | Path) -> None:
     run_dir = Path(run_dir)
     run = read_run(run_dir)
     with stage_status(run_dir) as summary:
-        pairs, _ = load_snapshot(run_dir)
-        tokenizer = load_tokenizer(run["base_model"])
-        tokenizer.padding_side = "left"
-        prompts = list({json.dumps(list(p)): list(p) for p in pairs["prompt"]}.values())
+        start = rl_start(run, run_dir)
+        tokenizer = start.tokenizer
         encoded = [tokenizer.apply_chat_template(p, add_generation_prompt=True, tokenize=True, return_dict=True)
-                   ["input_ids"] for p in prompts]
-        train = Dataset.from_dict({"input_ids": encoded})
-
-        policy = load_merged(run["base_model"], [run["parent_adapter"]] if run.get("parent_adapter") else [])
-        policy.generation_config.pad_token_id = tokenizer.pad_token_id
-        reward_peft, reward_tokenizer = load_reward_version(run["reward_base_model"], run["reward_adapter"])
-        reward_model = reward_peft.merge_and_unload().eval()
-        value_model = copy.deepcopy(reward_model).train()
-
-        heldout = load_heldout(run_dir, SAMPLES) or prompts[:SAMPLES]
-        before, _ = mean_reward(policy.eval(), tokenizer, reward_model, reward_tokenizer, heldout)
-
+                   ["input_ids"] for p in start.prompts]
+        value_model = copy.deepcopy(start.reward_model).train()
         args = PPOConfig(output_dir=str(run_dir / "checkpoints"), **hardware_args(), **run["trl"])
-        trainer = PPOTrainer(args=args, processing_class=tokenizer, model=policy, ref_model=None,
-                             reward_model=reward_model, value_model=value_model, train_dataset=train,
+        trainer = PPOTrainer(args=args, processing_class=tokenizer, model=start.policy, ref_model=None,
+                             reward_model=start.reward_model, value_model=value_model,
+                             train_dataset=Dataset.from_dict({"input_ids": encoded}),
                              peft_config=lora_config(Adapter(**run["adapter"])), callbacks=[MetricsLog(run_dir)])
         trainer.train()
         if not is_main_process():
             return
-        trained = trainer.policy_model
-        save_trained(trained, run_dir / "adapter")
+        save_trained(trainer.policy_model, run_dir / "adapter")
         tokenizer.save_pretrained(run_dir / "adapter")
-        trained.eval()
-        after, replies = mean_reward(trained, tokenizer, reward_model, reward_tokenizer, heldout)
-        summary.update({
-            "episodes": args.total_episodes, "prompts": len(prompts),
-            "heldout_reward_before": before, "heldout_reward_after": after, "heldout_reward_gain": after - before,
-            "samples": [{"prompt": p[-1]["content"], "reply": r} for p, r in zip(heldout, replies, strict=True)],
-            "degenerate_share": sum(is_degenerate(r) for r in replies) / len(replies),
-            "stacked_on": [run["parent_adapter"]] if run.get("parent_adapter") else [],
-        })
-        summary["warnings"] = ([] if after > before else
-                               [f"PPO did not raise the held-out reward ({before:.3f} -> {after:.3f})"])
+        summary.update({"episodes": args.total_episodes, **rl_report("PPO", start, trainer.policy_model)})
 
 
 if __name__ == "__main__":
