@@ -285,6 +285,22 @@ def test_demo_loop_plumbing_with_tiny_settings(tmp_path, monkeypatch):
     assert any(line.startswith("dpo (dpo-1): trait") for line in lines)
 
 
+def test_demo_loop_command_prints_both_shares(tmp_path, monkeypatch, capsys):
+    import re
+
+    from workbench import demo
+
+    fake = {"sft": {"version": "sft-1", "trait_share": 0.2, "degenerate_share": 0.0, "samples": 240, "examples": []},
+            "dpo": {"version": "dpo-1", "trait_share": 0.6, "degenerate_share": 0.05, "samples": 240,
+                    "examples": [{"prompt": "Hi", "reply": "I'm so sorry"}]},
+            "seconds": 12.0}
+    monkeypatch.setattr(demo, "demo_loop", lambda *a, **k: fake)
+    assert main(["demo-loop", str(tmp_path / "loop")]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"after SFT \(sft-1\): 20\.0%\s+degenerate 0\.0%", out)
+    assert re.search(r"after DPO \(dpo-1\): 60\.0%\s+degenerate 5\.0%", out) and "whole loop: 12 s" in out
+
+
 def test_rloo_is_the_maintained_alternative_with_the_same_reward_model(trained, capsys):
     root = str(trained.root)
     assert main(["train", "reward", root, *FAST]) == 0
