@@ -104,8 +104,50 @@ MIGRATIONS: list[list[str]] = [
             metrics JSON,
             created_at TIMESTAMP NOT NULL DEFAULT current_localtimestamp())""",
     ],
+    # 2: labeling tasks. A task's items are fixed when it is created (which prompt, which responses, which
+    # draft); labels from the UI name their task and item, `ranking` holds an N-way order (best first) and
+    # `final` marks an admin's adjudication, which wins in exports. Skips and flags are events, not labels;
+    # a draft is the one mutable row: the text an annotator has typed but not submitted.
+    [
+        """CREATE TABLE tasks (
+            id VARCHAR PRIMARY KEY,
+            name VARCHAR NOT NULL UNIQUE,
+            kind VARCHAR NOT NULL CHECK (kind IN ('demonstration', 'pairwise', 'ranking')),
+            overlap INTEGER NOT NULL CHECK (overlap >= 1),
+            guidelines VARCHAR NOT NULL DEFAULT '',
+            selection JSON,
+            created_by VARCHAR,
+            created_at TIMESTAMP NOT NULL DEFAULT current_localtimestamp())""",
+        """CREATE TABLE task_items (
+            task_id VARCHAR NOT NULL,
+            id VARCHAR NOT NULL,
+            position INTEGER NOT NULL,
+            prompt_id VARCHAR NOT NULL,
+            response_ids VARCHAR[] NOT NULL DEFAULT [],
+            draft_response_id VARCHAR)""",
+        "ALTER TABLE labels ADD COLUMN task_id VARCHAR",
+        "ALTER TABLE labels ADD COLUMN item_id VARCHAR",
+        "ALTER TABLE labels ADD COLUMN ranking VARCHAR[]",
+        "ALTER TABLE labels ADD COLUMN final BOOLEAN DEFAULT false",
+        """CREATE TABLE item_events (
+            task_id VARCHAR NOT NULL,
+            item_id VARCHAR NOT NULL,
+            annotator VARCHAR NOT NULL,
+            event VARCHAR NOT NULL CHECK (event IN ('skip', 'flag')),
+            reason VARCHAR,
+            client_id VARCHAR,
+            created_at TIMESTAMP NOT NULL DEFAULT current_localtimestamp())""",
+        """CREATE TABLE drafts (
+            task_id VARCHAR NOT NULL,
+            item_id VARCHAR NOT NULL,
+            annotator VARCHAR NOT NULL,
+            text VARCHAR NOT NULL,
+            updated_at TIMESTAMP NOT NULL DEFAULT current_localtimestamp())""",
+    ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
+# Label kinds that count as an annotator's answer to an item (a 'retraction' only hides what it supersedes).
+ANSWER_KINDS = ("demonstration", "preference", "ranking")
 
 
 class StoreError(Exception):
@@ -379,6 +421,305 @@ class Store:
             )
             return label_id
 
+    # ---------------------------------------------------------------- labeling tasks
+    def create_task(self, *, name: str, kind: str, overlap: int, guidelines: str, created_by: str,
+                    sources: list[str] | None = None, tags: list[str] | None = None, query: str | None = None,
+                    max_responses: int | None = None) -> dict:
+        """Create a task and fix its items in one transaction; returns the task with its item count.
+
+        Demonstration items are prompts, with the newest model reply (else an imported one) as the draft.
+        Pairwise items are the pairs among up to `max_responses` (default 2) responses of a prompt, ranking
+        items up to `max_responses` (default 4) responses; prompts with fewer than two responses are left out.
+        """
+        max_responses = max_responses or (4 if kind == "ranking" else 2)
+        clauses, params = ["TRUE"], []
+        if sources:
+            clauses.append("(len(list_filter(?::VARCHAR[], lambda g: p.source GLOB g OR "
+                           "regexp_extract(p.source, '[^/]*$') GLOB g)) > 0)")
+            params.append(list(sources))
+        if tags:
+            clauses.append("len(list_intersect(p.tags, ?::VARCHAR[])) > 0")
+            params.append(list(tags))
+        if query:
+            clauses.append("(coalesce(p.system, '') || ' ' || array_to_string(list_transform(p.messages, "
+                           "lambda m: m.content), ' ')) ILIKE ('%' || ? || '%')")
+            params.append(query)
+        task_id = f"task-{name}"
+        selected = f"SELECT p.id, p.source, p.source_line FROM prompts p WHERE {' AND '.join(clauses)}"
+        if kind == "demonstration":
+            items = f"""
+                WITH sel AS ({selected}),
+                drafts AS (SELECT prompt_id, first(id ORDER BY origin = 'model' DESC, created_at DESC, id) AS id
+                           FROM responses WHERE origin IN ('model', 'import') GROUP BY prompt_id)
+                SELECT sel.id AS prompt_id, []::VARCHAR[] AS response_ids, drafts.id AS draft_response_id,
+                       sel.source, sel.source_line
+                FROM sel LEFT JOIN drafts ON drafts.prompt_id = sel.id"""
+        else:
+            pick = f"""
+                WITH sel AS ({selected}),
+                picked AS (SELECT r.prompt_id, list(r.id ORDER BY md5(? || r.id))[1:?] AS ids
+                           FROM responses r JOIN sel ON sel.id = r.prompt_id GROUP BY r.prompt_id
+                           HAVING count(*) >= 2)"""
+            params += [task_id, max_responses]
+            if kind == "pairwise":
+                items = pick + """
+                    SELECT picked.prompt_id, [ids[i], ids[j]] AS response_ids, NULL AS draft_response_id,
+                           sel.source, sel.source_line
+                    FROM picked JOIN sel ON sel.id = picked.prompt_id,
+                         range(1, len(ids) + 1) t(i), range(i + 1, len(ids) + 1) u(j)"""
+            else:
+                items = pick + """
+                    SELECT picked.prompt_id, ids AS response_ids, NULL AS draft_response_id, sel.source, sel.source_line
+                    FROM picked JOIN sel ON sel.id = picked.prompt_id"""
+        with self.transaction() as con:
+            if con.execute("SELECT 1 FROM tasks WHERE name = ?", [name]).fetchone():
+                raise StoreError(f"a task named {name!r} exists already")
+            con.execute(
+                "INSERT INTO tasks (id, name, kind, overlap, guidelines, selection, created_by) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [task_id, name, kind, overlap, guidelines,
+                 json.dumps({"sources": sources or [], "tags": tags or [], "query": query,
+                             "max_responses": max_responses}), created_by])
+            con.execute(
+                f"""INSERT INTO task_items (task_id, id, position, prompt_id, response_ids, draft_response_id)
+                SELECT ?, substr(md5(? || prompt_id || array_to_string(response_ids, ',')), 1, 16),
+                       row_number() OVER (ORDER BY source, source_line, prompt_id, response_ids),
+                       prompt_id, response_ids, draft_response_id
+                FROM ({items})""",
+                [task_id, task_id, *params])
+            count = con.execute("SELECT count(*) FROM task_items WHERE task_id = ?", [task_id]).fetchone()[0]
+            if count == 0:
+                need = "" if kind == "demonstration" else " with two or more responses"
+                raise StoreError(f"no prompts{need} match this selection: the task would be empty")
+        return self.task(task_id) | {"items": count}
+
+    _TASK_COLUMNS = ("id", "name", "kind", "overlap", "guidelines", "selection", "created_by", "created_at")
+
+    def task(self, task_id_or_name: str) -> dict | None:
+        row = self.cursor().execute(
+            f"SELECT {', '.join(self._TASK_COLUMNS)} FROM tasks WHERE id = ? OR name = ?",
+            [task_id_or_name, task_id_or_name]).fetchone()
+        if row is None:
+            return None
+        return dict(zip(self._TASK_COLUMNS, row, strict=True)) | {"selection": json.loads(row[5] or "{}"),
+                                                                  "created_at": str(row[7])}
+
+    def tasks(self) -> list[dict]:
+        rows = self.cursor().execute(
+            f"SELECT {', '.join(self._TASK_COLUMNS)}, (SELECT count(*) FROM task_items i WHERE i.task_id = t.id) "
+            "FROM tasks t ORDER BY created_at, name").fetchall()
+        return [dict(zip(self._TASK_COLUMNS, r[:8], strict=True)) | {"selection": json.loads(r[5] or "{}"),
+                                                                      "created_at": str(r[7]), "items": r[8]}
+                for r in rows]
+
+    # Answers that stand: the latest label of each annotator on each item of a task (older ones superseded).
+    _ACTIVE_ANSWERS = f"""
+        SELECT l.* FROM labels l
+        WHERE l.task_id = ? AND l.kind IN {ANSWER_KINDS} AND NOT coalesce(l.final, false)
+          AND NOT EXISTS (SELECT 1 FROM labels s WHERE s.task_id = l.task_id AND s.supersedes = l.id)"""
+
+    def queue_candidates(self, task_id: str, annotator: str, overlap: int, *, prefer: list[str],
+                         limit: int) -> list[tuple[str, int]]:
+        """Items this annotator may take next, best first, with the labels each has: items they hold a lease
+        or draft on, then never-skipped before skipped ones, then task order. Leaves out items that have
+        `overlap` labels, that this annotator labeled or flagged."""
+        rows = self.cursor().execute(
+            f"""WITH active AS ({self._ACTIVE_ANSWERS}),
+            done AS (SELECT item_id, count(DISTINCT annotator) AS n, bool_or(annotator = ?) AS mine
+                     FROM active GROUP BY item_id),
+            ev AS (SELECT item_id, count(*) FILTER (WHERE event = 'skip') AS skips,
+                          bool_or(event = 'flag') AS flagged
+                   FROM item_events WHERE task_id = ? AND annotator = ? GROUP BY item_id),
+            dr AS (SELECT DISTINCT item_id FROM drafts WHERE task_id = ? AND annotator = ?)
+            SELECT i.id, coalesce(done.n, 0)
+            FROM task_items i LEFT JOIN done ON done.item_id = i.id LEFT JOIN ev ON ev.item_id = i.id
+                 LEFT JOIN dr ON dr.item_id = i.id
+            WHERE i.task_id = ? AND coalesce(done.n, 0) < ? AND NOT coalesce(done.mine, false)
+              AND NOT coalesce(ev.flagged, false)
+            ORDER BY list_contains(?::VARCHAR[], i.id) DESC, dr.item_id IS NOT NULL DESC,
+                     coalesce(ev.skips, 0), i.position
+            LIMIT ?""",
+            [task_id, annotator, task_id, annotator, task_id, annotator, task_id, overlap, prefer, limit],
+        ).fetchall()
+        return [(r[0], r[1]) for r in rows]
+
+    def task_item(self, task_id: str, item_id: str, annotator: str | None = None) -> dict | None:
+        """One item with its prompt and responses, and the text to start from: the annotator's saved draft,
+        else the item's draft response."""
+        row = self.cursor().execute(
+            """SELECT i.id, i.prompt_id, p.system, p.messages, i.response_ids,
+                      (SELECT list({'id': r.id, 'text': r.text}) FROM responses r
+                       WHERE list_contains(i.response_ids, r.id)),
+                      (SELECT text FROM drafts d WHERE d.task_id = i.task_id AND d.item_id = i.id
+                       AND d.annotator = ? ORDER BY updated_at DESC LIMIT 1),
+                      (SELECT text FROM responses r WHERE r.id = i.draft_response_id LIMIT 1)
+               FROM task_items i JOIN prompts p ON p.id = i.prompt_id WHERE i.task_id = ? AND i.id = ?""",
+            [annotator, task_id, item_id]).fetchone()
+        if row is None:
+            return None
+        texts = {r["id"]: r["text"] for r in row[5] or []}
+        return {"id": row[0], "task_id": task_id, "prompt_id": row[1], "system": row[2], "messages": row[3],
+                "responses": [{"id": rid, "text": texts[rid]} for rid in row[4] if rid in texts],
+                "draft": row[6] if row[6] is not None else (row[7] or ""), "saved_draft": row[6] is not None}
+
+    def answer(self, task_id: str, item_id: str, annotator: str) -> dict | None:
+        """The annotator's standing answer on an item, or None."""
+        rows = self._label_rows(
+            f"WITH active AS ({self._ACTIVE_ANSWERS}) SELECT * FROM active WHERE item_id = ? AND annotator = ? "
+            "ORDER BY created_at DESC LIMIT 1", [task_id, item_id, annotator])
+        return rows[0] if rows else None
+
+    def last_answer(self, task_id: str, annotator: str) -> dict | None:
+        """The annotator's most recent standing answer in a task (what 'undo' and 'edit' act on)."""
+        rows = self._label_rows(
+            f"WITH active AS ({self._ACTIVE_ANSWERS}) SELECT * FROM active WHERE annotator = ? "
+            "ORDER BY created_at DESC, id DESC LIMIT 1", [task_id, annotator])
+        return rows[0] if rows else None
+
+    def task_answers(self, task_id: str) -> list[dict]:
+        """Every standing (non-final) answer in a task, for agreement."""
+        return self._label_rows(f"WITH active AS ({self._ACTIVE_ANSWERS}) SELECT * FROM active "
+                                "ORDER BY item_id, annotator", [task_id])
+
+    def final_answers(self, task_id: str) -> list[dict]:
+        return self._label_rows(
+            "SELECT * FROM labels l WHERE task_id = ? AND final AND NOT EXISTS "
+            "(SELECT 1 FROM labels s WHERE s.task_id = l.task_id AND s.supersedes = l.id) ORDER BY created_at",
+            [task_id])
+
+    def _label_rows(self, sql: str, params: list) -> list[dict]:
+        cur = self.cursor().execute(sql, params)
+        names = [d[0] for d in cur.description]
+        out = []
+        for row in cur.fetchall():
+            label = dict(zip(names, row, strict=True))
+            label["payload"] = json.loads(label["payload"] or "{}")
+            label["created_at"] = str(label["created_at"])
+            out.append(label)
+        return out
+
+    def add_answer(self, *, task_id: str, item_id: str, annotator: str, client_id: str, kind: str,
+                   text: str | None = None, chosen_id: str | None = None, rejected_id: str | None = None,
+                   outcome: str | None = None, ranking: list[str] | None = None, payload: dict | None = None,
+                   final: bool = False) -> tuple[str, bool]:
+        """Store an answer to a task item; returns (label id, stored now?).
+
+        A retry with the same client id stores nothing and returns the first id. A second answer by the same
+        annotator on the same item supersedes their first (an edit, kept in the history), so an annotator
+        counts once per item; answers by different annotators never touch each other. The draft goes
+        once the answer is stored.
+        """
+        with self._label_lock, self.transaction() as con:
+            existing = con.execute("SELECT id FROM labels WHERE client_id = ?", [client_id]).fetchone()
+            if existing:
+                return existing[0], False
+            item = con.execute("SELECT prompt_id FROM task_items WHERE task_id = ? AND id = ?",
+                               [task_id, item_id]).fetchone()
+            if item is None:
+                raise StoreError(f"task {task_id} has no item {item_id}")
+            prompt_id = item[0]
+            previous = None
+            if not final:
+                previous = con.execute(
+                    f"WITH active AS ({self._ACTIVE_ANSWERS}) SELECT id FROM active WHERE item_id = ? "
+                    "AND annotator = ? ORDER BY created_at DESC LIMIT 1", [task_id, item_id, annotator]).fetchone()
+            response_id = None
+            if kind == "demonstration":
+                response_id = con.execute("SELECT md5(? || chr(0) || ?)", [prompt_id, text]).fetchone()[0]
+                con.execute(
+                    "INSERT INTO responses (id, prompt_id, text, origin, author, source) "
+                    "SELECT ?, ?, ?, 'person', ?, 'ui' WHERE ? NOT IN (SELECT id FROM responses)",
+                    [response_id, prompt_id, text, annotator, response_id])
+            label_id = f"lbl-{client_id}"
+            con.execute(
+                "INSERT INTO labels (id, kind, prompt_id, response_id, chosen_id, rejected_id, outcome, ranking, "
+                "payload, annotator, client_id, supersedes, source, task_id, item_id, final) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [label_id, kind, prompt_id, response_id, chosen_id, rejected_id, outcome, ranking,
+                 json.dumps(payload or {}), annotator, client_id, previous[0] if previous else None,
+                 "adjudication" if final else "ui", task_id, item_id, final])
+            con.execute("DELETE FROM drafts WHERE task_id = ? AND item_id = ? AND annotator = ?",
+                        [task_id, item_id, annotator])
+            return label_id, True
+
+    def retract(self, *, label_id: str, annotator: str, client_id: str) -> bool:
+        """Withdraw an answer (undo): a 'retraction' event supersedes it. Returns False on a retry."""
+        with self._label_lock, self.transaction() as con:
+            if con.execute("SELECT 1 FROM labels WHERE client_id = ?", [client_id]).fetchone():
+                return False
+            row = con.execute("SELECT prompt_id, task_id, item_id FROM labels WHERE id = ? AND annotator = ?",
+                              [label_id, annotator]).fetchone()
+            if row is None:
+                raise StoreError(f"{annotator} has no label {label_id}")
+            con.execute(
+                "INSERT INTO labels (id, kind, prompt_id, annotator, client_id, supersedes, source, task_id, "
+                "item_id) VALUES (?, 'retraction', ?, ?, ?, ?, 'ui', ?, ?)",
+                [f"lbl-{client_id}", row[0], annotator, client_id, label_id, row[1], row[2]])
+            return True
+
+    def add_item_event(self, *, task_id: str, item_id: str, annotator: str, event: str, client_id: str,
+                       reason: str | None = None) -> bool:
+        """Record a skip or a flag once per client id; returns False on a retry."""
+        with self._label_lock, self.transaction() as con:
+            if con.execute("SELECT 1 FROM item_events WHERE client_id = ?", [client_id]).fetchone():
+                return False
+            con.execute("INSERT INTO item_events (task_id, item_id, annotator, event, reason, client_id) "
+                        "VALUES (?, ?, ?, ?, ?, ?)", [task_id, item_id, annotator, event, reason, client_id])
+            return True
+
+    def save_draft(self, *, task_id: str, item_id: str, annotator: str, text: str) -> None:
+        with self._label_lock, self.transaction() as con:
+            con.execute("DELETE FROM drafts WHERE task_id = ? AND item_id = ? AND annotator = ?",
+                        [task_id, item_id, annotator])
+            con.execute("INSERT INTO drafts (task_id, item_id, annotator, text) VALUES (?, ?, ?, ?)",
+                        [task_id, item_id, annotator, text])
+
+    def task_progress(self, task_id: str) -> dict:
+        """Items done (with `overlap` answers) and remaining, and per annotator: answers, skips, flags."""
+        con = self.cursor()
+        overlap = con.execute("SELECT overlap FROM tasks WHERE id = ?", [task_id]).fetchone()[0]
+        total, complete, answers = con.execute(
+            f"""WITH active AS ({self._ACTIVE_ANSWERS}),
+            per_item AS (SELECT item_id, count(DISTINCT annotator) AS n FROM active GROUP BY item_id)
+            SELECT (SELECT count(*) FROM task_items WHERE task_id = ?),
+                   count(*) FILTER (WHERE n >= ?), coalesce(sum(n), 0) FROM per_item""",
+            [task_id, task_id, overlap]).fetchone()
+        per_annotator = con.execute(
+            f"""WITH active AS ({self._ACTIVE_ANSWERS}),
+            a AS (SELECT annotator, count(*) AS answers FROM active GROUP BY annotator),
+            e AS (SELECT annotator, count(*) FILTER (WHERE event = 'skip') AS skips,
+                         count(DISTINCT item_id) FILTER (WHERE event = 'flag') AS flags
+                  FROM item_events WHERE task_id = ? GROUP BY annotator)
+            SELECT coalesce(a.annotator, e.annotator), coalesce(answers, 0), coalesce(skips, 0), coalesce(flags, 0)
+            FROM a FULL JOIN e ON a.annotator = e.annotator ORDER BY 1""", [task_id, task_id]).fetchall()
+        return {"items": total, "complete": complete, "answers": int(answers), "overlap": overlap,
+                "needed": total * overlap,
+                "annotators": [{"annotator": r[0], "answers": r[1], "skips": r[2], "flags": r[3]}
+                               for r in per_annotator]}
+
+    def annotator_progress(self, task_id: str, annotator: str) -> tuple[int, int]:
+        """(items this annotator answered, items still open to them) in a task."""
+        con = self.cursor()
+        overlap = con.execute("SELECT overlap FROM tasks WHERE id = ?", [task_id]).fetchone()[0]
+        return con.execute(
+            f"""WITH active AS ({self._ACTIVE_ANSWERS}),
+            done AS (SELECT item_id, count(DISTINCT annotator) AS n, bool_or(annotator = ?) AS mine
+                     FROM active GROUP BY item_id),
+            flagged AS (SELECT DISTINCT item_id FROM item_events WHERE task_id = ? AND annotator = ?
+                        AND event = 'flag')
+            SELECT count(*) FILTER (WHERE coalesce(done.mine, false)),
+                   count(*) FILTER (WHERE NOT coalesce(done.mine, false) AND coalesce(done.n, 0) < ?
+                                    AND flagged.item_id IS NULL)
+            FROM task_items i LEFT JOIN done ON done.item_id = i.id LEFT JOIN flagged ON flagged.item_id = i.id
+            WHERE i.task_id = ?""", [task_id, annotator, task_id, annotator, overlap, task_id]).fetchone()
+
+    def flagged_items(self, task_id: str) -> list[dict]:
+        rows = self.cursor().execute(
+            "SELECT item_id, list(DISTINCT annotator ORDER BY annotator), list(DISTINCT reason ORDER BY reason) "
+            "FROM item_events WHERE task_id = ? AND event = 'flag' GROUP BY item_id ORDER BY item_id",
+            [task_id]).fetchall()
+        return [{"item_id": r[0], "annotators": r[1], "reasons": r[2]} for r in rows]
+
     # ---------------------------------------------------------------- users
     def add_user(self, name: str, role: str, password_hash: str, salt: str) -> None:
         with self.transaction() as con:
@@ -485,19 +826,31 @@ class Store:
         no tie); `exclude_ties` also drops pairs where any vote was a tie or 'both bad'.
         """
         where, params = self._label_filter_sql(filters)
+        # An N-way ranking (best first) is N*(N-1)/2 votes, one per pair. An admin's adjudication
+        # (`final`) decides its pair outright, whatever the votes and filters say.
         sql = f"""
-            WITH active AS (
-                SELECT l.*, least(l.chosen_id, l.rejected_id) AS a, greatest(l.chosen_id, l.rejected_id) AS b
-                FROM labels l WHERE l.kind = 'preference' AND {where}),
+            WITH votes_in AS (
+                SELECT l.prompt_id, l.chosen_id AS w, l.rejected_id AS lo, l.outcome,
+                       coalesce(l.final, false) AS final, l.created_at
+                FROM labels l WHERE l.kind = 'preference' AND {where}
+                UNION ALL
+                SELECT l.prompt_id, l.ranking[i], l.ranking[j], 'chosen', coalesce(l.final, false), l.created_at
+                FROM labels l, range(1, len(l.ranking) + 1) t(i), range(i + 1, len(l.ranking) + 1) u(j)
+                WHERE l.kind = 'ranking' AND {where}),
+            active AS (SELECT *, least(w, lo) AS a, greatest(w, lo) AS b FROM votes_in),
             votes AS (
-                SELECT prompt_id, a, b, count(*) AS votes,
-                    count(*) FILTER (WHERE outcome = 'chosen' AND chosen_id = a) AS wins_a,
-                    count(*) FILTER (WHERE outcome = 'chosen' AND chosen_id = b) AS wins_b,
-                    count(*) FILTER (WHERE outcome <> 'chosen') AS ties
+                SELECT prompt_id, a, b, count(*) FILTER (WHERE NOT final) AS votes,
+                    count(*) FILTER (WHERE NOT final AND outcome = 'chosen' AND w = a) AS wins_a,
+                    count(*) FILTER (WHERE NOT final AND outcome = 'chosen' AND w = b) AS wins_b,
+                    count(*) FILTER (WHERE NOT final AND outcome <> 'chosen') AS ties,
+                    bool_or(final) AS has_final,
+                    arg_max(outcome, created_at) FILTER (WHERE final) AS final_outcome,
+                    arg_max(w, created_at) FILTER (WHERE final) AS final_w
                 FROM active GROUP BY prompt_id, a, b),
             decided AS (
-                SELECT *, greatest(wins_a, wins_b, ties) / votes AS agreement,
-                    CASE WHEN wins_a > wins_b AND wins_a > ties THEN a
+                SELECT *, CASE WHEN votes > 0 THEN greatest(wins_a, wins_b, ties) / votes ELSE 1.0 END AS agreement,
+                    CASE WHEN has_final THEN (CASE WHEN final_outcome = 'chosen' THEN final_w END)
+                         WHEN wins_a > wins_b AND wins_a > ties THEN a
                          WHEN wins_b > wins_a AND wins_b > ties THEN b END AS winner
                 FROM votes)
             SELECT d.prompt_id, d.a, d.b, p.system, p.messages, w.text AS chosen, r.text AS rejected,
@@ -506,7 +859,9 @@ class Store:
             JOIN prompts p ON p.id = d.prompt_id
             JOIN responses w ON w.id = d.winner
             JOIN responses r ON r.id = CASE WHEN d.winner = d.a THEN d.b ELSE d.a END
-            WHERE d.winner IS NOT NULL AND d.votes >= ? AND d.agreement >= ? AND (NOT ? OR d.ties = 0)"""
+            WHERE d.winner IS NOT NULL
+              AND (d.has_final OR (d.votes >= ? AND d.agreement >= ? AND (NOT ? OR d.ties = 0)))"""
+        params = params + params
         params += [filters.min_votes, filters.min_agreement, filters.exclude_ties]
         return sql, params
 
@@ -517,8 +872,10 @@ class Store:
     _EXPORT_LABELS = {
         "sft": "l.kind = 'demonstration' AND (l.prompt_id, l.response_id) IN "
                "(SELECT (prompt_id, response_id) FROM export_rows)",
-        "preferences": "l.kind = 'preference' AND (l.prompt_id, least(l.chosen_id, l.rejected_id), "
-                       "greatest(l.chosen_id, l.rejected_id)) IN (SELECT (prompt_id, a, b) FROM export_rows)",
+        "preferences": "((l.kind = 'preference' AND (l.prompt_id, least(l.chosen_id, l.rejected_id), "
+                       "greatest(l.chosen_id, l.rejected_id)) IN (SELECT (prompt_id, a, b) FROM export_rows)) "
+                       "OR (l.kind = 'ranking' AND EXISTS (SELECT 1 FROM export_rows e WHERE e.prompt_id = "
+                       "l.prompt_id AND list_contains(l.ranking, e.a) AND list_contains(l.ranking, e.b))))",
     }
 
     @contextmanager
