@@ -713,6 +713,10 @@ class Store:
             FROM task_items i LEFT JOIN done ON done.item_id = i.id LEFT JOIN flagged ON flagged.item_id = i.id
             WHERE i.task_id = ?""", [task_id, annotator, task_id, annotator, overlap, task_id]).fetchone()
 
+    def response_text(self, response_id: str) -> str:
+        row = self.cursor().execute("SELECT text FROM responses WHERE id = ?", [response_id]).fetchone()
+        return row[0] if row else ""
+
     def flagged_items(self, task_id: str) -> list[dict]:
         rows = self.cursor().execute(
             "SELECT item_id, list(DISTINCT annotator ORDER BY annotator), list(DISTINCT reason ORDER BY reason) "

@@ -1,0 +1,336 @@
+"""What annotators and admins do with tasks, as plain functions of the store: the Gradio views call these
+and so do the tests. Every function takes the signed-in user and checks the role itself, so the HTTP API
+is scoped the same as the buttons are.
+
+An annotator sees a task item's prompt and, for comparisons, its responses in an order shuffled per
+annotator and item, labelled A, B, C... with their origin hidden; they never see anyone else's answer.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import uuid
+from dataclasses import dataclass, field
+
+from annotation.agreement import report, units_from_answers
+from annotation.queue import Leases, next_item
+from workbench.store import Store, StoreError
+
+LABELERS = ("annotator", "reviewer", "admin")
+KINDS = ("demonstration", "pairwise", "ranking")
+CHOICES = {"A": "A", "B": "B", "TIE": "tie", "BOTH_BAD": "both_bad", "BOTH BAD": "both_bad"}
+FLAG_REASONS = ("unclear", "unsafe", "duplicate", "other")
+MAX_RANKED = 5
+LETTERS = "ABCDE"
+
+
+class LabelingError(Exception):
+    """A request the user can fix (no choice made, wrong order, empty text); the message says what."""
+
+
+class AccessDenied(LabelingError):
+    """The signed-in user's role does not allow this."""
+
+
+@dataclass
+class User:
+    name: str
+    role: str
+
+
+def require(user: User | None, *roles: str) -> User:
+    if user is None:
+        raise AccessDenied("sign in first")
+    if user.role not in roles:
+        raise AccessDenied(f"{user.name} is {user.role}: this needs the role {' or '.join(roles)}")
+    return user
+
+
+@dataclass
+class ItemView:
+    """Everything the labeling view shows for one item. `responses` are texts in display order (A, B...)."""
+
+    task_id: str
+    task_name: str
+    kind: str
+    guidelines: str
+    item_id: str | None = None
+    client_id: str = ""
+    system: str | None = None
+    messages: list[dict] = field(default_factory=list)
+    responses: list[str] = field(default_factory=list)
+    draft: str = ""
+    done: int = 0
+    remaining: int = 0
+    prefill: dict = field(default_factory=dict)
+    message: str = ""
+
+
+def display_order(annotator: str, item: dict) -> list[str]:
+    """Response ids in the order this annotator sees them: shuffled, but the same on every reload."""
+    ids = [r["id"] for r in item["responses"]]
+    random.Random(f"{annotator}/{item['id']}").shuffle(ids)
+    return ids
+
+
+class Labeling:
+    """Handlers for one project: the store, the leases and the size limit for free text."""
+
+    def __init__(self, store: Store, *, leases: Leases | None = None, max_field_bytes: int = 1_000_000):
+        self.store = store
+        self.leases = leases or Leases()
+        self.max_field_bytes = max_field_bytes
+
+    # ------------------------------------------------------------ annotators
+    def task_choices(self, user: User) -> list[tuple[str, str]]:
+        require(user, *LABELERS)
+        return [(f"{t['name']} ({t['kind']})", t["id"]) for t in self.store.tasks()]
+
+    def _task(self, task_id: str) -> dict:
+        task = self.store.task(task_id) if task_id else None
+        if task is None:
+            raise LabelingError(f"no task {task_id!r}: choose one from the list")
+        return task
+
+    def open_next(self, user: User, task_id: str, message: str = "") -> ItemView:
+        """The item this annotator should work on now (the one they hold, else the next in the queue)."""
+        require(user, *LABELERS)
+        task = self._task(task_id)
+        item_id = next_item(self.store, self.leases, task, user.name)
+        return self._view(user, task, item_id, message=message)
+
+    def _view(self, user: User, task: dict, item_id: str | None, *, message: str = "",
+              prefill: dict | None = None) -> ItemView:
+        done, remaining = self.store.annotator_progress(task["id"], user.name)
+        view = ItemView(task_id=task["id"], task_name=task["name"], kind=task["kind"],
+                        guidelines=task["guidelines"], done=done, remaining=remaining, message=message)
+        if item_id is None:
+            view.message = (message + " " if message else "") + "Nothing left for you in this task: thank you!"
+            return view
+        item = self.store.task_item(task["id"], item_id, user.name)
+        order = display_order(user.name, item)
+        texts = {r["id"]: r["text"] for r in item["responses"]}
+        view.item_id, view.client_id = item_id, uuid.uuid4().hex
+        view.system, view.messages = item["system"], [dict(m) for m in item["messages"]]
+        view.responses = [texts[rid] for rid in order]
+        view.draft = item["draft"]
+        view.prefill = prefill or {}
+        return view
+
+    def _item(self, task: dict, item_id: str, user: User) -> dict:
+        item = self.store.task_item(task["id"], item_id, user.name) if item_id else None
+        if item is None:
+            raise LabelingError(f"task {task['name']} has no item {item_id!r}: reload the page")
+        return item
+
+    def _text(self, text: str, what: str, *, required: bool) -> str:
+        text = (text or "").strip()
+        if required and not text:
+            raise LabelingError(f"write the {what} before submitting")
+        if len(text.encode("utf-8")) > self.max_field_bytes:
+            raise LabelingError(f"the {what} is {len(text.encode('utf-8')):,} bytes; the limit is "
+                                f"{self.max_field_bytes:,} (max_field_bytes in workbench.toml)")
+        return text
+
+    def _ratings(self, ratings: dict[str, int | float | None] | None, order: list[str]) -> dict[str, int]:
+        out = {}
+        for letter, value in (ratings or {}).items():
+            if value in (None, "", 0):
+                continue
+            index = LETTERS.find(str(letter).upper())
+            if not 0 <= index < len(order) or len(str(letter)) != 1:
+                raise LabelingError(f"rating for response {letter!r}: this item shows {LETTERS[:len(order)]}")
+            if float(value) not in (1, 2, 3, 4, 5):
+                raise LabelingError(f"rating for response {letter}: {value!r} is not 1-5")
+            out[order[index]] = int(value)
+        return out
+
+    def _stored(self, user: User, task: dict, item_id: str, label_id: str, created: bool) -> ItemView:
+        self.leases.release(task["id"], user.name, item_id)
+        note = "Saved." if created else "Already saved (a repeated submit is stored once)."
+        return self.open_next(user, task["id"], message=note)
+
+    def submit_demonstration(self, user: User, task_id: str, item_id: str, client_id: str, text: str) -> ItemView:
+        require(user, *LABELERS)
+        task = self._task(task_id)
+        if task["kind"] != "demonstration":
+            raise LabelingError(f"task {task['name']} asks for a {task['kind']} answer, not a demonstration")
+        self._item(task, item_id, user)
+        text = self._text(text, "completion", required=True)
+        label_id, created = self.store.add_answer(task_id=task["id"], item_id=item_id, annotator=user.name,
+                                                  client_id=_client_id(client_id), kind="demonstration", text=text)
+        return self._stored(user, task, item_id, label_id, created)
+
+    def submit_comparison(self, user: User, task_id: str, item_id: str, client_id: str, *, choice: str = "",
+                          order: str = "", ratings: dict | None = None, rationale: str = "") -> ItemView:
+        """A pairwise choice (A, B, tie, both bad) or an N-way order such as 'CAB' (best first)."""
+        require(user, *LABELERS)
+        task = self._task(task_id)
+        if task["kind"] == "demonstration":
+            raise LabelingError(f"task {task['name']} asks for a demonstration, not a comparison")
+        item = self._item(task, item_id, user)
+        shown = display_order(user.name, item)
+        fields = self.comparison_fields(task["kind"], shown, choice=choice, order=order, ratings=ratings,
+                                        rationale=rationale)
+        label_id, created = self.store.add_answer(task_id=task["id"], item_id=item_id, annotator=user.name,
+                                                  client_id=_client_id(client_id), **fields)
+        return self._stored(user, task, item_id, label_id, created)
+
+    def comparison_fields(self, kind: str, shown: list[str], *, choice: str, order: str, ratings: dict | None,
+                          rationale: str) -> dict:
+        """The label columns for a comparison whose responses were shown in the order `shown`."""
+        payload = {"shown": shown, "ratings": self._ratings(ratings, shown),
+                   "rationale": self._text(rationale, "rationale", required=False)}
+        if kind == "pairwise":
+            picked = CHOICES.get((choice or "").strip().upper().replace("-", "_"))
+            if picked is None:
+                raise LabelingError("choose A, B, tie or both bad before submitting")
+            if picked in ("A", "B"):
+                winner = shown[0] if picked == "A" else shown[1]
+                loser = shown[1] if picked == "A" else shown[0]
+                return {"kind": "preference", "chosen_id": winner, "rejected_id": loser, "outcome": "chosen",
+                        "payload": payload}
+            return {"kind": "preference", "chosen_id": shown[0], "rejected_id": shown[1], "outcome": picked,
+                    "payload": payload}
+        letters = re.sub(r"[\s,>]+", "", order or "").upper()
+        expected = LETTERS[:len(shown)]
+        if sorted(letters) != sorted(expected):
+            raise LabelingError(f"order all {len(shown)} responses, best first, each once (e.g. "
+                                f"{expected[::-1]}); got {order!r}")
+        return {"kind": "ranking", "ranking": [shown[LETTERS.index(c)] for c in letters], "payload": payload}
+
+    def skip(self, user: User, task_id: str, item_id: str, client_id: str) -> ItemView:
+        """Put the item back: it returns after everything not skipped."""
+        require(user, *LABELERS)
+        task = self._task(task_id)
+        self._item(task, item_id, user)
+        self.store.add_item_event(task_id=task["id"], item_id=item_id, annotator=user.name, event="skip",
+                                  client_id=_client_id(client_id))
+        self.leases.release(task["id"], user.name, item_id)
+        return self.open_next(user, task["id"], message="Skipped: it comes back at the end.")
+
+    def flag(self, user: User, task_id: str, item_id: str, client_id: str, reason: str) -> ItemView:
+        """Flag the item for an admin (unclear, unsafe, duplicate); the annotator does not see it again."""
+        require(user, *LABELERS)
+        if reason not in FLAG_REASONS:
+            raise LabelingError(f"flag reason {reason!r}: choose one of {', '.join(FLAG_REASONS)}")
+        task = self._task(task_id)
+        self._item(task, item_id, user)
+        self.store.add_item_event(task_id=task["id"], item_id=item_id, annotator=user.name, event="flag",
+                                  reason=reason, client_id=_client_id(client_id))
+        self.leases.release(task["id"], user.name, item_id)
+        return self.open_next(user, task["id"], message=f"Flagged as {reason}.")
+
+    def save_draft(self, user: User, task_id: str, item_id: str, text: str) -> str:
+        """Keep a half-written demonstration server-side (a reload brings it back)."""
+        require(user, *LABELERS)
+        task = self._task(task_id)
+        if not item_id:
+            return ""
+        self._item(task, item_id, user)
+        text = self._text(text, "draft", required=False)
+        self.store.save_draft(task_id=task["id"], item_id=item_id, annotator=user.name, text=text)
+        self.leases.take(task["id"], item_id, user.name)  # typing keeps the lease alive
+        return "Draft saved."
+
+    def undo(self, user: User, task_id: str, client_id: str) -> ItemView:
+        """Withdraw the last answer in this task and show its item again."""
+        require(user, *LABELERS)
+        task = self._task(task_id)
+        last = self.store.last_answer(task["id"], user.name)
+        if last is None:
+            return self.open_next(user, task["id"], message="Nothing to undo.")
+        self.store.retract(label_id=last["id"], annotator=user.name, client_id=_client_id(client_id))
+        self.leases.take(task["id"], last["item_id"], user.name)
+        return self._view(user, task, last["item_id"], message="Undone: answer this item again.")
+
+    def edit_last(self, user: User, task_id: str) -> ItemView:
+        """Show the last answered item with the answer filled in; submitting stores an edit that supersedes it."""
+        require(user, *LABELERS)
+        task = self._task(task_id)
+        last = self.store.last_answer(task["id"], user.name)
+        if last is None:
+            return self.open_next(user, task["id"], message="Nothing to edit yet.")
+        item = self.store.task_item(task["id"], last["item_id"], user.name)
+        shown = display_order(user.name, item)
+        letter = {rid: LETTERS[i] for i, rid in enumerate(shown)}
+        payload = last["payload"]
+        prefill = {"rationale": payload.get("rationale", ""),
+                   "ratings": {letter[rid]: v for rid, v in payload.get("ratings", {}).items() if rid in letter}}
+        if last["kind"] == "preference":
+            prefill["choice"] = (letter[last["chosen_id"]] if last["outcome"] == "chosen"
+                                 else {"tie": "tie", "both_bad": "both bad"}[last["outcome"]])
+        elif last["kind"] == "ranking":
+            prefill["order"] = "".join(letter[rid] for rid in last["ranking"])
+        view = self._view(user, task, last["item_id"], message="Editing your last answer.", prefill=prefill)
+        if last["kind"] == "demonstration":
+            view.draft = self.store.response_text(last["response_id"])
+        return view
+
+    # ------------------------------------------------------------ admins
+    def create_task(self, user: User, *, name: str, kind: str, overlap: int, guidelines: str = "",
+                    sources: list[str] | None = None, tags: list[str] | None = None, query: str | None = None,
+                    max_responses: int | None = None) -> dict:
+        require(user, "admin")
+        name = (name or "").strip()
+        if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name):
+            raise LabelingError(f"task name {name!r}: use 1-64 letters, digits, '.', '_' or '-'")
+        if kind not in KINDS:
+            raise LabelingError(f"task kind {kind!r}: choose one of {', '.join(KINDS)}")
+        if not 1 <= int(overlap) <= 50:
+            raise LabelingError(f"overlap {overlap}: annotators per item must be 1-50")
+        if max_responses is not None and not 2 <= int(max_responses) <= MAX_RANKED:
+            raise LabelingError(f"max responses {max_responses}: choose 2-{MAX_RANKED}")
+        try:
+            return self.store.create_task(name=name, kind=kind, overlap=int(overlap), guidelines=guidelines or "",
+                                          created_by=user.name, sources=sources, tags=tags, query=query or None,
+                                          max_responses=int(max_responses) if max_responses else None)
+        except StoreError as exc:
+            raise LabelingError(str(exc)) from None
+
+    def progress(self, user: User, task_id: str) -> dict:
+        require(user, "admin")
+        task = self._task(task_id)
+        return {"task": task["name"], "kind": task["kind"]} | self.store.task_progress(task["id"]) | {
+            "flagged": self.store.flagged_items(task["id"])}
+
+    def agreement(self, user: User, task_id: str, *, worst: int = 20) -> dict:
+        require(user, "admin")
+        task = self._task(task_id)
+        if task["kind"] == "demonstration":
+            raise LabelingError("demonstrations are free text: agreement is measured on pairwise and ranking tasks")
+        return report(units_from_answers(self.store.task_answers(task["id"])), worst=worst)
+
+    def adjudicate(self, user: User, task_id: str, item_id: str, client_id: str, *, choice: str = "",
+                   order: str = "", rationale: str = "") -> str:
+        """An admin's final answer on an item: it decides the item's pairs in exports, whatever the votes.
+        Letters name the item's responses in their stored order (A = first), as the admin view lists them."""
+        require(user, "admin")
+        task = self._task(task_id)
+        if task["kind"] == "demonstration":
+            raise LabelingError("adjudication applies to pairwise and ranking tasks")
+        item = self._item(task, item_id, user)
+        shown = [r["id"] for r in item["responses"]]
+        fields = self.comparison_fields(task["kind"], shown, choice=choice, order=order, ratings=None,
+                                        rationale=rationale)
+        label_id, _ = self.store.add_answer(task_id=task["id"], item_id=item_id, annotator=user.name,
+                                            client_id=_client_id(client_id), final=True, **fields)
+        return label_id
+
+    def item_for_review(self, user: User, task_id: str, item_id: str) -> dict:
+        """An item with its responses in stored order and every answer on it (admins only)."""
+        require(user, "admin")
+        task = self._task(task_id)
+        item = self._item(task, item_id, user)
+        answers = [a for a in self.store.task_answers(task["id"]) if a["item_id"] == item_id]
+        return item | {"answers": answers, "finals": [f for f in self.store.final_answers(task["id"])
+                                                      if f["item_id"] == item_id]}
+
+
+def _client_id(client_id: str) -> str:
+    """Client ids name submits, so a retry is stored once; they come from the page, so keep them tame."""
+    client_id = (client_id or "").strip()
+    if not re.fullmatch(r"[A-Za-z0-9_.:-]{8,100}", client_id):
+        raise LabelingError("this submit has no valid client id: reload the page")
+    return client_id
