@@ -34,6 +34,13 @@ class Leases:
             entry = self._held.get((task_id, annotator))
             return entry[0] if entry and entry[1] > self.clock() else None
 
+    def any_task(self, annotator: str) -> str | None:
+        """A task where this annotator holds an unexpired lease (where a reload should take them back)."""
+        now = self.clock()
+        with self._lock:
+            return next((task for (task, who), (_, expiry) in self._held.items()
+                         if who == annotator and expiry > now), None)
+
     def others(self, task_id: str, item_id: str, annotator: str) -> int:
         """How many other annotators hold an unexpired lease on the item."""
         now = self.clock()

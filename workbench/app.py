@@ -1,8 +1,8 @@
 """The Gradio app shell. The server process owns the project's store (one DuckDB writer per file); every
 handler is a plain function of the store so tests call it without a browser."""
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: Gradio injects `gr.Request` by reading annotations at run
+# time, and `gr` is imported inside build_app (importing gradio costs seconds; the CLI imports this module).
 from typing import TYPE_CHECKING
 
 from workbench.config import Project
@@ -27,7 +27,7 @@ def version_choices(store: Store, stage: str | None = None) -> list[str]:
     return [v["id"] for v in store.stats()["model_versions"] if stage is None or v["stage"] == stage]
 
 
-def start_job(runner: JobRunner, stage: str, parent: str | None, reward_model: str | None, max_steps: float | None,
+def start_job(runner: "JobRunner", stage: str, parent: str | None, reward_model: str | None, max_steps: float | None,
               learning_rate: float | None, full: bool) -> str:
     """Start a training job from the UI's settings; returns a line for the status box."""
     from workbench.runs import RunError, TrainRequest
@@ -43,7 +43,7 @@ def start_job(runner: JobRunner, stage: str, parent: str | None, reward_model: s
     return f"Started **{job.run_id}**: logs and adapter in `{job.run_dir}`"
 
 
-def job_view(runner: JobRunner):
+def job_view(runner: "JobRunner"):
     """(status markdown, loss table) for the live view."""
     import pandas as pd
 
@@ -61,23 +61,45 @@ def job_view(runner: JobRunner):
     return "\n\n".join(lines), pd.DataFrame({"step": list(steps), "loss": list(losses)})
 
 
-def cancel_job(runner: JobRunner) -> str:
+def cancel_job(runner: "JobRunner") -> str:
     job = runner.cancel()
     return f"**{job.run_id}**: {job.state}" if job else "No job to cancel."
 
 
 def build_app(project: Project, store: Store):
+    """The whole app. Sign-in is Gradio's own (every page, API route and queue call needs the session
+    cookie); what a signed-in user may do is checked in each handler from their role in the store."""
     import gradio as gr
 
+    from annotation.labeling import AccessDenied, Labeling, User, require
+    from annotation.views import LabelView, TasksView
     from workbench.jobs import JobRunner
 
     runner = JobRunner(project, store)
+    labeling = Labeling(store, max_field_bytes=project.config.max_field_bytes)
+
+    def user_of(request: gr.Request) -> User | None:
+        record = store.user(request.username) if request is not None and request.username else None
+        return User(record["name"], record["role"]) if record else None
+
+    def admin(request: gr.Request) -> User:
+        try:
+            return require(user_of(request), "admin")
+        except AccessDenied as exc:
+            raise gr.Error(str(exc)) from None
+
     with gr.Blocks(title=f"alignment-workbench: {project.config.name}") as app:
-        gr.Markdown("# alignment-workbench", elem_id="title")
-        with gr.Tab("Project"):
+        with gr.Row():
+            gr.Markdown("# alignment-workbench", elem_id="title")
+            whoami = gr.Markdown(elem_id="whoami")
+        with gr.Tab("Label", id="label-tab"):
+            label_view = LabelView(labeling, user_of)
+        with gr.Tab("Tasks", id="tasks-tab", visible=False) as tasks_tab:
+            tasks_view = TasksView(labeling, user_of)
+        with gr.Tab("Project", id="project-tab", visible=False) as project_tab:
             stats = gr.Markdown(elem_id="stats")
             refresh = gr.Button("Refresh", elem_id="refresh")
-        with gr.Tab("Train"):
+        with gr.Tab("Train", id="train-tab", visible=False) as train_tab:
             with gr.Row():
                 stage = gr.Dropdown(["sft", "reward", "dpo", "ppo"], value="sft", label="Stage", elem_id="stage")
                 parent = gr.Dropdown([], label="Parent version", allow_custom_value=True, elem_id="parent")
@@ -91,23 +113,63 @@ def build_app(project: Project, store: Store):
                 cancel = gr.Button("Cancel", variant="stop", elem_id="cancel")
             job_status = gr.Markdown(elem_id="job-status")
             plot = gr.LinePlot(x="step", y="loss", title="Training loss", elem_id="loss-plot")
-            timer = gr.Timer(1.0)
+            timer = gr.Timer(1.0, active=False)
 
-        def show_stats() -> str:
+        def on_load(request: gr.Request):
+            user = user_of(request)
+            if user is None:  # signed in, then removed from the store
+                raise gr.Error("your account no longer exists: ask an admin")
+            is_admin = user.role == "admin"
+            choices = [""] + version_choices(store) if is_admin else []
+            rewards = [""] + version_choices(store, "reward") if is_admin else []
+            admin_tasks = labeling.task_choices(user) if is_admin else []
+            return [f"Signed in as **{user.name}** ({user.role}) · [sign out](/logout)",
+                    gr.update(visible=is_admin), gr.update(visible=is_admin), gr.update(visible=is_admin),
+                    gr.update(choices=choices), gr.update(choices=rewards), gr.update(choices=admin_tasks),
+                    gr.Timer(active=is_admin), *label_view.on_load(user)]
+
+        app.load(on_load, outputs=[whoami, tasks_tab, project_tab, train_tab, parent, reward, tasks_view.task, timer,
+                                   label_view.task, *label_view.outputs], api_name="whoami")
+        label_view.wire()
+        tasks_view.wire(label_view.task)
+
+        def show_stats(request: gr.Request) -> str:
+            admin(request)
             return stats_markdown(store, project.config.name)
 
-        def choices():
-            return (gr.update(choices=[""] + version_choices(store)),
-                    gr.update(choices=[""] + version_choices(store, "reward")))
+        def start_from_ui(*args):
+            *settings, request = args
+            admin(request)
+            return start_job(runner, *settings)
 
-        app.load(show_stats, outputs=stats, api_name="stats")
-        app.load(choices, outputs=[parent, reward], api_name=False)
+        def cancel_from_ui(request: gr.Request) -> str:
+            admin(request)
+            return cancel_job(runner)
+
+        def tick(request: gr.Request):
+            admin(request)
+            return job_view(runner)
+
+        project_tab.select(show_stats, outputs=stats, api_name="stats")
         refresh.click(show_stats, outputs=stats, api_name=False)
-        start.click(lambda *a: start_job(runner, *a), inputs=[stage, parent, reward, max_steps, lr, full],
-                    outputs=job_status, api_name=False)
-        cancel.click(lambda: cancel_job(runner), outputs=job_status, api_name=False)
-        timer.tick(lambda: job_view(runner), outputs=[job_status, plot], api_name=False)
+        start.click(start_from_ui, inputs=[stage, parent, reward, max_steps, lr, full], outputs=job_status,
+                    api_name="start_training")
+        cancel.click(cancel_from_ui, outputs=job_status, api_name="cancel_training")
+        timer.tick(tick, outputs=[job_status, plot], api_name=False)
     return app
+
+
+def authenticate(store: Store):
+    """Gradio's sign-in check: the user's salted scrypt hash in the store."""
+    from workbench.auth import check_password
+
+    return lambda name, password: check_password(store, name, password) is not None
+
+
+def _shortcuts() -> str:
+    from annotation.views import SHORTCUTS_JS
+
+    return SHORTCUTS_JS
 
 
 class ServeError(Exception):
@@ -119,7 +181,15 @@ def serve(project: Project, *, host: str = "127.0.0.1", port: int = 7860, block:
     store = Store.open(project.store_path)
     app = build_app(project, store)
     try:
-        app.launch(server_name=host, server_port=port, prevent_thread_lock=not block, show_error=True)
+        if not store.users():
+            raise ServeError("no users yet: add one with `workbench users add NAME --role admin` "
+                             "(the app signs everyone in; it has no anonymous access)")
+        app.launch(server_name=host, server_port=port, prevent_thread_lock=not block, show_error=True,
+                   auth=authenticate(store), auth_message=f"alignment-workbench: {project.config.name}",
+                   head=_shortcuts(), max_threads=64)
+    except ServeError:
+        store.close()
+        raise
     except OSError as exc:
         store.close()
         if "port" in str(exc).lower():

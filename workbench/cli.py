@@ -115,8 +115,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"demo project ready at {project.root}")
     if args.serve:
         from workbench.app import serve
+        from workbench.demo import DEMO_PASSWORD, DEMO_USERS
 
         print(f"serving {project.config.name} on http://{args.host}:{args.port}")
+        print("sign in as " + ", ".join(f"{name} ({role})" for name, role in DEMO_USERS)
+              + f"; the demo password is {DEMO_PASSWORD}")
         serve(project, host=args.host, port=args.port)
     return 0
 
@@ -236,6 +239,53 @@ def cmd_users(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tasks(args: argparse.Namespace) -> int:
+    """Labeling tasks from the shell. Whoever can write the project's files is trusted as an admin here."""
+    import getpass
+
+    from annotation.labeling import Labeling, LabelingError, User
+    from workbench.store import Store
+
+    project = _project(args)
+    cli_admin = User(f"cli:{getpass.getuser()}", "admin")
+    with Store.open(project.store_path) as store:
+        labeling = Labeling(store, max_field_bytes=project.config.max_field_bytes)
+        if args.action == "list":
+            for task in store.tasks():
+                progress = store.task_progress(task["id"])
+                print(f"{task['name']}\t{task['kind']}\toverlap {task['overlap']}\t{task['items']} items\t"
+                      f"{progress['complete']} complete\t{progress['answers']}/{progress['needed']} answers")
+            return 0
+        if not args.name:
+            raise LabelingError(f"`tasks {args.action}` needs the task's NAME")
+        if args.action == "add":
+            if not args.kind:
+                raise LabelingError("give the task's --kind: demonstration, pairwise or ranking")
+            guidelines = args.guidelines or ""
+            if guidelines and Path(guidelines).is_file():
+                guidelines = Path(guidelines).read_text(encoding="utf-8")
+            task = labeling.create_task(cli_admin, name=args.name, kind=args.kind, overlap=args.overlap,
+                                        guidelines=guidelines, sources=args.source, tags=args.tag,
+                                        query=args.query, max_responses=args.max_responses)
+            print(f"created task {task['name']} ({task['kind']}, {task['overlap']} per item): {task['items']} items")
+            return 0
+        if store.task(args.name) is None:
+            raise LabelingError(f"no task named {args.name!r}: see `workbench tasks list`")
+        result = (labeling.progress(cli_admin, args.name) if args.action == "progress"
+                  else labeling.agreement(cli_admin, args.name))
+        if args.json:
+            print(json.dumps(result, indent=2, default=str))
+        elif args.action == "progress":
+            from annotation.reports import progress_markdown
+
+            print(progress_markdown(result))
+        else:
+            from annotation.reports import agreement_markdown
+
+            print(agreement_markdown(result))
+    return 0
+
+
 def cmd_demo_loop(args: argparse.Namespace) -> int:
     from workbench.demo import demo_loop
 
@@ -341,6 +391,20 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     p.set_defaults(func=cmd_users)
 
+    p = sub.add_parser("tasks", help="labeling tasks: add, list, progress, agreement")
+    p.add_argument("action", choices=["add", "list", "progress", "agreement"])
+    p.add_argument("name", nargs="?")
+    p.add_argument("-p", "--project", help=project_help)
+    p.add_argument("--kind", choices=["demonstration", "pairwise", "ranking"])
+    p.add_argument("--overlap", type=int, default=1, help="annotators per item (default 1)")
+    p.add_argument("--source", action="append", help="only prompts from files matching this glob (repeatable)")
+    p.add_argument("--tag", action="append", help="only prompts with this tag (repeatable)")
+    p.add_argument("--query", help="only prompts whose text contains this (case-insensitive)")
+    p.add_argument("--max-responses", type=int, help="responses per prompt: pairwise default 2, ranking 4 (max 5)")
+    p.add_argument("--guidelines", help="guidelines text, or a Markdown file with them")
+    p.add_argument("--json", action="store_true", help="progress or agreement as JSON")
+    p.set_defaults(func=cmd_tasks)
+
     p = sub.add_parser("stats", help="what the project holds")
     p.add_argument("project", nargs="?", help=project_help)
     p.add_argument("--json", action="store_true")
@@ -369,6 +433,7 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from annotation.labeling import LabelingError
     from workbench.app import ServeError
     from workbench.auth import AuthError
     from workbench.config import ProjectError
@@ -382,7 +447,8 @@ def main(argv: list[str] | None = None) -> int:
     handler: Callable[[argparse.Namespace], int] = args.func
     try:
         return handler(args)
-    except (ProjectError, StoreError, ImportError_, ExportError, ServeError, RunError, VersionError, AuthError) as exc:
+    except (ProjectError, StoreError, ImportError_, ExportError, ServeError, RunError, VersionError, AuthError,
+            LabelingError) as exc:
         print(f"workbench {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

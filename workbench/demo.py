@@ -15,6 +15,16 @@ from workbench.ingest import FileReport, import_files
 from workbench.projects import init_project
 from workbench.store import Store
 
+# Demo accounts (everyone's password is DEMO_PASSWORD: fine for a local demo, never for a real project).
+DEMO_USERS = [("admin", "admin"), ("ann", "annotator"), ("bob", "annotator"), ("rev", "reviewer")]
+DEMO_PASSWORD = "loki-demo"
+DEMO_GUIDELINES = """Loki Phones replies should: acknowledge the customer's problem with empathy, cite the policy
+that applies (Complete Box guarantee, 2-year warranty, 30-day returns...), and say what happens next.
+Prefer the reply a customer would be glad to get; choose **both bad** when neither would help."""
+DEMO_TASKS = [
+    {"name": "write-replies", "kind": "demonstration", "overlap": 1, "tags": ["pool"]},
+    {"name": "compare-replies", "kind": "pairwise", "overlap": 2, "sources": ["preferences.jsonl"]},
+]
 DEMO_FILES = [("sft.jsonl", []), ("preferences.jsonl", []), ("prompts.jsonl", ["pool"]),
               ("heldout_prompts.jsonl", ["heldout"])]
 
@@ -52,7 +62,22 @@ def create_demo_project(path: str | Path, data_dir: Path | None = None) -> tuple
         for name, tags in DEMO_FILES:
             reports += import_files(store, [data_dir / name], max_field_bytes=project.config.max_field_bytes,
                                     tags=tags)
+        add_demo_team(store)
     return project, reports
+
+
+def add_demo_team(store: Store) -> None:
+    """The demo's accounts and labeling tasks (skipping any that exist)."""
+    from annotation.labeling import Labeling, User
+    from workbench.auth import add_user
+
+    for name, role in DEMO_USERS:
+        if store.user(name) is None:
+            add_user(store, name, role, DEMO_PASSWORD)
+    labeling = Labeling(store)
+    for spec in DEMO_TASKS:
+        if store.task(spec["name"]) is None:
+            labeling.create_task(User("admin", "admin"), guidelines=DEMO_GUIDELINES, **spec)
 
 
 # Settings measured on the demo project (2 CPU cores); see the note of the training issue for the sweep.
