@@ -85,7 +85,8 @@ class LabelView:
         self.labeling, self.user_of = labeling, user_of
         gr.Markdown(HELP, elem_id="label-help")
         with gr.Row():
-            self.task = gr.Dropdown([], label="Task", elem_id="task", scale=3)
+            # custom values allowed: choices are filled per session on load, and the handlers check the task
+            self.task = gr.Dropdown([], label="Task", elem_id="task", scale=3, allow_custom_value=True)
             self.progress = gr.HTML(elem_id="progress")
         with gr.Accordion("Guidelines (g)", open=False, elem_id="guidelines-box"):
             self.guidelines = gr.Markdown(elem_id="guidelines")
@@ -232,7 +233,7 @@ class TasksView:
             self.create = gr.Button("Create task", variant="primary", elem_id="create-task")
             self.created = gr.Markdown(elem_id="create-status")
         with gr.Row():
-            self.task = gr.Dropdown([], label="Task", elem_id="admin-task", scale=3)
+            self.task = gr.Dropdown([], label="Task", elem_id="admin-task", scale=3, allow_custom_value=True)
             self.refresh = gr.Button("Refresh", elem_id="admin-refresh")
         self.progress = gr.Markdown(elem_id="task-progress")
         self.agreement = gr.Markdown(elem_id="task-agreement")

@@ -1,5 +1,6 @@
-"""The real Gradio server on a free port: its stats over HTTP with gradio_client, the page in headless
-Chromium, and the store held by the server so a second writer gets the clear message."""
+"""The real Gradio server on a free port, driven over HTTP with gradio_client and in headless Chromium:
+sign-in, labeling with the keyboard, a reload mid-draft, scoping by role, and the store held by the server
+so a second writer gets the clear message."""
 
 from __future__ import annotations
 
@@ -23,10 +24,24 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+PASSWORD = "test-password"
+USERS = {"root": "admin", "ann": "annotator", "bob": "annotator"}
+
+
 @pytest.fixture
 def demo_project(project, load):
+    from workbench.auth import add_user
+    from workbench.store import Store
+
     assert main(["import", "-p", str(project.root), str(DEMO_DATA / "sft.jsonl"), str(DEMO_DATA / "preferences.jsonl")]) == 0
     assert main(["import", "-p", str(project.root), str(DEMO_DATA / "heldout_prompts.jsonl"), "--tag", "heldout"]) == 0
+    with Store.open(project.store_path) as store:
+        for name, role in USERS.items():
+            add_user(store, name, role, PASSWORD)
+    assert main(["tasks", "add", "write", "--kind", "demonstration", "--tag", "heldout", "-p", str(project.root),
+                 "--guidelines", "Write the reply **Loki support** would send."]) == 0
+    assert main(["tasks", "add", "compare", "--kind", "pairwise", "--overlap", "2", "--source", "preferences.jsonl",
+                 "-p", str(project.root)]) == 0
     return project
 
 
@@ -55,17 +70,23 @@ def server(demo_project):
     else:
         proc.kill()
         raise AssertionError("server did not start in 120 s")
-    yield url, demo_project
-    proc.terminate()
-    proc.wait(timeout=30)
+
+
+    def stop():
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(timeout=30)
+
+    yield url, demo_project, stop
+    stop()
 
 
 @pytest.mark.e2e
 def test_server_serves_stats_and_holds_the_store(server, capsys, tmp_path):
     from gradio_client import Client
 
-    url, project = server
-    stats = Client(url, verbose=False).predict(api_name="/stats")
+    url, project, _ = server
+    stats = Client(url, auth=("root", PASSWORD), verbose=False).predict(api_name="/stats")
     assert "| prompts | 920 |" in stats and "| prompts tagged `heldout` | 120 |" in stats
     assert "| labels: demonstration | 1945 |" in stats
     # The server owns the store: a CLI write now fails with the clear message, not a stack trace.
@@ -75,35 +96,144 @@ def test_server_serves_stats_and_holds_the_store(server, capsys, tmp_path):
     assert "in use by another process" in capsys.readouterr().err
 
 
+@pytest.mark.e2e
+def test_the_api_is_scoped_by_role(server):
+    from gradio_client import Client
+    from gradio_client.exceptions import AppError, AuthenticationError
+
+    url, _, _ = server
+    with pytest.raises(AuthenticationError):
+        Client(url, verbose=False)  # no anonymous access, not even to the API description
+    with pytest.raises(Exception, match="(?i)incorrect|login|credentials"):
+        Client(url, auth=("ann", "wrong-password"), verbose=False)
+    ann = Client(url, auth=("ann", PASSWORD), verbose=False)
+    whoami = ann.predict(api_name="/whoami")
+    assert "Signed in as **ann** (annotator)" in whoami[0]
+    # every admin endpoint refuses an annotator's session at the HTTP level
+    for api_name, args in (("/stats", ()), ("/task_overview", ("task-compare",)),
+                           ("/review_item", ("task-compare", "x")),
+                           ("/adjudicate", ("task-compare", "x", "A", "", "")),
+                           ("/create_task", ("sneaky", "pairwise", 1, None, "", "", "", "")),
+                           ("/start_training", ("sft", "", "", 3, None, False)),
+                           ("/cancel_training", ())):
+        with pytest.raises(AppError, match="needs the role admin"):
+            ann.predict(*args, api_name=api_name)
+    # what an annotator sees of an item holds no one's labels: only the prompt and anonymous replies
+    view = ann.predict("task-compare", api_name="/open_task")
+    bob = Client(url, auth=("bob", PASSWORD), verbose=False)
+    bob_view = bob.predict("task-compare", api_name="/open_task")
+    item_id, client_id = view[-2], view[-1]
+    assert bob_view[-2] == item_id  # overlap 2: both work on the same item
+    after = ann.predict("task-compare", item_id, client_id, "", "A", "", "", None, None, None, None, None,
+                        api_name="/submit")
+    assert "Saved." in after[-3] and after[-2] != item_id
+    again = ann.predict("task-compare", item_id, client_id, "", "A", "", "", None, None, None, None, None,
+                        api_name="/submit")  # a network retry of the same submit
+    assert "Already saved" in again[-3]
+    bob_after = bob.predict("task-compare", api_name="/open_task")
+    assert bob_after[-2] == item_id and "ann" not in str(bob_after)
+    admin = Client(url, auth=("root", PASSWORD), verbose=False)
+    progress, _ = admin.predict("task-compare", api_name="/task_overview")
+    assert "1 of 600 answers" in progress and "| ann | 1 | 0 | 0 |" in progress
+
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+needs_chromium = pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"),
+                                    reason="Debian's chromium is not installed (make test installs it)")
+BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-background-networking", "--disable-component-update", "--no-first-run"]
+
+
+def sign_in(page, url, name):
+    page.goto(url)
+    page.fill("input[data-testid=textbox]", name)
+    page.fill("input[type=password]", PASSWORD)
+    page.get_by_role("button", name="Login").click()
+    page.wait_for_selector("#whoami :text('Signed in as')", timeout=60_000)
 
 
 @pytest.mark.e2e
 # Outside CI a missing browser skips; in CI (where `make test` installs it) a missing browser fails.
-@pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"),
-                    reason="Debian's chromium is not installed (make test installs it)")
-def test_page_shows_stats_in_chromium(server):
-    from playwright.sync_api import sync_playwright
+@needs_chromium
+def test_annotator_labels_in_chromium_with_the_keyboard(server):
+    """Sign in, write a demonstration (reload mid-draft), rank a pair with the keyboard, then check the store."""
+    from playwright.sync_api import expect, sync_playwright
 
-    url, _ = server
+    from workbench.store import Store
+
+    url, project, stop = server
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-            "--disable-background-networking", "--disable-component-update", "--no-first-run"])
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
         page = browser.new_page()
         page.goto(url)
-        page.wait_for_selector("#stats table", timeout=60_000)
-        text = page.inner_text("#stats")
-        assert "prompts" in text and "920" in text and "1945" in text
-        page.click("#refresh")
-        page.wait_for_selector("#stats table")
-        page.screenshot(path=str(ARTIFACTS / "stats.png"), full_page=True)
-        page.get_by_role("tab", name="Train").click()
-        page.wait_for_selector("#start", state="visible")
-        assert page.is_visible("#cancel") and page.is_visible("#stage")
-        page.screenshot(path=str(ARTIFACTS / "train.png"), full_page=True)
+        page.wait_for_selector("input[type=password]")
+        page.screenshot(path=str(ARTIFACTS / "sign-in.png"), full_page=True)
+        sign_in(page, url, "ann")
+        expect(page.get_by_role("tab", name="Tasks")).to_have_count(0)  # no admin tabs for an annotator
+        expect(page.locator("#progress-text")).to_have_text("0 done · 120 left")
+        expect(page.locator("#completion textarea")).to_be_visible()
+        prompt = page.inner_text("#conversation")
+        # a half-written reply survives a reload: it is saved server-side as it is typed
+        page.locator("#completion textarea").press_sequentially("I'm sorry about that. Under our", delay=20)
+        expect(page.locator("#label-status")).to_have_text("Draft saved.", timeout=15_000)
+        page.reload()
+        page.wait_for_selector("#whoami :text('Signed in as')", timeout=60_000)
+        expect(page.locator("#completion textarea")).to_have_value("I'm sorry about that. Under our",
+                                                                      timeout=15_000)
+        assert page.inner_text("#conversation") == prompt  # the same item came back
+        page.keyboard.press("g")  # guidelines one key away (focus is outside the text box here)
+        expect(page.locator("#guidelines")).to_contain_text("Loki support")
+        page.locator("#completion textarea").press_sequentially(" 2-year warranty we repair it free.", delay=5)
+        page.screenshot(path=str(ARTIFACTS / "demonstration.png"), full_page=True)
+        page.locator("#completion textarea").press("Control+Enter")
+        expect(page.locator("#label-status")).to_have_text("Saved.", timeout=15_000)
+        expect(page.locator("#progress-text")).to_have_text("1 done · 119 left")
+        assert page.inner_text("#conversation") != prompt  # the next item appeared at once
+
+        page.locator("#task input").click()
+        page.get_by_role("option", name="compare (pairwise)").click()
+        expect(page.locator("#choice")).to_be_visible(timeout=15_000)
+        expect(page.locator("#response-A")).to_contain_text("A")
+        page.locator("body").click(position={"x": 5, "y": 5})  # focus outside any text box
+        page.keyboard.press("b")
+        expect(page.locator("#choice input[value=B]")).to_be_checked()
+        for key in ("r", "a", "2", "r", "b", "5"):
+            page.keyboard.press(key)
+        expect(page.locator("#rating-A input[value='2']")).to_be_checked()
+        expect(page.locator("#rating-B input[value='5']")).to_be_checked()
+        page.screenshot(path=str(ARTIFACTS / "pairwise.png"), full_page=True)
+        shown = [page.inner_text("#response-A"), page.inner_text("#response-B")]
+        page.keyboard.press("Enter")
+        expect(page.locator("#label-status")).to_have_text("Saved.", timeout=15_000)
+        expect(page.locator("#progress-text")).to_contain_text("1 done")
+
+        admin = browser.new_page()
+        sign_in(admin, url, "root")
+        admin.get_by_role("tab", name="Tasks").click()
+        admin.locator("#admin-task input").click()
+        admin.get_by_role("option", name="compare (pairwise)").click()
+        expect(admin.locator("#task-progress")).to_contain_text("1 of 600 answers")
+        admin.screenshot(path=str(ARTIFACTS / "tasks.png"), full_page=True)
+        admin.get_by_role("tab", name="Project").click()
+        admin.wait_for_selector("#stats table", timeout=30_000)
+        assert "920" in admin.inner_text("#stats")
+        admin.screenshot(path=str(ARTIFACTS / "stats.png"), full_page=True)
+        admin.get_by_role("tab", name="Train").click()
+        admin.wait_for_selector("#start", state="visible")
+        admin.screenshot(path=str(ARTIFACTS / "train.png"), full_page=True)
         browser.close()
+    stop()  # the server holds the store: let go, then read what it stored
+    with Store.open(project.store_path) as store:
+        demo = store.task_answers("task-write")
+        assert [(a["annotator"], a["kind"]) for a in demo] == [("ann", "demonstration")]
+        assert store.response_text(demo[0]["response_id"]) == (
+            "I'm sorry about that. Under our 2-year warranty we repair it free.")
+        vote = store.task_answers("task-compare")
+        assert len(vote) == 1 and vote[0]["outcome"] == "chosen"
+        assert store.response_text(vote[0]["chosen_id"]) in shown[1] and store.response_text(vote[0]["rejected_id"]) in shown[0]
+        ratings = vote[0]["payload"]["ratings"]
+        assert ratings == {vote[0]["rejected_id"]: 2, vote[0]["chosen_id"]: 5}
 
 
 def test_a_busy_port_is_a_clear_error_and_frees_the_store(demo_project, capsys):

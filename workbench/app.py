@@ -137,10 +137,9 @@ def build_app(project: Project, store: Store):
             admin(request)
             return stats_markdown(store, project.config.name)
 
-        def start_from_ui(*args):
-            *settings, request = args
+        def start_from_ui(stage, parent, reward, max_steps, lr, full, request: gr.Request):
             admin(request)
-            return start_job(runner, *settings)
+            return start_job(runner, stage, parent, reward, max_steps, lr, full)
 
         def cancel_from_ui(request: gr.Request) -> str:
             admin(request)
