@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import random
 import re
+import threading
+import time
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from annotation.agreement import report, units_from_answers
@@ -77,10 +80,50 @@ def display_order(annotator: str, item: dict) -> list[str]:
 class Labeling:
     """Handlers for one project: the store, the leases and the size limit for free text."""
 
+    # The progress bar's counts are recounted at most this often per annotator and task (a recount scans
+    # the task's items); in between, the annotator's own answers move them.
+    PROGRESS_TTL_S = 5.0
+
     def __init__(self, store: Store, *, leases: Leases | None = None, max_field_bytes: int = 1_000_000):
         self.store = store
         self.leases = leases or Leases()
         self.max_field_bytes = max_field_bytes
+        self._progress: dict[tuple[str, str], tuple[float, int, int]] = {}
+        self._content: OrderedDict[tuple[str, str], dict] = OrderedDict()  # immutable item content, LRU
+        self._content_lock = threading.Lock()
+        self._tasks: dict[str, dict] = {}  # tasks never change once created
+
+    CONTENT_CACHE = 20_000
+    PREFETCH = 32
+
+    def _content_of(self, task_id: str, item_id: str) -> dict:
+        """An item's prompt and responses; a miss fetches it and the next PREFETCH items in task order (the
+        ones annotators get next) in one round of queries."""
+        key = (task_id, item_id)
+        content = self._content.get(key)
+        if content is None:
+            fetched = self.store.items_content(task_id, item_id, self.PREFETCH)
+            with self._content_lock:
+                for other_id, other in fetched.items():
+                    self._content[(task_id, other_id)] = other
+                while len(self._content) > self.CONTENT_CACHE:
+                    self._content.popitem(last=False)
+            content = fetched.get(item_id)
+            if content is None:
+                raise LabelingError(f"task {task_id} has no item {item_id!r}: reload the page")
+        return content
+
+    def _annotator_progress(self, task_id: str, annotator: str, *, answered: int = 0) -> tuple[int, int]:
+        key = (task_id, annotator)
+        cached = self._progress.get(key)
+        now = time.monotonic()
+        if cached is None or now - cached[0] > self.PROGRESS_TTL_S:
+            done, remaining = self.store.annotator_progress(task_id, annotator)
+            self._progress[key] = (now, done, remaining)
+            return done, remaining
+        done, remaining = cached[1] + answered, max(cached[2] - answered, 0)
+        self._progress[key] = (cached[0], done, remaining)
+        return done, remaining
 
     # ------------------------------------------------------------ annotators
     def task_choices(self, user: User) -> list[tuple[str, str]]:
@@ -88,33 +131,35 @@ class Labeling:
         return [(f"{t['name']} ({t['kind']})", t["id"]) for t in self.store.tasks()]
 
     def _task(self, task_id: str) -> dict:
-        task = self.store.task(task_id) if task_id else None
+        task = self._tasks.get(task_id) or (self.store.task(task_id) if task_id else None)
         if task is None:
             raise LabelingError(f"no task {task_id!r}: choose one from the list")
+        self._tasks[task_id] = task
         return task
 
-    def open_next(self, user: User, task_id: str, message: str = "") -> ItemView:
+    def open_next(self, user: User, task_id: str, message: str = "", *, answered: int = 0) -> ItemView:
         """The item this annotator should work on now (the one they hold, else the next in the queue)."""
         require(user, *LABELERS)
         task = self._task(task_id)
         item_id = next_item(self.store, self.leases, task, user.name)
-        return self._view(user, task, item_id, message=message)
+        return self._view(user, task, item_id, message=message, answered=answered)
 
     def _view(self, user: User, task: dict, item_id: str | None, *, message: str = "",
-              prefill: dict | None = None) -> ItemView:
-        done, remaining = self.store.annotator_progress(task["id"], user.name)
+              prefill: dict | None = None, answered: int = 0) -> ItemView:
+        done, remaining = self._annotator_progress(task["id"], user.name, answered=answered)
         view = ItemView(task_id=task["id"], task_name=task["name"], kind=task["kind"],
                         guidelines=task["guidelines"], done=done, remaining=remaining, message=message)
         if item_id is None:
             view.message = (message + " " if message else "") + "Nothing left for you in this task: thank you!"
             return view
-        item = self.store.task_item(task["id"], item_id, user.name)
+        item = self._content_of(task["id"], item_id)
         order = display_order(user.name, item)
         texts = {r["id"]: r["text"] for r in item["responses"]}
         view.item_id, view.client_id = item_id, uuid.uuid4().hex
         view.system, view.messages = item["system"], [dict(m) for m in item["messages"]]
         view.responses = [texts[rid] for rid in order]
-        view.draft = item["draft"]
+        saved = self.store.saved_draft(task["id"], item_id, user.name) if task["kind"] == "demonstration" else None
+        view.draft = saved if saved is not None else item["draft_response"]
         view.prefill = prefill or {}
         return view
 
@@ -156,7 +201,7 @@ class Labeling:
     def _stored(self, user: User, task: dict, item_id: str, label_id: str, created: bool) -> ItemView:
         self.leases.release(task["id"], user.name, item_id)
         note = "Saved." if created else "Already saved (a repeated submit is stored once)."
-        return self.open_next(user, task["id"], message=note)
+        return self.open_next(user, task["id"], message=note, answered=1 if created else 0)
 
     def submit_demonstration(self, user: User, task_id: str, item_id: str, client_id: str, text: str) -> ItemView:
         require(user, *LABELERS)
@@ -249,6 +294,8 @@ class Labeling:
         if last is None:
             return self.open_next(user, task["id"], message="Nothing to undo.")
         self.store.retract(label_id=last["id"], annotator=user.name, client_id=_client_id(client_id))
+        self._progress.pop((task["id"], user.name), None)
+        self.leases.reopened(task["id"])
         self.leases.take(task["id"], last["item_id"], user.name)
         return self._view(user, task, last["item_id"], message="Undone: answer this item again.")
 

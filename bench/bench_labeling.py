@@ -14,7 +14,6 @@ throughput >= 0.85 of the no-op app; acknowledged submits == stored rows.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
 import threading
@@ -31,7 +30,7 @@ ANNOTATORS = [f"a{i:02d}" for i in range(20)]
 
 
 def build_store(path: Path, *, prompts: int = 400_000, complete: int = 300_000, half: int = 100_000,
-                outside: int = 300_000) -> Store:
+                outside: int = 300_000, kind: str = "pairwise", replies: int = 2) -> Store:
     store = Store.open(path, create=True)
     con = store.cursor()
     t0 = time.perf_counter()
@@ -40,8 +39,8 @@ def build_store(path: Path, *, prompts: int = 400_000, complete: int = 300_000, 
                'bench.jsonl', i FROM range({prompts}) t(i)""")
     con.execute(f"""INSERT INTO responses (id, prompt_id, text, origin, source)
         SELECT 'r' || i || '-' || k, 'p' || i, 'Reply ' || k || ' to ticket ' || i, 'import', 'bench.jsonl'
-        FROM range({prompts}) t(i), range(2) u(k)""")
-    task = Labeling(store).create_task(User("admin", "admin"), name="bench", kind="pairwise", overlap=2)
+        FROM range({prompts}) t(i), range({replies}) u(k)""")
+    task = Labeling(store).create_task(User("admin", "admin"), name="bench", kind=kind, overlap=2)
     # answers: items in task order; the first `complete` items have two, the next `half` one
     con.execute(f"""CREATE TEMP TABLE ordered AS SELECT id, prompt_id, response_ids, position
                     FROM task_items WHERE task_id = '{task["id"]}' AND position <= {complete + half}""")
@@ -120,6 +119,111 @@ def latency(args) -> None:
         store.close()
 
 
+PASSWORD = "bench-password"
+
+
+def serve_for_bench(args) -> None:
+    """The server process of the HTTP benchmark: the real app, or the same app whose submit does nothing."""
+    import gradio as gr
+
+    from workbench.app import authenticate, build_app
+    from workbench.config import load_project
+
+    project = load_project(args.dir)
+    store = Store.open(project.store_path)
+    app = build_app(project, store)
+    if args.noop:
+        canned = app.label_view.render(app.labeling.open_next(User(ANNOTATORS[0], "annotator"), "task-bench"))
+        canned[-3] = "Saved."
+
+        def noop(task, item_id, client_id, completion, choice, order, rationale, r1, r2, r3, r4, r5,
+                 request: gr.Request):
+            return canned
+
+        for block_fn in app.fns.values():
+            if block_fn.api_name == "submit":
+                block_fn.fn = noop
+    app.launch(server_port=args.port, auth=authenticate(store), prevent_thread_lock=False, max_threads=64,
+               quiet=True)
+
+
+def http(args) -> None:
+    import socket
+    import subprocess
+
+    from gradio_client import Client
+
+    from workbench.auth import add_user
+    from workbench.projects import init_project
+
+    with tempfile.TemporaryDirectory() as tmp:
+        project = init_project(Path(tmp) / "proj")
+        project.store_path.unlink()
+        store = build_store(project.store_path, kind="ranking", replies=3)
+        for name in ANNOTATORS:
+            add_user(store, name, "annotator", PASSWORD)
+        before = store.table_counts()["labels"]
+        store.close()
+        results = {}
+        for phase in args.phases.split(","):
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", 0))
+                port = sock.getsockname()[1]
+            cmd = [sys.executable, __file__, "serve", "--dir", str(project.root), "--port", str(port)]
+            server = subprocess.Popen(cmd + (["--noop"] if phase == "noop" else []))
+            url = f"http://127.0.0.1:{port}"
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    time.sleep(0.5)
+            clients = [Client(url, auth=(name, PASSWORD), verbose=False) for name in ANNOTATORS]
+            acked, errors = [0] * len(clients), [0] * len(clients)
+            start = threading.Barrier(len(clients) + 1)
+
+            def work(i: int, deadline_box: list) -> None:
+                client = clients[i]
+                view = client.predict("task-bench", api_name="/open_task")
+                start.wait()
+                while time.perf_counter() < deadline_box[0]:
+                    try:
+                        out = client.predict("task-bench", view[-2], view[-1], "", None, "CAB", "", None, None, None,
+                                             None, None, api_name="/submit")
+                    except Exception as exc:  # noqa: BLE001 - counted, the run goes on
+                        if not errors[i]:
+                            print(f"client {i}: {type(exc).__name__}: {exc}", file=sys.stderr)
+                        errors[i] += 1
+                        continue
+                    if "Saved." in str(out[-3]):
+                        acked[i] += 1
+                    if phase != "noop":
+                        view = out
+            box = [float("inf")]
+            threads = [threading.Thread(target=work, args=(i, box)) for i in range(len(clients))]
+            for t in threads:
+                t.start()
+            start.wait()
+            t0 = time.perf_counter()
+            box[0] = t0 + args.seconds
+            for t in threads:
+                t.join()
+            elapsed = time.perf_counter() - t0
+            server.terminate()
+            server.wait()
+            rate = sum(acked) / elapsed
+            results[phase] = rate
+            line = f"{phase:5s}: {sum(acked):6d} acknowledged in {elapsed:.1f} s = {rate:6.1f}/s, errors {sum(errors)}"
+            if phase != "noop":
+                with Store.open(project.store_path) as check:
+                    stored = check.table_counts()["labels"] - before
+                    before += stored
+                line += f"; stored {stored} (acknowledged == stored: {stored == sum(acked)})"
+            print(line, flush=True)
+        if "noop" in results and "real" in results:
+            print(f"throughput ratio real / no-op: {results['real'] / results['noop']:.2f} (target >= 0.85)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="mode", required=True)
@@ -127,10 +231,18 @@ def main() -> None:
     p.add_argument("--ops", type=int, default=400)
     p.add_argument("--profile", action="store_true", help="also time each store query of next-item")
     p.set_defaults(func=latency)
+    p = sub.add_parser("http")
+    p.add_argument("--seconds", type=float, default=60)
+    p.add_argument("--phases", default="noop,real", help="comma-separated: noop, real (in this order)")
+    p.set_defaults(func=http)
+    p = sub.add_parser("serve", help="(internal) the server process of the http benchmark")
+    p.add_argument("--dir", required=True)
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--noop", action="store_true")
+    p.set_defaults(func=serve_for_bench)
     args = parser.parse_args()
     args.func(args)
 
 
 if __name__ == "__main__":
-    _ = (statistics, threading)
     main()

@@ -155,6 +155,7 @@ def build_app(project: Project, store: Store):
                     api_name="start_training")
         cancel.click(cancel_from_ui, outputs=job_status, api_name="cancel_training")
         timer.tick(tick, outputs=[job_status, plot], api_name=False)
+    app.labeling, app.label_view = labeling, label_view  # for benchmarks that swap a handler
     return app
 
 
