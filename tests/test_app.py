@@ -42,6 +42,8 @@ def demo_project(project, load):
                  "--guidelines", "Write the reply **Loki support** would send."]) == 0
     assert main(["tasks", "add", "compare", "--kind", "pairwise", "--overlap", "2", "--source", "preferences.jsonl",
                  "-p", str(project.root)]) == 0
+    assert main(["tasks", "add", "order", "--kind", "ranking", "--max-responses", "3", "--source", "sft.jsonl",
+                 "-p", str(project.root)]) == 0
     return project
 
 
@@ -208,6 +210,19 @@ def test_annotator_labels_in_chromium_with_the_keyboard(server):
         expect(page.locator("#label-status")).to_have_text("Saved.", timeout=15_000)
         expect(page.locator("#progress-text")).to_contain_text("1 done")
 
+        page.locator("#task input").click()
+        page.get_by_role("option", name="order (ranking)").click()
+        expect(page.locator("#order")).to_be_visible(timeout=15_000)
+        expect(page.locator("#response-C")).to_be_visible()
+        page.locator("body").click(position={"x": 5, "y": 5})
+        for key in ("c", "b", "Backspace", "a", "b"):  # a slip corrected with Backspace: C, A, B
+            page.keyboard.press(key)
+        expect(page.locator("#order textarea, #order input")).to_have_value("CAB")
+        ranked = [page.inner_text(f"#response-{x}") for x in "CAB"]
+        page.screenshot(path=str(ARTIFACTS / "ranking.png"), full_page=True)
+        page.keyboard.press("Enter")
+        expect(page.locator("#label-status")).to_have_text("Saved.", timeout=15_000)
+
         admin = browser.new_page()
         sign_in(admin, url, "root")
         admin.get_by_role("tab", name="Tasks").click()
@@ -234,6 +249,9 @@ def test_annotator_labels_in_chromium_with_the_keyboard(server):
         assert store.response_text(vote[0]["chosen_id"]) in shown[1] and store.response_text(vote[0]["rejected_id"]) in shown[0]
         ratings = vote[0]["payload"]["ratings"]
         assert ratings == {vote[0]["rejected_id"]: 2, vote[0]["chosen_id"]: 5}
+        ranking = store.task_answers("task-order")
+        assert len(ranking) == 1
+        assert [store.response_text(r) for r in ranking[0]["ranking"]] == [t.split("\n", 1)[1].strip() for t in ranked]
 
 
 def test_a_busy_port_is_a_clear_error_and_frees_the_store(demo_project, capsys):
