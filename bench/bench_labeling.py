@@ -147,6 +147,26 @@ def serve_for_bench(args) -> None:
                quiet=True)
 
 
+def submit_loop(client, i: int, deadline_box: list, start: threading.Barrier, acked: list, errors: list,
+                follow: bool) -> None:
+    """One client: open the task, then submit a ranking of the item shown until the deadline."""
+    view = client.predict("task-bench", api_name="/open_task")
+    start.wait()
+    while time.perf_counter() < deadline_box[0]:
+        try:
+            out = client.predict("task-bench", view[-2], view[-1], "", None, "CAB", "", None, None, None, None, None,
+                                 api_name="/submit")
+        except Exception as exc:  # noqa: BLE001 - counted, the run goes on
+            if not errors[i]:
+                print(f"client {i}: {type(exc).__name__}: {exc}", file=sys.stderr)
+            errors[i] += 1
+            continue
+        if "Saved." in str(out[-3]):
+            acked[i] += 1
+        if follow:  # the no-op handler returns the same canned item every time
+            view = out
+
+
 def http(args) -> None:
     import socket
     import subprocess
@@ -182,25 +202,9 @@ def http(args) -> None:
             acked, errors = [0] * len(clients), [0] * len(clients)
             start = threading.Barrier(len(clients) + 1)
 
-            def work(i: int, deadline_box: list) -> None:
-                client = clients[i]
-                view = client.predict("task-bench", api_name="/open_task")
-                start.wait()
-                while time.perf_counter() < deadline_box[0]:
-                    try:
-                        out = client.predict("task-bench", view[-2], view[-1], "", None, "CAB", "", None, None, None,
-                                             None, None, api_name="/submit")
-                    except Exception as exc:  # noqa: BLE001 - counted, the run goes on
-                        if not errors[i]:
-                            print(f"client {i}: {type(exc).__name__}: {exc}", file=sys.stderr)
-                        errors[i] += 1
-                        continue
-                    if "Saved." in str(out[-3]):
-                        acked[i] += 1
-                    if phase != "noop":
-                        view = out
             box = [float("inf")]
-            threads = [threading.Thread(target=work, args=(i, box)) for i in range(len(clients))]
+            threads = [threading.Thread(target=submit_loop,
+                                        args=(clients[i], i, box, start, acked, errors, phase != "noop")) for i in range(len(clients))]
             for t in threads:
                 t.start()
             start.wait()

@@ -395,12 +395,7 @@ class Store:
             existing = con.execute("SELECT id FROM labels WHERE client_id = ?", [client_id]).fetchone()
             if existing:
                 return existing[0]
-            response_id = con.execute("SELECT md5(? || chr(0) || ?)", [prompt_id, text]).fetchone()[0]
-            con.execute(
-                "INSERT INTO responses (id, prompt_id, text, origin, author, source) "
-                "SELECT ?, ?, ?, 'person', ?, 'ui' WHERE ? NOT IN (SELECT id FROM responses)",
-                [response_id, prompt_id, text, annotator, response_id],
-            )
+            response_id = _insert_person_response(con, prompt_id, text, annotator)
             label_id = f"lbl-{client_id}"
             con.execute(
                 "INSERT INTO labels (id, kind, prompt_id, response_id, annotator, client_id, supersedes, source) "
@@ -677,11 +672,7 @@ class Store:
                             "WHERE task_id = ? AND id = ?", [annotator, task_id, item_id])
             response_id = None
             if kind == "demonstration":
-                response_id = con.execute("SELECT md5(? || chr(0) || ?)", [prompt_id, text]).fetchone()[0]
-                con.execute(
-                    "INSERT INTO responses (id, prompt_id, text, origin, author, source) "
-                    "SELECT ?, ?, ?, 'person', ?, 'ui' WHERE ? NOT IN (SELECT id FROM responses)",
-                    [response_id, prompt_id, text, annotator, response_id])
+                response_id = _insert_person_response(con, prompt_id, text, annotator)
             label_id = f"lbl-{client_id}"
             con.execute(
                 "INSERT INTO labels (id, kind, prompt_id, response_id, chosen_id, rejected_id, outcome, ranking, "
@@ -1018,6 +1009,15 @@ class Store:
             t: con.execute(f"SELECT * EXCLUDE (created_at) FROM {t} ORDER BY ALL").fetchall()
             for t in ("imports", "prompts", "responses", "labels", "users", "runs", "model_versions")
         }
+
+
+def _insert_person_response(con: duckdb.DuckDBPyConnection, prompt_id: str, text: str, annotator: str) -> str:
+    """A person's reply as a response (its id hashes prompt and text, so the same reply is stored once)."""
+    response_id = con.execute("SELECT md5(? || chr(0) || ?)", [prompt_id, text]).fetchone()[0]
+    con.execute("INSERT INTO responses (id, prompt_id, text, origin, author, source) "
+                "SELECT ?, ?, ?, 'person', ?, 'ui' WHERE ? NOT IN (SELECT id FROM responses)",
+                [response_id, prompt_id, text, annotator, response_id])
+    return response_id
 
 
 def _insert_new(con: duckdb.DuckDBPyConnection, table: str, columns: str, select: str, source: str, key: str,
