@@ -214,6 +214,15 @@ class Labeling:
                                                   client_id=_client_id(client_id), kind="demonstration", text=text)
         return self._stored(user, task, item_id, label_id, created)
 
+    def submit(self, user: User, task_id: str, item_id: str, client_id: str, *, completion: str = "",
+               choice: str = "", order: str = "", ratings: dict | None = None, rationale: str = "") -> ItemView:
+        """The one submit of the Label tab: a demonstration or a comparison, by the task's kind."""
+        require(user, *LABELERS)
+        if self._task(task_id)["kind"] == "demonstration":
+            return self.submit_demonstration(user, task_id, item_id, client_id, completion)
+        return self.submit_comparison(user, task_id, item_id, client_id, choice=choice, order=order,
+                                      ratings=ratings, rationale=rationale)
+
     def submit_comparison(self, user: User, task_id: str, item_id: str, client_id: str, *, choice: str = "",
                           order: str = "", ratings: dict | None = None, rationale: str = "") -> ItemView:
         """A pairwise choice (A, B, tie, both bad) or an N-way order such as 'CAB' (best first)."""

@@ -96,10 +96,10 @@ def next_item(store: Store, leases: Leases, task: dict, annotator: str, *, batch
         offset_batch = batch
         frontier = leases.frontier(store, task)
         while True:
-            candidates = store.queue_candidates(task_id, annotator, overlap, prefer=[], limit=offset_batch,
+            candidates = store.queue_candidates(task_id, annotator, overlap, limit=offset_batch,
                                                 min_position=frontier)
             for item_id, answers in candidates:
-                if item_id == own or answers + leases.others(task_id, item_id, annotator) < overlap:
+                if answers + leases.others(task_id, item_id, annotator) < overlap:
                     leases.take(task_id, item_id, annotator)
                     return item_id
             if len(candidates) < offset_batch:

@@ -160,13 +160,10 @@ class LabelView:
 
         def submit(task, item_id, client_id, completion, choice, order, rationale, r1, r2, r3, r4, r5,
                    request: gr.Request):
-            def go(user: User) -> ItemView:
-                if (lab.store.task(task) or {}).get("kind") == "demonstration":
-                    return lab.submit_demonstration(user, task, item_id, client_id, completion)
-                ratings = dict(zip(LETTERS, (int(r) if r else None for r in (r1, r2, r3, r4, r5)), strict=True))
-                return lab.submit_comparison(user, task, item_id, client_id, choice=choice or "", order=order or "",
-                                             ratings=ratings, rationale=rationale or "")
-            return self._run(request, go)
+            ratings = dict(zip(LETTERS, (int(r) if r else None for r in (r1, r2, r3, r4, r5)), strict=True))
+            return self._run(request, lambda u: lab.submit(u, task, item_id, client_id, completion=completion or "",
+                                                           choice=choice or "", order=order or "",
+                                                           ratings=ratings, rationale=rationale or ""))
 
         def skip(task, item_id, client_id, request: gr.Request):
             return self._run(request, lambda u: lab.skip(u, task, item_id, client_id))

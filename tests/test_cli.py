@@ -58,3 +58,32 @@ def test_no_project_is_a_clear_error(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("WORKBENCH_PROJECT", raising=False)
     assert main(["stats"]) == 2
     assert "no project here" in capsys.readouterr().err
+
+
+def test_tasks_commands_report_and_refuse_with_one_line(project, capsys, tmp_path):
+    root = str(project.root)
+    assert main(["import", "-p", root, str(DEMO_DATA / "preferences.jsonl")]) == 0
+    guidelines = tmp_path / "guide.md"
+    guidelines.write_text("Prefer the **kind** reply.")
+    assert main(["tasks", "add", "pick", "--kind", "pairwise", "--overlap", "2", "--guidelines", str(guidelines),
+                 "-p", root]) == 0
+    assert "created task pick (pairwise, 2 per item): 300 items" in capsys.readouterr().out
+    assert main(["tasks", "list", "-p", root]) == 0
+    assert "pick\tpairwise\toverlap 2\t300 items\t0 complete\t0/600 answers" in capsys.readouterr().out
+    assert main(["tasks", "progress", "pick", "-p", root, "--json"]) == 0
+    progress = json.loads(capsys.readouterr().out)
+    assert (progress["items"], progress["needed"], progress["answers"]) == (300, 600, 0)
+    assert main(["tasks", "agreement", "pick", "-p", root]) == 0
+    assert "percent agreement** n/a" in capsys.readouterr().out
+    for argv, message in ((["tasks", "add", "pick", "--kind", "pairwise"], "a task named 'pick' exists already"),
+                          (["tasks", "add", "x"], "give the task's --kind"),
+                          (["tasks", "progress", "nope"], "no task named 'nope'"),
+                          (["tasks", "add", "y", "--kind", "ranking", "--tag", "none"], "no prompts with two or more")):
+        assert main([*argv, "-p", root]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("workbench tasks: error:") and message in err and err.count("\n") == 1
+    from workbench.store import Store
+
+    with Store.open(project.store_path) as store:
+        assert [t["name"] for t in store.tasks()] == ["pick"]
+        assert store.task("pick")["guidelines"] == "Prefer the **kind** reply."

@@ -266,3 +266,54 @@ def test_rankings_export_as_pairs(labeling, store, tmp_path):
     b, c, a = view.responses[1], view.responses[2], view.responses[0]
     assert sorted((r["chosen"][0]["content"], r["rejected"][0]["content"]) for r in rows) == sorted(
         [(b, c), (b, a), (c, a)])
+
+
+def test_an_undone_item_goes_back_to_the_queue_for_everyone(labeling, clock):
+    """Items before the first open one are not read by the queue; undoing an answer there must reopen it."""
+    task = make_task(labeling, "ranking", overlap=1)
+    first = labeling.open_next(ANN, task["id"])
+    labeling.submit_comparison(ANN, task["id"], first.item_id, first.client_id, order="ABC")
+    clock.now += 6  # past the queue's recount: it now starts after the answered first item
+    assert labeling.open_next(BOB, task["id"]).item_id != first.item_id
+    assert labeling.undo(ANN, task["id"], "undo-reopen-1").item_id == first.item_id
+    labeling.skip(ANN, task["id"], first.item_id, "skip-reopen-1")  # ann lets it go
+    assert labeling.open_next(CAT, task["id"]).item_id == first.item_id
+
+
+def test_one_submit_follows_the_task_kind_and_edits_a_demonstration(labeling, store):
+    demo, pair = make_task(labeling, "demonstration", overlap=1), make_task(labeling, "pairwise", overlap=1)
+    view = labeling.open_next(ANN, demo["id"])
+    labeling.submit(ANN, demo["id"], view.item_id, view.client_id, completion="First try.", choice="A")
+    assert store.answer(demo["id"], view.item_id, "ann")["kind"] == "demonstration"
+    edit = labeling.edit_last(ANN, demo["id"])
+    assert edit.item_id == view.item_id and edit.draft == "First try."
+    view = labeling.open_next(ANN, pair["id"])
+    labeling.submit(ANN, pair["id"], view.item_id, view.client_id, completion="ignored", choice="tie")
+    assert store.answer(pair["id"], view.item_id, "ann")["outcome"] == "tie"
+
+
+def test_oversized_text_is_refused_and_nothing_is_stored(store, load, tmp_path):
+    (tmp_path / "p.jsonl").write_text('{"prompt": "Hello?"}\n')
+    load(tmp_path / "p.jsonl")
+    labeling = Labeling(store, max_field_bytes=100)
+    task = make_task(labeling, "demonstration", overlap=1)
+    view = labeling.open_next(ANN, task["id"])
+    before = store.dump()
+    for call in (lambda: labeling.submit_demonstration(ANN, task["id"], view.item_id, view.client_id, "x" * 101),
+                 lambda: labeling.save_draft(ANN, task["id"], view.item_id, "y" * 101)):
+        with pytest.raises(LabelingError, match="101 bytes; the limit is 100"):
+            call()
+    assert store.dump() == before
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"name": "bad name!"}, "task name 'bad name!'"),
+    ({"kind": "essay"}, "task kind 'essay'"),
+    ({"overlap": 0}, "overlap 0"),
+    ({"max_responses": 9}, "max responses 9"),
+])
+def test_bad_task_settings_are_refused(labeling, store, settings, message):
+    before = store.dump()
+    with pytest.raises(LabelingError, match=message):
+        labeling.create_task(ADMIN, **({"name": "ok", "kind": "pairwise", "overlap": 1} | settings))
+    assert store.dump() == before

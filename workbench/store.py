@@ -519,10 +519,10 @@ class Store:
         WHERE l.task_id = ? AND l.kind IN {ANSWER_KINDS} AND NOT coalesce(l.final, false)
           AND NOT EXISTS (SELECT 1 FROM labels s WHERE s.task_id = l.task_id AND s.supersedes = l.id)"""
 
-    def queue_candidates(self, task_id: str, annotator: str, overlap: int, *, prefer: list[str],
-                         limit: int, min_position: int = 0) -> list[tuple[str, int]]:
-        """Items this annotator may take next, best first, with the answers each has: items they hold a
-        lease or a draft on, then never-skipped before skipped ones, then task order. Leaves out items with
+    def queue_candidates(self, task_id: str, annotator: str, overlap: int, *, limit: int,
+                         min_position: int = 0) -> list[tuple[str, int]]:
+        """Items this annotator may take next, best first, with the answers each has: items they have a
+        draft on, then never-skipped before skipped ones, then task order. Leaves out items with
         `overlap` answers and items this annotator answered or flagged."""
         rows = self.cursor().execute(
             """WITH ev AS (SELECT item_id, count(*) FILTER (WHERE event = 'skip') AS skips,
@@ -533,10 +533,10 @@ class Store:
             FROM task_items i LEFT JOIN ev ON ev.item_id = i.id LEFT JOIN dr ON dr.item_id = i.id
             WHERE i.task_id = ? AND i.position >= ? AND i.answers < ? AND NOT list_contains(i.annotators, ?)
               AND NOT coalesce(ev.flagged, false)
-            ORDER BY list_contains(?::VARCHAR[], i.id) DESC, dr.item_id IS NOT NULL DESC,
+            ORDER BY dr.item_id IS NOT NULL DESC,
                      coalesce(ev.skips, 0), i.position
             LIMIT ?""",
-            [task_id, annotator, task_id, annotator, task_id, min_position, overlap, annotator, prefer, limit],
+            [task_id, annotator, task_id, annotator, task_id, min_position, overlap, annotator, limit],
         ).fetchall()
         return [(r[0], r[1]) for r in rows]
 
