@@ -81,8 +81,8 @@ class Labeling:
     """Handlers for one project: the store, the leases and the size limit for free text."""
 
     # The progress bar's counts are recounted at most this often per annotator and task (a recount scans
-    # the task's items); in between, the annotator's own answers move them.
-    PROGRESS_TTL_S = 5.0
+    # the task's items, ~10 ms of CPU at 1M labels); in between, the annotator's own answers move them.
+    PROGRESS_TTL_S = 30.0
 
     def __init__(self, store: Store, *, leases: Leases | None = None, max_field_bytes: int = 1_000_000):
         self.store = store
@@ -94,7 +94,7 @@ class Labeling:
         self._tasks: dict[str, dict] = {}  # tasks never change once created
 
     CONTENT_CACHE = 20_000
-    PREFETCH = 32
+    PREFETCH = 256  # one fetch scans the tables whatever its size (~7 ms at 1M labels): fetch far ahead
 
     def _content_of(self, task_id: str, item_id: str) -> dict:
         """An item's prompt and responses; a miss fetches it and the next PREFETCH items in task order (the
@@ -170,11 +170,10 @@ class Labeling:
         return item
 
     def _response_ids(self, task: dict, item_id: str) -> list[str]:
-        """The item's response ids, checking it exists (cheaper than the whole item on the submit path)."""
-        ids = self.store.item_response_ids(task["id"], item_id) if item_id else None
-        if ids is None:
+        """The item's response ids (the ones shown), checking it exists."""
+        if not item_id:
             raise LabelingError(f"task {task['name']} has no item {item_id!r}: reload the page")
-        return ids
+        return [r["id"] for r in self._content_of(task["id"], item_id)["responses"]]
 
     def _text(self, text: str, what: str, *, required: bool) -> str:
         text = (text or "").strip()
@@ -304,7 +303,6 @@ class Labeling:
             return self.open_next(user, task["id"], message="Nothing to undo.")
         self.store.retract(label_id=last["id"], annotator=user.name, client_id=_client_id(client_id))
         self._progress.pop((task["id"], user.name), None)
-        self.leases.reopened(task["id"])
         self.leases.take(task["id"], last["item_id"], user.name)
         return self._view(user, task, last["item_id"], message="Undone: answer this item again.")
 

@@ -22,28 +22,7 @@ class Leases:
         self.clock = clock
         self._held: dict[tuple[str, str], tuple[str, float]] = {}  # (task, annotator) -> (item, expiry)
         self._task_locks: dict[str, threading.Lock] = {}
-        self._frontier: dict[str, tuple[float, int]] = {}  # task -> (when, first open position)
         self._lock = threading.Lock()
-
-    FRONTIER_TTL_S = 5.0
-
-    def frontier(self, store: Store, task: dict) -> int:
-        """The first task position that may still need answers, recounted every few seconds: items before
-        it have all their answers, so the queue need not read them. Undo resets it (see `reopened`)."""
-        now = self.clock()
-        with self._lock:
-            cached = self._frontier.get(task["id"])
-        if cached is not None and now - cached[0] <= self.FRONTIER_TTL_S:
-            return cached[1]
-        position = store.first_open_position(task["id"], task["overlap"])
-        with self._lock:
-            self._frontier[task["id"]] = (now, position)
-        return position
-
-    def reopened(self, task_id: str) -> None:
-        """An answer was withdrawn: an item before the frontier may need answers again."""
-        with self._lock:
-            self._frontier.pop(task_id, None)
 
     def task_lock(self, task_id: str) -> threading.Lock:
         """Held while an item is chosen and claimed, so two annotators never claim the last free slot."""
@@ -94,10 +73,8 @@ def next_item(store: Store, leases: Leases, task: dict, annotator: str, *, batch
             leases.take(task_id, own, annotator)
             return own
         offset_batch = batch
-        frontier = leases.frontier(store, task)
         while True:
-            candidates = store.queue_candidates(task_id, annotator, overlap, limit=offset_batch,
-                                                min_position=frontier)
+            candidates = store.queue_candidates(task_id, annotator, overlap, limit=offset_batch)
             for item_id, answers in candidates:
                 if answers + leases.others(task_id, item_id, annotator) < overlap:
                     leases.take(task_id, item_id, annotator)

@@ -14,6 +14,7 @@ throughput >= 0.85 of the no-op app; acknowledged submits == stored rows.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import threading
@@ -105,8 +106,7 @@ def latency(args) -> None:
         print(f"submit event (store + next) {percentiles(whole)}")
         if args.profile:
             u = users[0]
-            for name, fn in (("queue_candidates", lambda: store.queue_candidates("task-bench", u.name, 2, prefer=[],
-                                                                                  limit=64)),
+            for name, fn in (("queue_candidates", lambda: store.queue_candidates("task-bench", u.name, 2, limit=64)),
                              ("annotator_progress", lambda: store.annotator_progress("task-bench", u.name)),
                              ("task_item", lambda: store.task_item("task-bench", views[u.name].item_id, u.name)),
                              ("task", lambda: store.task("task-bench"))):
@@ -124,7 +124,6 @@ PASSWORD = "bench-password"
 
 def serve_for_bench(args) -> None:
     """The server process of the HTTP benchmark: the real app, or the same app whose submit does nothing."""
-    import gradio as gr
 
     from workbench.app import authenticate, build_app
     from workbench.config import load_project
@@ -136,8 +135,7 @@ def serve_for_bench(args) -> None:
         canned = app.label_view.render(app.labeling.open_next(User(ANNOTATORS[0], "annotator"), "task-bench"))
         canned[-3] = "Saved."
 
-        def noop(task, item_id, client_id, completion, choice, order, rationale, r1, r2, r3, r4, r5,
-                 request: gr.Request):
+        def noop(task, item_id, client_id, completion, choice, order, rationale, r1, r2, r3, r4, r5):
             return canned
 
         for block_fn in app.fns.values():
@@ -165,6 +163,12 @@ def submit_loop(client, i: int, deadline_box: list, start: threading.Barrier, ac
             acked[i] += 1
         if follow:  # the no-op handler returns the same canned item every time
             view = out
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def http(args) -> None:
@@ -208,16 +212,19 @@ def http(args) -> None:
             for t in threads:
                 t.start()
             start.wait()
+            cpu0 = _cpu_seconds(server.pid)
             t0 = time.perf_counter()
             box[0] = t0 + args.seconds
             for t in threads:
                 t.join()
             elapsed = time.perf_counter() - t0
+            server_cpu = _cpu_seconds(server.pid) - cpu0
             server.terminate()
             server.wait()
             rate = sum(acked) / elapsed
             results.setdefault(phase, []).append(rate)
-            line = f"{phase:5s}: {sum(acked):6d} acknowledged in {elapsed:.1f} s = {rate:6.1f}/s, errors {sum(errors)}"
+            line = (f"{phase:5s}: {sum(acked):6d} acknowledged in {elapsed:.1f} s = {rate:6.1f}/s, errors {sum(errors)}, "
+                    f"server CPU {server_cpu / max(sum(acked), 1) * 1000:.1f} ms per submit")
             if phase != "noop":
                 with Store.open(project.store_path) as check:
                     stored = check.table_counts()["labels"] - before

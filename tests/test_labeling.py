@@ -317,3 +317,41 @@ def test_bad_task_settings_are_refused(labeling, store, settings, message):
     with pytest.raises(LabelingError, match=message):
         labeling.create_task(ADMIN, **({"name": "ok", "kind": "pairwise", "overlap": 1} | settings))
     assert store.dump() == before
+
+
+def test_the_in_memory_queue_matches_the_queue_query_through_every_kind_of_write(labeling, store, monkeypatch):
+    """The store answers 'what next' from memory, kept by its own writes; after any mix of answers, edits,
+    adjudications, skips, flags, drafts and undos it must give what the full SQL query gives (a batch of 3
+    makes it read further down the task many times)."""
+    import random
+
+    monkeypatch.setattr(type(store), "QUEUE_BATCH", 3)
+    task = make_task(labeling, "pairwise", max_responses=3)  # 12 items, overlap 2
+    items = [row[0] for row in store.cursor().execute(
+        "SELECT id FROM task_items WHERE task_id = ? ORDER BY position", [task["id"]]).fetchall()]
+    who = ["ann", "bob", "cat", "dan"]
+    rng = random.Random(7)
+    seen_kinds = set()
+    for step in range(400):
+        annotator = rng.choice(who)
+        op = rng.choice(["answer", "answer", "answer", "skip", "flag", "draft", "undo", "final"])
+        item = rng.choice(items)
+        client = f"c{step}"
+        if op in ("answer", "final"):
+            store.add_answer(task_id=task["id"], item_id=item, annotator=annotator, client_id=client,
+                             kind="preference", outcome="tie", final=op == "final")
+        elif op in ("skip", "flag"):
+            store.add_item_event(task_id=task["id"], item_id=item, annotator=annotator, event=op, client_id=client)
+        elif op == "draft":
+            store.save_draft(task_id=task["id"], item_id=item, annotator=annotator, text="so far")
+        elif (last := store.last_answer(task["id"], annotator)) is not None:
+            store.retract(label_id=last["id"], annotator=annotator, client_id=client)
+        seen_kinds.add(op)
+        for a in who:
+            for limit in (1, 4):
+                assert store.queue_candidates(task["id"], a, 2, limit=limit) == \
+                    store._queue_candidates_sql(task["id"], a, 2, limit=limit), (step, op, a)
+    assert seen_kinds == {"answer", "skip", "flag", "draft", "undo", "final"}
+    open_items = store.cursor().execute("SELECT count(*) FROM task_items WHERE task_id = ? AND answers < 2",
+                                        [task["id"]]).fetchone()[0]
+    assert 0 < open_items < len(items)  # the walk ended with the task part done, part open
