@@ -169,11 +169,11 @@ def main(job_dir: str | Path) -> None:
                 out.flush()
                 progress()
 
-            if problem is None:
-                write(0, generate_vllm(job["base_model"], version.get("adapter"), prompts, sampling))
+            base_model = version.get("base_model", job["base_model"])  # a --full version is a whole model
+            if problem is None and not version.get("stacked_on"):  # vLLM takes one adapter, not a stack
+                write(0, generate_vllm(base_model, version.get("adapter"), prompts, sampling))
             else:
-                model, tokenizer = load_for_generation(job["base_model"], version.get("adapter"),
-                                                       version.get("stacked_on"))
+                model, tokenizer = load_for_generation(base_model, version.get("adapter"), version.get("stacked_on"))
                 generate_hf(model, tokenizer, prompts, sampling, batch_size=job.get("batch_size", 16), on_batch=write)
         seconds = time.perf_counter() - t0
         summary.update({"replies": done, "tokens": tokens, "seconds": round(seconds, 2),

@@ -195,6 +195,38 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_generate(args: argparse.Namespace) -> int:
+    from workbench.generate import GenerateRequest, generate
+    from workbench.store import Store
+
+    project = _project(args)
+    sampling = {k: v for k, v in {"n": args.n, "temperature": args.temperature, "top_p": args.top_p,
+                                  "top_k": args.top_k, "max_new_tokens": args.max_new_tokens,
+                                  "repetition_penalty": args.repetition_penalty, "seed": args.seed}.items()
+                if v is not None}
+    request = GenerateRequest(versions=[v.strip() for v in args.versions.split(",") if v.strip()],
+                              sources=args.source or [], tags=args.tag or [], query=args.query, limit=args.limit,
+                              sampling=sampling, batch_size=args.batch_size, backend=args.backend,
+                              skip_existing=args.skip_existing)
+
+    def show(progress: dict) -> None:
+        if progress.get("total"):
+            print(f"  {progress['done']}/{progress['total']} replies", flush=True)
+
+    with Store.open(project.store_path) as store:
+        result = generate(project, store, request, on_progress=show)
+    if result.status != "succeeded":
+        print(f"workbench generate: job {result.job_id} {result.status}: {result.error}", file=sys.stderr)
+        print(f"  logs: {result.job_dir}/stderr.log", file=sys.stderr)
+        return 1
+    summary = result.summary
+    print(f"job {result.job_id}: {summary['replies']} replies ({result.added} new responses) from "
+          f"{args.versions} with {summary['backend']}"
+          + (f" ({summary['why_not_vllm']})" if summary.get("why_not_vllm") else "")
+          + f"; {summary['tokens']} tokens in {summary['seconds']} s = {summary['tokens_per_s']} tokens/s")
+    return 0
+
+
 def cmd_export_version(args: argparse.Namespace) -> int:
     from workbench.store import Store
     from workbench.versions import export_version
@@ -376,6 +408,28 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", action="append", help="train only on labels from this source (glob)")
     p.set_defaults(func=cmd_train)
 
+    p = sub.add_parser("generate", help="sample replies from model versions for chosen prompts (candidates, A/B)")
+    p.add_argument("project_dir", nargs="?", metavar="project", help=project_help)
+    p.add_argument("-p", "--project", help=project_help)
+    p.add_argument("--versions", required=True, help="comma-separated model versions; 'base' is the base model")
+    p.add_argument("--source", action="append", help="only prompts from files matching this glob (repeatable)")
+    p.add_argument("--tag", action="append", help="only prompts with this tag (repeatable), e.g. heldout")
+    p.add_argument("--query", help="only prompts whose text contains this (case-insensitive)")
+    p.add_argument("--limit", type=int, help="at most this many prompts (in import order)")
+    p.add_argument("--skip-existing", action="store_true",
+                   help="leave out prompts that already have a reply of every version named")
+    p.add_argument("--n", type=int, help="replies per prompt and version (default 1)")
+    p.add_argument("--temperature", type=float, help="default 0.8; 0 is greedy")
+    p.add_argument("--top-p", type=float, help="default 0.95")
+    p.add_argument("--top-k", type=int, help="default 0 (off)")
+    p.add_argument("--max-new-tokens", type=int, help="default 128")
+    p.add_argument("--repetition-penalty", type=float, help="default 1.0 (off)")
+    p.add_argument("--seed", type=int, help="default 0")
+    p.add_argument("--batch-size", type=int, default=16, help="sequences per generate call (HF backend)")
+    p.add_argument("--backend", choices=["auto", "hf"], default="auto",
+                   help="auto: vLLM when installed and a GPU is present, else HF generate")
+    p.set_defaults(func=cmd_generate)
+
     p = sub.add_parser("export-version", help="write a model version as a PEFT adapter or a merged model folder")
     p.add_argument("version")
     p.add_argument("-p", "--project", help=project_help)
@@ -438,6 +492,7 @@ def main(argv: list[str] | None = None) -> int:
     from workbench.auth import AuthError
     from workbench.config import ProjectError
     from workbench.exporters import ExportError
+    from workbench.generate import GenerationError
     from workbench.importers import ImportError_
     from workbench.runs import RunError
     from workbench.store import StoreError
@@ -448,7 +503,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return handler(args)
     except (ProjectError, StoreError, ImportError_, ExportError, ServeError, RunError, VersionError, AuthError,
-            LabelingError) as exc:
+            LabelingError, GenerationError) as exc:
         print(f"workbench {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

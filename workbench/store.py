@@ -152,6 +152,25 @@ MIGRATIONS: list[list[str]] = [
             text VARCHAR NOT NULL,
             updated_at TIMESTAMP NOT NULL DEFAULT current_localtimestamp())""",
     ],
+    # 3: A/B reviews are tasks of kind 'review': each item pairs one reply of each of two model versions
+    # (`versions`) to one prompt, and a vote is a preference label like any other. DuckDB cannot change a
+    # CHECK constraint in place, so the tasks table is rebuilt.
+    [
+        """CREATE TABLE tasks_v3 (
+            id VARCHAR PRIMARY KEY,
+            name VARCHAR NOT NULL UNIQUE,
+            kind VARCHAR NOT NULL CHECK (kind IN ('demonstration', 'pairwise', 'ranking', 'review')),
+            overlap INTEGER NOT NULL CHECK (overlap >= 1),
+            guidelines VARCHAR NOT NULL DEFAULT '',
+            selection JSON,
+            created_by VARCHAR,
+            created_at TIMESTAMP NOT NULL DEFAULT current_localtimestamp(),
+            versions VARCHAR[])""",
+        """INSERT INTO tasks_v3 (id, name, kind, overlap, guidelines, selection, created_by, created_at)
+           SELECT id, name, kind, overlap, guidelines, selection, created_by, created_at FROM tasks""",
+        "DROP TABLE tasks",
+        "ALTER TABLE tasks_v3 RENAME TO tasks",
+    ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 # Label kinds that count as an annotator's answer to an item (a 'retraction' only hides what it supersedes).
@@ -201,6 +220,7 @@ class ExportFilters:
     sources: list[str] = field(default_factory=list)
     since: datetime | None = None
     until: datetime | None = None
+    review_votes: bool = True  # votes from A/B reviews of model versions count as preference pairs
 
 
 def _lock_message(path: Path, exc: Exception) -> str:
@@ -431,28 +451,19 @@ class Store:
     # ---------------------------------------------------------------- labeling tasks
     def create_task(self, *, name: str, kind: str, overlap: int, guidelines: str, created_by: str,
                     sources: list[str] | None = None, tags: list[str] | None = None, query: str | None = None,
-                    max_responses: int | None = None) -> dict:
+                    max_responses: int | None = None, versions: list[str] | None = None) -> dict:
         """Create a task and fix its items in one transaction; returns the task with its item count.
 
         Demonstration items are prompts, with the newest model reply (else an imported one) as the draft.
         Pairwise items are the pairs among up to `max_responses` (default 2) responses of a prompt, ranking
         items up to `max_responses` (default 4) responses; prompts with fewer than two responses are left out.
+        Review items pair the k-th generated reply of `versions[0]` with the k-th of `versions[1]` for each
+        prompt that has both, k up to `max_responses` (default 1).
         """
-        max_responses = max_responses or (4 if kind == "ranking" else 2)
-        clauses, params = ["TRUE"], []
-        if sources:
-            clauses.append("(len(list_filter(?::VARCHAR[], lambda g: p.source GLOB g OR "
-                           "regexp_extract(p.source, '[^/]*$') GLOB g)) > 0)")
-            params.append(list(sources))
-        if tags:
-            clauses.append("len(list_intersect(p.tags, ?::VARCHAR[])) > 0")
-            params.append(list(tags))
-        if query:
-            clauses.append("(coalesce(p.system, '') || ' ' || array_to_string(list_transform(p.messages, "
-                           "lambda m: m.content), ' ')) ILIKE ('%' || ? || '%')")
-            params.append(query)
+        max_responses = max_responses or {"ranking": 4, "review": 1}.get(kind, 2)
+        where, params = _prompt_selection(sources, tags, query)
         task_id = f"task-{name}"
-        selected = f"SELECT p.id, p.source, p.source_line FROM prompts p WHERE {' AND '.join(clauses)}"
+        selected = f"SELECT p.id, p.source, p.source_line FROM prompts p WHERE {where}"
         if kind == "demonstration":
             items = f"""
                 WITH sel AS ({selected}),
@@ -461,6 +472,24 @@ class Store:
                 SELECT sel.id AS prompt_id, []::VARCHAR[] AS response_ids, drafts.id AS draft_response_id,
                        sel.source, sel.source_line
                 FROM sel LEFT JOIN drafts ON drafts.prompt_id = sel.id"""
+        elif kind == "review":
+            if not versions or len(versions) != 2 or versions[0] == versions[1]:
+                raise StoreError("a review compares two different model versions: give exactly two")
+            items = f"""
+                WITH sel AS ({selected}),
+                replies AS (
+                    SELECT r.prompt_id, r.model_version_id AS v, r.id, row_number() OVER (
+                        PARTITION BY r.prompt_id, r.model_version_id
+                        ORDER BY TRY_CAST(json_extract_string(r.generation, '$.sample') AS INTEGER) NULLS LAST,
+                                 r.created_at, r.id) AS k
+                    FROM responses r JOIN sel ON sel.id = r.prompt_id
+                    WHERE r.origin = 'model' AND r.model_version_id IN (?, ?))
+                SELECT a.prompt_id, [a.id, b.id] AS response_ids, NULL AS draft_response_id, sel.source,
+                       sel.source_line
+                FROM replies a JOIN replies b ON b.prompt_id = a.prompt_id AND b.k = a.k
+                JOIN sel ON sel.id = a.prompt_id
+                WHERE a.v = ? AND b.v = ? AND a.k <= ?"""
+            params += [versions[0], versions[1], versions[0], versions[1], max_responses]
         else:
             pick = f"""
                 WITH sel AS ({selected}),
@@ -482,11 +511,12 @@ class Store:
             if con.execute("SELECT 1 FROM tasks WHERE name = ?", [name]).fetchone():
                 raise StoreError(f"a task named {name!r} exists already")
             con.execute(
-                "INSERT INTO tasks (id, name, kind, overlap, guidelines, selection, created_by) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO tasks (id, name, kind, overlap, guidelines, selection, created_by, versions) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [task_id, name, kind, overlap, guidelines,
                  json.dumps({"sources": sources or [], "tags": tags or [], "query": query,
-                             "max_responses": max_responses}), created_by])
+                             "max_responses": max_responses}), created_by,
+                 list(versions) if kind == "review" else None])
             con.execute(
                 f"""INSERT INTO task_items (task_id, id, position, prompt_id, response_ids, draft_response_id)
                 SELECT ?, substr(md5(? || prompt_id || array_to_string(response_ids, ',')), 1, 16),
@@ -495,12 +525,17 @@ class Store:
                 FROM ({items}) ORDER BY 3""",
                 [task_id, task_id, *params])
             count = con.execute("SELECT count(*) FROM task_items WHERE task_id = ?", [task_id]).fetchone()[0]
+            if count == 0 and kind == "review":
+                raise StoreError(f"no prompts with generated replies of both {versions[0]} and {versions[1]} match "
+                                 f"this selection: generate them first (workbench generate --versions "
+                                 f"{versions[0]},{versions[1]})")
             if count == 0:
                 need = "" if kind == "demonstration" else " with two or more responses"
                 raise StoreError(f"no prompts{need} match this selection: the task would be empty")
         return self.task(task_id) | {"items": count}
 
-    _TASK_COLUMNS = ("id", "name", "kind", "overlap", "guidelines", "selection", "created_by", "created_at")
+    _TASK_COLUMNS = ("id", "name", "kind", "overlap", "guidelines", "selection", "created_by", "created_at",
+                     "versions")
 
     def task(self, task_id_or_name: str) -> dict | None:
         row = self.cursor().execute(
@@ -509,14 +544,16 @@ class Store:
         if row is None:
             return None
         return dict(zip(self._TASK_COLUMNS, row, strict=True)) | {"selection": json.loads(row[5] or "{}"),
-                                                                  "created_at": str(row[7])}
+                                                                  "created_at": str(row[7]),
+                                                                  "versions": list(row[8] or [])}
 
     def tasks(self) -> list[dict]:
         rows = self.cursor().execute(
             f"SELECT {', '.join(self._TASK_COLUMNS)}, (SELECT count(*) FROM task_items i WHERE i.task_id = t.id) "
             "FROM tasks t ORDER BY created_at, name").fetchall()
-        return [dict(zip(self._TASK_COLUMNS, r[:8], strict=True)) | {"selection": json.loads(r[5] or "{}"),
-                                                                      "created_at": str(r[7]), "items": r[8]}
+        return [dict(zip(self._TASK_COLUMNS, r[:9], strict=True)) | {"selection": json.loads(r[5] or "{}"),
+                                                                      "created_at": str(r[7]),
+                                                                      "versions": list(r[8] or []), "items": r[9]}
                 for r in rows]
 
     # Answers that stand: the latest label of each annotator on each item of a task (older ones superseded).
@@ -908,6 +945,8 @@ class Store:
             clauses.append("(len(list_filter(?::VARCHAR[], lambda g: l.source GLOB g OR "
                            "regexp_extract(l.source, '[^/]*$') GLOB g)) > 0)")
             params.append(list(filters.sources))
+        if not filters.review_votes:
+            clauses.append("NOT coalesce(l.task_id IN (SELECT id FROM tasks WHERE kind = 'review'), false)")
         if filters.since:
             clauses.append("l.created_at >= ?")
             params.append(filters.since)
@@ -1054,6 +1093,76 @@ class Store:
     def table_counts(self) -> dict[str, int]:
         return self._table_counts(self.cursor())
 
+    # ---------------------------------------------------------------- generation and A/B review
+    def selected_prompts(self, *, sources: list[str] | None = None, tags: list[str] | None = None,
+                         query: str | None = None, limit: int | None = None) -> list[dict]:
+        """Prompts chosen like a task's (file glob, tags, text), in import order, as conversations with the
+        system prompt first: what a generation job snapshots."""
+        where, params = _prompt_selection(sources, tags, query)
+        rows = self.cursor().execute(
+            f"SELECT id, any_value(system), any_value(messages) FROM prompts p WHERE {where} GROUP BY id "
+            f"ORDER BY min(source), min(source_line), id {'LIMIT ?' if limit else ''}",
+            params + ([limit] if limit else [])).fetchall()
+        return [{"prompt_id": r[0], "prompt": ([{"role": "system", "content": r[1]}] if r[1] else []) + list(r[2])}
+                for r in rows]
+
+    def add_generated(self, rows: list[dict], *, job_id: str, sampling: dict, backend: str) -> int:
+        """Store generated replies (prompt_id, version, sample, text, tokens) as model responses, all or none;
+        returns how many were new. A reply's id hashes its prompt, version and text, so two versions saying
+        the same thing stay two responses (a review pairs them) and a rerun adds nothing twice."""
+        if not rows:
+            return 0
+        table = pa.table({"prompt_id": [r["prompt_id"] for r in rows], "version": [r["version"] for r in rows],
+                          "sample": [int(r["sample"]) for r in rows], "text": [r["text"] for r in rows],
+                          "tokens": [int(r.get("tokens", 0)) for r in rows], "line": list(range(len(rows)))})
+        with self._label_lock, self.transaction() as con:
+            con.register("generated_rows", table)
+            try:
+                missing = con.execute("SELECT count(*) FROM generated_rows g WHERE g.prompt_id NOT IN "
+                                      "(SELECT id FROM prompts)").fetchone()[0]
+                if missing:
+                    raise StoreError(f"{missing} generated replies name prompts that are not in the store")
+                before = con.execute("SELECT count(*) FROM responses").fetchone()[0]
+                con.execute("CREATE TEMP TABLE generated_ids AS SELECT md5(prompt_id || chr(0) || version || chr(0) "
+                            "|| text) AS id, * FROM generated_rows")
+                _insert_new(con, "responses", "id, prompt_id, text, origin, model_version_id, generation, source",
+                            "s.id, s.prompt_id, s.text, 'model', s.version, json_object('sample', s.sample, "
+                            "'tokens', s.tokens, 'job', ?, 'backend', ?, 'sampling', ?::JSON), 'generate:' || ?",
+                            "generated_ids", "id", [job_id, backend, json.dumps(sampling), job_id])
+                added = con.execute("SELECT count(*) FROM responses").fetchone()[0] - before
+            finally:
+                con.execute("DROP TABLE IF EXISTS generated_ids")
+                con.unregister("generated_rows")
+        return added
+
+    def prompts_with_replies_of(self, version: str, prompt_ids: list[str]) -> set[str]:
+        """Which of these prompts already have a generated reply of this version."""
+        return {r[0] for r in self.cursor().execute(
+            "SELECT DISTINCT prompt_id FROM responses WHERE origin = 'model' AND model_version_id = ? AND "
+            "prompt_id IN (SELECT unnest(?::VARCHAR[]))", [version, list(prompt_ids)]).fetchall()}
+
+    def response_versions(self, response_ids: list[str]) -> dict[str, str | None]:
+        """The model version behind each response (None for a person's or an imported one)."""
+        return dict(self.cursor().execute(
+            "SELECT id, any_value(model_version_id) FROM responses WHERE id IN (SELECT unnest(?::VARCHAR[])) "
+            "GROUP BY id", [list(response_ids)]).fetchall())
+
+    def review_votes(self, task_ids: list[str] | None = None) -> list[dict]:
+        """Standing votes of review tasks (edits and undos applied): the two versions, which one won (None
+        for a tie or 'both bad'), the outcome, who voted, in which review."""
+        rows = self.cursor().execute(
+            """SELECT l.task_id, l.item_id, l.annotator, l.outcome, c.model_version_id, r.model_version_id,
+                      l.created_at
+               FROM labels l JOIN tasks t ON t.id = l.task_id AND t.kind = 'review'
+               JOIN responses c ON c.id = l.chosen_id JOIN responses r ON r.id = l.rejected_id
+               WHERE l.kind = 'preference' AND NOT coalesce(l.final, false)
+                 AND NOT EXISTS (SELECT 1 FROM labels s WHERE s.task_id = l.task_id AND s.supersedes = l.id)
+                 AND (? IS NULL OR list_contains(?::VARCHAR[], l.task_id))
+               ORDER BY l.created_at, l.id""", [task_ids, task_ids]).fetchall()
+        return [{"review": r[0], "item_id": r[1], "annotator": r[2], "outcome": r[3], "chosen": r[4],
+                 "rejected": r[5], "winner": r[4] if r[3] == "chosen" else None, "created_at": str(r[6])}
+                for r in rows]
+
     def heldout_conversations(self, tag: str = "heldout", limit: int | None = None) -> list[list[dict]]:
         """Prompts with a tag as chat conversations (system prompt first), for trainers' sample checks."""
         return [([{"role": "system", "content": p["system"]}] if p["system"] else []) + list(p["messages"])
@@ -1072,6 +1181,23 @@ class Store:
             t: con.execute(f"SELECT * EXCLUDE (created_at) FROM {t} ORDER BY ALL").fetchall()
             for t in ("imports", "prompts", "responses", "labels", "users", "runs", "model_versions")
         }
+
+
+def _prompt_selection(sources: list[str] | None, tags: list[str] | None, query: str | None) -> tuple[str, list]:
+    """A WHERE clause over `prompts p`: file glob (path or name), any of the tags, text contains (any case)."""
+    clauses, params = ["TRUE"], []
+    if sources:
+        clauses.append("(len(list_filter(?::VARCHAR[], lambda g: p.source GLOB g OR "
+                       "regexp_extract(p.source, '[^/]*$') GLOB g)) > 0)")
+        params.append(list(sources))
+    if tags:
+        clauses.append("len(list_intersect(p.tags, ?::VARCHAR[])) > 0")
+        params.append(list(tags))
+    if query:
+        clauses.append("(coalesce(p.system, '') || ' ' || array_to_string(list_transform(p.messages, "
+                       "lambda m: m.content), ' ')) ILIKE ('%' || ? || '%')")
+        params.append(query)
+    return " AND ".join(clauses), params
 
 
 def _insert_person_response(con: duckdb.DuckDBPyConnection, prompt_id: str, text: str, annotator: str) -> str:
