@@ -21,7 +21,8 @@ from annotation.queue import Leases, next_item
 from workbench.store import Store, StoreError
 
 LABELERS = ("annotator", "reviewer", "admin")
-KINDS = ("demonstration", "pairwise", "ranking")
+KINDS = ("demonstration", "pairwise", "ranking", "review")
+REVIEWERS = ("reviewer", "admin")  # who votes in A/B reviews of model versions
 CHOICES = {"A": "A", "B": "B", "TIE": "tie", "BOTH_BAD": "both_bad", "BOTH BAD": "both_bad"}
 FLAG_REASONS = ("unclear", "unsafe", "duplicate", "other")
 MAX_RANKED = 5
@@ -128,19 +129,23 @@ class Labeling:
     # ------------------------------------------------------------ annotators
     def task_choices(self, user: User) -> list[tuple[str, str]]:
         require(user, *LABELERS)
-        return [(f"{t['name']} ({t['kind']})", t["id"]) for t in self.store.tasks()]
+        return [(f"{t['name']} ({t['kind']})", t["id"]) for t in self.store.tasks()
+                if t["kind"] != "review" or user.role in REVIEWERS]
 
-    def _task(self, task_id: str) -> dict:
+    def _task(self, task_id: str, user: User | None = None) -> dict:
+        """The task, checking that this user may work on it (A/B reviews are for reviewers and admins)."""
         task = self._tasks.get(task_id) or (self.store.task(task_id) if task_id else None)
         if task is None:
             raise LabelingError(f"no task {task_id!r}: choose one from the list")
         self._tasks[task_id] = task
+        if user is not None and task["kind"] == "review":
+            require(user, *REVIEWERS)
         return task
 
     def open_next(self, user: User, task_id: str, message: str = "", *, answered: int = 0) -> ItemView:
         """The item this annotator should work on now (the one they hold, else the next in the queue)."""
         require(user, *LABELERS)
-        task = self._task(task_id)
+        task = self._task(task_id, user)
         item_id = next_item(self.store, self.leases, task, user.name)
         return self._view(user, task, item_id, message=message, answered=answered)
 
@@ -204,7 +209,7 @@ class Labeling:
 
     def submit_demonstration(self, user: User, task_id: str, item_id: str, client_id: str, text: str) -> ItemView:
         require(user, *LABELERS)
-        task = self._task(task_id)
+        task = self._task(task_id, user)
         if task["kind"] != "demonstration":
             raise LabelingError(f"task {task['name']} asks for a {task['kind']} answer, not a demonstration")
         self._response_ids(task, item_id)
@@ -217,7 +222,7 @@ class Labeling:
                choice: str = "", order: str = "", ratings: dict | None = None, rationale: str = "") -> ItemView:
         """The one submit of the Label tab: a demonstration or a comparison, by the task's kind."""
         require(user, *LABELERS)
-        if self._task(task_id)["kind"] == "demonstration":
+        if self._task(task_id, user)["kind"] == "demonstration":
             return self.submit_demonstration(user, task_id, item_id, client_id, completion)
         return self.submit_comparison(user, task_id, item_id, client_id, choice=choice, order=order,
                                       ratings=ratings, rationale=rationale)
@@ -226,7 +231,7 @@ class Labeling:
                           order: str = "", ratings: dict | None = None, rationale: str = "") -> ItemView:
         """A pairwise choice (A, B, tie, both bad) or an N-way order such as 'CAB' (best first)."""
         require(user, *LABELERS)
-        task = self._task(task_id)
+        task = self._task(task_id, user)
         if task["kind"] == "demonstration":
             raise LabelingError(f"task {task['name']} asks for a demonstration, not a comparison")
         shown = display_order(user.name, {"id": item_id, "responses": [
@@ -235,14 +240,19 @@ class Labeling:
                                         rationale=rationale)
         label_id, created = self.store.add_answer(task_id=task["id"], item_id=item_id, annotator=user.name,
                                                   client_id=_client_id(client_id), **fields)
-        return self._stored(user, task, item_id, label_id, created)
+        view = self._stored(user, task, item_id, label_id, created)
+        if task["kind"] == "review":  # blind until the vote is in; then say which version was which
+            versions = self.store.response_versions(shown)
+            view.message += " You voted on: " + ", ".join(
+                f"{LETTERS[i]} = {versions.get(rid) or 'unknown'}" for i, rid in enumerate(shown)) + "."
+        return view
 
     def comparison_fields(self, kind: str, shown: list[str], *, choice: str, order: str, ratings: dict | None,
                           rationale: str) -> dict:
         """The label columns for a comparison whose responses were shown in the order `shown`."""
         payload = {"shown": shown, "ratings": self._ratings(ratings, shown),
                    "rationale": self._text(rationale, "rationale", required=False)}
-        if kind == "pairwise":
+        if kind in ("pairwise", "review"):
             picked = CHOICES.get((choice or "").strip().upper().replace("-", "_"))
             if picked is None:
                 raise LabelingError("choose A, B, tie or both bad before submitting")
@@ -263,7 +273,7 @@ class Labeling:
     def skip(self, user: User, task_id: str, item_id: str, client_id: str) -> ItemView:
         """Put the item back: it returns after everything not skipped."""
         require(user, *LABELERS)
-        task = self._task(task_id)
+        task = self._task(task_id, user)
         self._item(task, item_id, user)
         self.store.add_item_event(task_id=task["id"], item_id=item_id, annotator=user.name, event="skip",
                                   client_id=_client_id(client_id))
@@ -275,7 +285,7 @@ class Labeling:
         require(user, *LABELERS)
         if reason not in FLAG_REASONS:
             raise LabelingError(f"flag reason {reason!r}: choose one of {', '.join(FLAG_REASONS)}")
-        task = self._task(task_id)
+        task = self._task(task_id, user)
         self._item(task, item_id, user)
         self.store.add_item_event(task_id=task["id"], item_id=item_id, annotator=user.name, event="flag",
                                   reason=reason, client_id=_client_id(client_id))
@@ -285,7 +295,7 @@ class Labeling:
     def save_draft(self, user: User, task_id: str, item_id: str, text: str) -> str:
         """Keep a half-written demonstration server-side (a reload brings it back)."""
         require(user, *LABELERS)
-        task = self._task(task_id)
+        task = self._task(task_id, user)
         if not item_id:
             return ""
         self._item(task, item_id, user)
@@ -297,7 +307,7 @@ class Labeling:
     def undo(self, user: User, task_id: str, client_id: str) -> ItemView:
         """Withdraw the last answer in this task and show its item again."""
         require(user, *LABELERS)
-        task = self._task(task_id)
+        task = self._task(task_id, user)
         last = self.store.last_answer(task["id"], user.name)
         if last is None:
             return self.open_next(user, task["id"], message="Nothing to undo.")
@@ -309,7 +319,7 @@ class Labeling:
     def edit_last(self, user: User, task_id: str) -> ItemView:
         """Show the last answered item with the answer filled in; submitting stores an edit that supersedes it."""
         require(user, *LABELERS)
-        task = self._task(task_id)
+        task = self._task(task_id, user)
         last = self.store.last_answer(task["id"], user.name)
         if last is None:
             return self.open_next(user, task["id"], message="Nothing to edit yet.")
@@ -332,7 +342,9 @@ class Labeling:
     # ------------------------------------------------------------ admins
     def create_task(self, user: User, *, name: str, kind: str, overlap: int, guidelines: str = "",
                     sources: list[str] | None = None, tags: list[str] | None = None, query: str | None = None,
-                    max_responses: int | None = None) -> dict:
+                    max_responses: int | None = None, versions: list[str] | None = None) -> dict:
+        """A labeling task, or (kind 'review') a blind A/B review of two model versions' generated replies,
+        on the prompts tagged 'heldout' unless another selection is given."""
         require(user, "admin")
         name = (name or "").strip()
         if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name):
@@ -341,12 +353,22 @@ class Labeling:
             raise LabelingError(f"task kind {kind!r}: choose one of {', '.join(KINDS)}")
         if not 1 <= int(overlap) <= 50:
             raise LabelingError(f"overlap {overlap}: annotators per item must be 1-50")
-        if max_responses is not None and not 2 <= int(max_responses) <= MAX_RANKED:
-            raise LabelingError(f"max responses {max_responses}: choose 2-{MAX_RANKED}")
+        if kind == "review":
+            versions = [v.strip() for v in versions or [] if v and v.strip()]
+            if len(versions) != 2 or versions[0] == versions[1]:
+                raise LabelingError("a review compares two different model versions: give --versions A,B")
+            if not (sources or tags or query):
+                tags = ["heldout"]
+        elif versions:
+            raise LabelingError("versions apply to review tasks only")
+        low = 1 if kind == "review" else 2
+        if max_responses is not None and not low <= int(max_responses) <= MAX_RANKED:
+            raise LabelingError(f"max responses {max_responses}: choose {low}-{MAX_RANKED}")
         try:
             return self.store.create_task(name=name, kind=kind, overlap=int(overlap), guidelines=guidelines or "",
                                           created_by=user.name, sources=sources, tags=tags, query=query or None,
-                                          max_responses=int(max_responses) if max_responses else None)
+                                          max_responses=int(max_responses) if max_responses else None,
+                                          versions=versions or None)
         except StoreError as exc:
             raise LabelingError(str(exc)) from None
 

@@ -50,3 +50,55 @@ def agreement_markdown(report: dict) -> str:
               "votes": d["votes"]} for d in report["disagreements"]]),
     ]
     return "\n\n".join(lines)
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0%}"
+
+
+def leaderboard_markdown(board: dict) -> str:
+    """The leaderboard as tables: versions (best first) and head-to-head pairs."""
+    if not board["versions"]:
+        return "_No A/B votes yet: create a review task (kind review) and vote in the Label tab._"
+    versions = [{"version": r["version"], "score (BT, Elo scale)": f"{r['score']:.0f}",
+                 "95% interval": f"{r['score_low']:.0f} .. {r['score_high']:.0f}",
+                 "win rate": _pct(r["win_rate"]), "win rate 95%": f"{_pct(r['win_low'])} .. {_pct(r['win_high'])}",
+                 "wins": r["wins"], "losses": r["losses"], "ties": r["ties"], "both bad": r["both_bad"]}
+                for r in board["versions"]]
+    pairs = [{"A": p["a"], "B": p["b"], "A wins": p["a_wins"], "B wins": p["b_wins"], "ties": p["ties"],
+              "A win rate": _pct(p["a_win_rate"]), "95%": f"{_pct(p['low'])} .. {_pct(p['high'])}"}
+             for p in board["pairs"]]
+    return "\n\n".join([
+        f"**{board['votes']} votes.** Win rates leave ties and 'both bad' out (Wilson 95% intervals); "
+        f"Bradley-Terry scores count a tie as half a win each, with {board['rounds']} bootstrap rounds.",
+        _md_table(versions), "**Head to head**", _md_table(pairs)])
+
+
+def leaderboard_svg(board: dict, *, width: int = 560) -> str:
+    """Bradley-Terry scores with their bootstrap intervals as a dot-and-whisker plot (inline SVG, so the
+    UI needs no plotting library)."""
+    rows = board["versions"]
+    if not rows:
+        return ""
+    low = min(r["score_low"] for r in rows) - 20
+    high = max(r["score_high"] for r in rows) + 20
+    left, right, row_h = 140, 20, 28
+    height = row_h * len(rows) + 40
+    x = lambda v: left + (v - low) / (high - low) * (width - left - right)  # noqa: E731
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
+             f'aria-label="leaderboard">']
+    for i, r in enumerate(rows):
+        y = 20 + i * row_h
+        parts.append(f'<text x="{left - 8}" y="{y + 4}" text-anchor="end" font-size="13">'
+                     f'{html.escape(r["version"])}</text>')
+        parts.append(f'<line x1="{x(r["score_low"]):.1f}" x2="{x(r["score_high"]):.1f}" y1="{y}" y2="{y}" '
+                     f'stroke="#888" stroke-width="2"/>')
+        parts.append(f'<circle cx="{x(r["score"]):.1f}" cy="{y}" r="5" fill="#3b6fd8"/>')
+        parts.append(f'<text x="{x(r["score"]):.1f}" y="{y - 8}" text-anchor="middle" font-size="11">'
+                     f'{r["score"]:.0f}</text>')
+    axis_y = height - 12
+    for tick in (low + 20, (low + high) / 2, high - 20):
+        parts.append(f'<text x="{x(tick):.1f}" y="{axis_y}" text-anchor="middle" font-size="11" fill="#666">'
+                     f'{tick:.0f}</text>')
+    parts.append("</svg>")
+    return "".join(parts)

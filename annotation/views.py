@@ -139,7 +139,7 @@ class LabelView:
             *[f"**{LETTERS[i]}**\n\n{view.responses[i]}" if i < n else "" for i in range(len(LETTERS))],
             *[gr.update(value=str(ratings[LETTERS[i]]) if LETTERS[i] in ratings else None)
               for i in range(len(LETTERS))],
-            gr.update(value=view.prefill.get("choice"), visible=compare and view.kind == "pairwise"),
+            gr.update(value=view.prefill.get("choice"), visible=compare and view.kind in ("pairwise", "review")),
             gr.update(value=view.prefill.get("order", ""), visible=compare and view.kind == "ranking"),
             view.prefill.get("rationale", ""),
             view.message, view.item_id or "", view.client_id,
@@ -226,6 +226,8 @@ class TasksView:
                 self.sources = gr.Textbox(label="Sources (globs, comma separated)", elem_id="new-task-sources")
                 self.tags = gr.Textbox(label="Tags (comma separated)", elem_id="new-task-tags")
                 self.query = gr.Textbox(label="Text contains", elem_id="new-task-query")
+                self.versions = gr.Textbox(label="Review: the two versions (A,B); default prompts: tag heldout",
+                                           elem_id="new-task-versions")
             self.guidelines = gr.Textbox(label="Guidelines (Markdown)", lines=4, elem_id="new-task-guidelines")
             self.create = gr.Button("Create task", variant="primary", elem_id="create-task")
             self.created = gr.Markdown(elem_id="create-status")
@@ -266,18 +268,20 @@ class TasksView:
         lab = self.labeling
         split = lambda text: [s.strip() for s in (text or "").split(",") if s.strip()]  # noqa: E731
 
-        def create(name, kind, overlap, max_responses, sources, tags, query, guidelines, request: gr.Request):
+        def create(name, kind, overlap, max_responses, sources, tags, query, guidelines, versions,
+                   request: gr.Request):
             def go(user):
                 task = lab.create_task(user, name=name, kind=kind, overlap=int(overlap or 1), guidelines=guidelines,
                                        sources=split(sources), tags=split(tags), query=query,
-                                       max_responses=int(max_responses) if max_responses else None)
+                                       max_responses=int(max_responses) if max_responses else None,
+                                       versions=split(versions) if kind == "review" else None)
                 choices = lab.task_choices(user)
                 return (f"Created **{task['name']}**: {task['items']} items.", gr.update(choices=choices),
                         gr.update(choices=choices, value=task["id"]))
             return self._admin(request, go)
 
         self.create.click(create, inputs=[self.name, self.kind, self.overlap, self.max_responses, self.sources,
-                                          self.tags, self.query, self.guidelines],
+                                          self.tags, self.query, self.guidelines, self.versions],
                           outputs=[self.created, label_task, self.task], api_name="create_task")
         def overview(task, request: gr.Request):
             return self._admin(request, lambda u: self.overview(u, task))

@@ -115,7 +115,7 @@ def test_the_api_is_scoped_by_role(server):
     for api_name, args in (("/stats", ()), ("/task_overview", ("task-compare",)),
                            ("/review_item", ("task-compare", "x")),
                            ("/adjudicate", ("task-compare", "x", "A", "", "")),
-                           ("/create_task", ("sneaky", "pairwise", 1, None, "", "", "", "")),
+                           ("/create_task", ("sneaky", "pairwise", 1, None, "", "", "", "", "")),
                            ("/start_training", ("sft", "", "", 3, None, False)),
                            ("/cancel_training", ())):
         with pytest.raises(AppError, match="needs the role admin"):

@@ -51,6 +51,10 @@ def job_view(runner: "JobRunner"):
     if status["state"] == "idle":
         return "No training job yet.", pd.DataFrame({"step": [], "loss": []})
     lines = [f"**{status['run_id']}** ({status['stage']}): {status['state']}"]
+    if status.get("progress"):
+        done, total = status["progress"].get("done", 0), status["progress"].get("total")
+        lines.append(f"{done}/{total or '?'} replies" + (f"; {status['added']} new responses stored"
+                                                          if status.get("added") is not None else ""))
     if status["last"]:
         figures = {k: v for k, v in status["last"].items() if isinstance(v, int | float)}
         lines.append(", ".join(f"{k} {v:.4g}" for k, v in list(figures.items())[:8]))
@@ -59,6 +63,25 @@ def job_view(runner: "JobRunner"):
     lines += [f"Warning: {w}" for w in status["warnings"]]
     steps, losses = zip(*status["losses"], strict=True) if status["losses"] else ((), ())
     return "\n\n".join(lines), pd.DataFrame({"step": list(steps), "loss": list(losses)})
+
+
+def start_generation_job(runner: "JobRunner", versions: list[str], tags: str, n: float | None,
+                         temperature: float | None, max_new_tokens: float | None, limit: float | None) -> str:
+    """Start a generation job from the UI's settings; returns a line for the status box."""
+    from workbench.generate import GenerateRequest, GenerationError
+    from workbench.runs import RunError
+
+    sampling = {k: v for k, v in {"n": int(n) if n else None, "temperature": temperature,
+                                  "max_new_tokens": int(max_new_tokens) if max_new_tokens else None}.items()
+                if v is not None}
+    request = GenerateRequest(versions=list(versions or []), tags=[t.strip() for t in (tags or "").split(",")
+                                                                     if t.strip()],
+                              limit=int(limit) if limit else None, sampling=sampling)
+    try:
+        job = runner.start_generation(request)
+    except (RunError, GenerationError) as exc:
+        return f"**Not started:** {exc}"
+    return f"Started **{job.run_id}**: generating from {', '.join(request.versions)}"
 
 
 def cancel_job(runner: "JobRunner") -> str:
@@ -71,12 +94,16 @@ def build_app(project: Project, store: Store):
     cookie); what a signed-in user may do is checked in each handler from their role in the store."""
     import gradio as gr
 
-    from annotation.labeling import AccessDenied, Labeling, User, require
+    from annotation.labeling import REVIEWERS, AccessDenied, Labeling, User, require
+    from annotation.leaderboard import leaderboard
+    from annotation.reports import leaderboard_markdown, leaderboard_svg
     from annotation.views import LabelView, TasksView
     from workbench.jobs import JobRunner
+    from workbench.playground import Playground, PlaygroundError
 
     runner = JobRunner(project, store)
     labeling = Labeling(store, max_field_bytes=project.config.max_field_bytes)
+    playground = Playground(project, store)
 
     def user_of(request: gr.Request) -> User | None:
         record = store.user(request.username) if request is not None and request.username else None
@@ -85,6 +112,12 @@ def build_app(project: Project, store: Store):
     def admin(request: gr.Request) -> User:
         try:
             return require(user_of(request), "admin")
+        except AccessDenied as exc:
+            raise gr.Error(str(exc)) from None
+
+    def reviewer(request: gr.Request) -> User:
+        try:
+            return require(user_of(request), *REVIEWERS)
         except AccessDenied as exc:
             raise gr.Error(str(exc)) from None
 
@@ -111,24 +144,59 @@ def build_app(project: Project, store: Store):
             with gr.Row():
                 start = gr.Button("Start", variant="primary", elem_id="start")
                 cancel = gr.Button("Cancel", variant="stop", elem_id="cancel")
+            with gr.Accordion("Generate candidates (for ranking tasks or an A/B review)", open=False):
+                with gr.Row():
+                    gen_versions = gr.Dropdown([], multiselect=True, label="Versions ('base': the base model)",
+                                               elem_id="gen-versions")
+                    gen_tags = gr.Textbox(value="heldout", label="Prompts with tags (comma separated)",
+                                          elem_id="gen-tags")
+                    gen_limit = gr.Number(value=None, precision=0, label="At most N prompts", elem_id="gen-limit")
+                with gr.Row():
+                    gen_n = gr.Number(value=1, precision=0, label="Replies per prompt", elem_id="gen-n")
+                    gen_temperature = gr.Number(value=0.8, label="Temperature (0: greedy)", elem_id="gen-temperature")
+                    gen_tokens = gr.Number(value=128, precision=0, label="Max new tokens", elem_id="gen-tokens")
+                gen_start = gr.Button("Generate", elem_id="gen-start")
             job_status = gr.Markdown(elem_id="job-status")
             plot = gr.LinePlot(x="step", y="loss", title="Training loss", elem_id="loss-plot")
             timer = gr.Timer(1.0, active=False)
+        with gr.Tab("Leaderboard", id="leaderboard-tab", visible=False) as board_tab:
+            board_refresh = gr.Button("Refresh", elem_id="board-refresh")
+            board_plot = gr.HTML(elem_id="board-plot")
+            board_table = gr.Markdown(elem_id="board-table")
+        with gr.Tab("Playground", id="playground-tab", visible=False) as play_tab:
+            with gr.Row():
+                play_a = gr.Dropdown([], value="base", label="Version", allow_custom_value=True, elem_id="play-a")
+                play_b = gr.Dropdown([], value=None, label="Side by side with (optional)", allow_custom_value=True,
+                                     elem_id="play-b")
+                play_temperature = gr.Number(value=0.7, label="Temperature", elem_id="play-temperature")
+            play_system = gr.Textbox(label="System prompt (optional)", elem_id="play-system")
+            with gr.Row():
+                chat_a = gr.Chatbot(label="Version", elem_id="chat-a", height=320)
+                chat_b = gr.Chatbot(label="Side by side", elem_id="chat-b", height=320)
+            play_message = gr.Textbox(label="Message (Enter sends)", elem_id="play-message")
+            with gr.Row():
+                play_send = gr.Button("Send", variant="primary", elem_id="play-send")
+                play_clear = gr.Button("Clear", elem_id="play-clear")
 
         def on_load(request: gr.Request):
             user = user_of(request)
             if user is None:  # signed in, then removed from the store
                 raise gr.Error("your account no longer exists: ask an admin")
-            is_admin = user.role == "admin"
+            is_admin, reviews = user.role == "admin", user.role in REVIEWERS
             choices = [""] + version_choices(store) if is_admin else []
             rewards = [""] + version_choices(store, "reward") if is_admin else []
             admin_tasks = labeling.task_choices(user) if is_admin else []
+            writers = ["base"] + [v for v in version_choices(store) if v not in version_choices(store, "reward")] \
+                if reviews else []
             return [f"Signed in as **{user.name}** ({user.role}) · [sign out](/logout)",
                     gr.update(visible=is_admin), gr.update(visible=is_admin), gr.update(visible=is_admin),
+                    gr.update(visible=reviews), gr.update(visible=reviews),
                     gr.update(choices=choices), gr.update(choices=rewards), gr.update(choices=admin_tasks),
-                    gr.Timer(active=is_admin), *label_view.on_load(user)]
+                    gr.update(choices=writers if is_admin else []), gr.update(choices=writers),
+                    gr.update(choices=[""] + writers), gr.Timer(active=is_admin), *label_view.on_load(user)]
 
-        app.load(on_load, outputs=[whoami, tasks_tab, project_tab, train_tab, parent, reward, tasks_view.task, timer,
+        app.load(on_load, outputs=[whoami, tasks_tab, project_tab, train_tab, board_tab, play_tab, parent, reward,
+                                   tasks_view.task, gen_versions, play_a, play_b, timer,
                                    label_view.task, *label_view.outputs], api_name="whoami")
         label_view.wire()
         tasks_view.wire(label_view.task)
@@ -140,6 +208,35 @@ def build_app(project: Project, store: Store):
         def start_from_ui(stage, parent, reward, max_steps, lr, full, request: gr.Request):
             admin(request)
             return start_job(runner, stage, parent, reward, max_steps, lr, full)
+
+        def generate_from_ui(versions, tags, limit, n, temperature, tokens, request: gr.Request):
+            admin(request)
+            return start_generation_job(runner, versions, tags, n, temperature, tokens, limit)
+
+        def show_board(request: gr.Request):
+            reviewer(request)
+            board = leaderboard(store.review_votes(), rounds=500)
+            return leaderboard_svg(board), leaderboard_markdown(board)
+
+        def play(version_a, version_b, temperature, system, message, history_a, history_b, request: gr.Request):
+            reviewer(request)
+            message = (message or "").strip()
+            if not message:
+                raise gr.Error("write a message first")
+            out = []
+            for version, history in ((version_a or "base", history_a), (version_b, history_b)):
+                if not version:
+                    out.append(history or [])
+                    continue
+                turns = [{"role": m["role"], "content": _text_of(m["content"])} for m in history or []]
+                turns.append({"role": "user", "content": message})
+                prompt = ([{"role": "system", "content": system}] if system else []) + turns
+                try:
+                    reply = playground.reply(version, prompt, temperature=float(temperature or 0.0))
+                except PlaygroundError as exc:
+                    raise gr.Error(str(exc)) from None
+                out.append(turns + [{"role": "assistant", "content": reply}])
+            return out[0], out[1], ""
 
         def cancel_from_ui(request: gr.Request) -> str:
             admin(request)
@@ -154,9 +251,24 @@ def build_app(project: Project, store: Store):
         start.click(start_from_ui, inputs=[stage, parent, reward, max_steps, lr, full], outputs=job_status,
                     api_name="start_training")
         cancel.click(cancel_from_ui, outputs=job_status, api_name="cancel_training")
+        gen_start.click(generate_from_ui, inputs=[gen_versions, gen_tags, gen_limit, gen_n, gen_temperature, gen_tokens],
+                        outputs=job_status, api_name="generate")
+        board_tab.select(show_board, outputs=[board_plot, board_table], api_name="leaderboard")
+        board_refresh.click(show_board, outputs=[board_plot, board_table], api_name=False)
+        play_inputs = [play_a, play_b, play_temperature, play_system, play_message, chat_a, chat_b]
+        play_send.click(play, inputs=play_inputs, outputs=[chat_a, chat_b, play_message], api_name="playground")
+        play_message.submit(play, inputs=play_inputs, outputs=[chat_a, chat_b, play_message], api_name=False)
+        play_clear.click(lambda: ([], [], ""), outputs=[chat_a, chat_b, play_message], api_name=False)
         timer.tick(tick, outputs=[job_status, plot], api_name=False)
     app.labeling, app.label_view = labeling, label_view  # for benchmarks that swap a handler
     return app
+
+
+def _text_of(content) -> str:
+    """A Chatbot message's text (Gradio may hand back a list of parts)."""
+    if isinstance(content, list):
+        return " ".join(part.get("text", "") if isinstance(part, dict) else str(part) for part in content)
+    return content if isinstance(content, str) else str(content)
 
 
 def authenticate(store: Store):

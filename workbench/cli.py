@@ -61,7 +61,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     project = _project(args)
     filters = ExportFilters(min_votes=args.min_votes, min_agreement=args.min_agreement,
                             exclude_ties=args.exclude_ties, annotators=args.annotator or [],
-                            sources=args.source or [], since=args.since, until=args.until)
+                            sources=args.source or [], since=args.since, until=args.until,
+                            review_votes=not args.no_review_votes)
     style = args.style or "conversational"
     with Store.open(project.store_path) as store:
         result = export(store, kind=args.kind, out_dir=args.out, fmt=args.format, style=style, split=args.split,
@@ -164,7 +165,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.algorithm == "rloo" and args.stage != "ppo":
         raise RunError("--algorithm rloo applies to `train ppo`")
     request = TrainRequest(stage=stage, parent=args.parent, reward_model=args.reward_model, adapter=adapter, trl=trl, val_split=args.val_split,
-                           filters=ExportFilters(annotators=args.annotator or [], sources=args.source or []),
+                           filters=ExportFilters(annotators=args.annotator or [], sources=args.source or [],
+                                                 review_votes=not args.no_review_votes),
                            accelerate_config=args.accelerate_config, resume=args.resume)
 
     def show(m: dict) -> None:
@@ -292,13 +294,14 @@ def cmd_tasks(args: argparse.Namespace) -> int:
             raise LabelingError(f"`tasks {args.action}` needs the task's NAME")
         if args.action == "add":
             if not args.kind:
-                raise LabelingError("give the task's --kind: demonstration, pairwise or ranking")
+                raise LabelingError("give the task's --kind: demonstration, pairwise, ranking or review")
             guidelines = args.guidelines or ""
             if guidelines and Path(guidelines).is_file():
                 guidelines = Path(guidelines).read_text(encoding="utf-8")
             task = labeling.create_task(cli_admin, name=args.name, kind=args.kind, overlap=args.overlap,
                                         guidelines=guidelines, sources=args.source, tags=args.tag,
-                                        query=args.query, max_responses=args.max_responses)
+                                        query=args.query, max_responses=args.max_responses,
+                                        versions=args.versions.split(",") if args.versions else None)
             print(f"created task {task['name']} ({task['kind']}, {task['overlap']} per item): {task['items']} items")
             return 0
         if store.task(args.name) is None:
@@ -315,6 +318,28 @@ def cmd_tasks(args: argparse.Namespace) -> int:
             from annotation.reports import agreement_markdown
 
             print(agreement_markdown(result))
+    return 0
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from annotation.leaderboard import leaderboard
+    from annotation.reports import leaderboard_markdown
+    from workbench.store import Store
+
+    project = _project(args)
+    with Store.open(project.store_path, read_only=True) as store:
+        review_ids = None
+        if args.review:
+            review_ids = []
+            for name in args.review:
+                task = store.task(name)
+                if task is None or task["kind"] != "review":
+                    from annotation.labeling import LabelingError
+
+                    raise LabelingError(f"--review {name}: no review task of that name (see `workbench tasks list`)")
+                review_ids.append(task["id"])
+        board = leaderboard(store.review_votes(review_ids), rounds=args.rounds, seed=args.seed)
+    print(json.dumps(board, indent=2) if args.json else leaderboard_markdown(board))
     return 0
 
 
@@ -374,6 +399,7 @@ def make_parser() -> argparse.ArgumentParser:
                    help="only labels from this source: an import file path or name (glob), or 'ui'")
     p.add_argument("--since", type=_date, help="only labels created at or after this date")
     p.add_argument("--until", type=_date, help="only labels created before this date")
+    p.add_argument("--no-review-votes", action="store_true", help="preferences: leave out votes from A/B reviews")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("train", help="train one stage (sft, reward, dpo, ppo) into a new model version")
@@ -406,6 +432,8 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--accelerate-config", help="run under accelerate launch with this config (trainers/accelerate/)")
     p.add_argument("--annotator", action="append", help="train only on labels by this annotator")
     p.add_argument("--source", action="append", help="train only on labels from this source (glob)")
+    p.add_argument("--no-review-votes", action="store_true",
+                   help="leave out votes from A/B reviews (by default they are preference pairs like any other)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("generate", help="sample replies from model versions for chosen prompts (candidates, A/B)")
@@ -449,15 +477,27 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["add", "list", "progress", "agreement"])
     p.add_argument("name", nargs="?")
     p.add_argument("-p", "--project", help=project_help)
-    p.add_argument("--kind", choices=["demonstration", "pairwise", "ranking"])
-    p.add_argument("--overlap", type=int, default=1, help="annotators per item (default 1)")
+    p.add_argument("--kind", choices=["demonstration", "pairwise", "ranking", "review"])
+    p.add_argument("--overlap", type=int, default=1, help="annotators per item (default 1); review: votes per pair")
+    p.add_argument("--versions", help="review: the two model versions compared, A,B (replies from "
+                                      "`workbench generate`; prompts tagged heldout unless selected otherwise)")
     p.add_argument("--source", action="append", help="only prompts from files matching this glob (repeatable)")
     p.add_argument("--tag", action="append", help="only prompts with this tag (repeatable)")
     p.add_argument("--query", help="only prompts whose text contains this (case-insensitive)")
-    p.add_argument("--max-responses", type=int, help="responses per prompt: pairwise default 2, ranking 4 (max 5)")
+    p.add_argument("--max-responses", type=int, help="responses per prompt: pairwise default 2, ranking 4 (max 5); "
+                                                      "review: pairs per prompt (default 1)")
     p.add_argument("--guidelines", help="guidelines text, or a Markdown file with them")
     p.add_argument("--json", action="store_true", help="progress or agreement as JSON")
     p.set_defaults(func=cmd_tasks)
+
+    p = sub.add_parser("leaderboard", help="model versions ranked from blind A/B votes (win rates, Bradley-Terry)")
+    p.add_argument("project_dir", nargs="?", metavar="project", help=project_help)
+    p.add_argument("-p", "--project", help=project_help)
+    p.add_argument("--review", action="append", help="only votes of this review task (repeatable; default: all)")
+    p.add_argument("--rounds", type=int, default=1000, help="bootstrap rounds for the score intervals")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_leaderboard)
 
     p = sub.add_parser("stats", help="what the project holds")
     p.add_argument("project", nargs="?", help=project_help)
