@@ -357,6 +357,9 @@ class Labeling:
             versions = [v.strip() for v in versions or [] if v and v.strip()]
             if len(versions) != 2 or versions[0] == versions[1]:
                 raise LabelingError("a review compares two different model versions: give --versions A,B")
+            for version in versions:
+                if version != "base" and self.store.model_version(version) is None:
+                    raise LabelingError(f"no model version {version!r} to review ('base' is the base model)")
             if not (sources or tags or query):
                 tags = ["heldout"]
         elif versions:

@@ -288,3 +288,82 @@ def test_train_tab_starts_follows_and_cancels_jobs(demo_project):
         assert "sft-2**: cancelled" in cancel_job(runner)
         assert store.run("sft-2")["status"] == "cancelled" and store.model_version("sft-2") is None
         assert "Not started" in start_job(runner, "ppo", "sft-1", None, 3, None, False)
+
+
+@pytest.fixture
+def review_server(demo_project):
+    """The demo project with a short SFT version, replies generated from it and from the base, a blind
+    review of the two, and a reviewer; served as a user runs it."""
+    from workbench.auth import add_user
+    from workbench.store import Store
+
+    root = str(demo_project.root)
+    assert main(["train", "sft", root, "--max-steps", "2", "--batch-size", "4", "--max-length", "96"]) == 0
+    assert main(["generate", root, "--versions", "sft-1,base", "--tag", "heldout", "--limit", "4",
+                 "--max-new-tokens", "16"]) == 0
+    assert main(["tasks", "add", "ab", "--kind", "review", "--versions", "sft-1,base", "-p", root]) == 0
+    with Store.open(demo_project.store_path) as store:
+        add_user(store, "rev", "reviewer", PASSWORD)
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "workbench.cli", "serve", root, "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                break
+        except OSError:
+            if proc.poll() is not None:
+                raise AssertionError(proc.stdout.read()) from None
+            time.sleep(0.5)
+    yield f"http://127.0.0.1:{port}", demo_project
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+@pytest.mark.e2e
+@needs_chromium
+def test_reviewer_votes_blind_then_sees_the_leaderboard_and_chats(review_server):
+    """A/B review in Chromium: versions hidden until the vote, named after it; the leaderboard counts the
+    vote; the playground answers with a version; an annotator never sees the review."""
+    from playwright.sync_api import expect, sync_playwright
+
+    url, _ = review_server
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+        ann = browser.new_page()
+        sign_in(ann, url, "ann")
+        ann.locator("#task input").click()
+        expect(ann.get_by_role("option", name="compare (pairwise)")).to_be_visible()
+        expect(ann.get_by_role("option", name="ab (review)")).to_have_count(0)
+        expect(ann.get_by_role("tab", name="Leaderboard")).to_have_count(0)
+
+        page = browser.new_page()
+        sign_in(page, url, "rev")
+        page.locator("#task input").click()
+        page.get_by_role("option", name="ab (review)").click()
+        expect(page.locator("#choice")).to_be_visible(timeout=15_000)
+        expect(page.locator("#response-B")).to_be_visible()
+        label_area = page.inner_text("#label-status") + page.inner_text("#response-A") + page.inner_text("#response-B")
+        assert "sft-1" not in label_area and "base" not in label_area  # blind
+        page.screenshot(path=str(ARTIFACTS / "review.png"), full_page=True)
+        page.locator("body").click(position={"x": 5, "y": 5})
+        page.keyboard.press("a")
+        expect(page.locator("#choice input[value=A]")).to_be_checked()
+        page.keyboard.press("Enter")
+        expect(page.locator("#label-status")).to_contain_text("You voted on: A = ", timeout=15_000)
+        status = page.inner_text("#label-status")
+        assert "sft-1" in status and "base" in status
+
+        page.get_by_role("tab", name="Leaderboard").click()
+        expect(page.locator("#board-table")).to_contain_text("1 votes", timeout=30_000)
+        expect(page.locator("#board-plot svg")).to_be_visible()
+        page.screenshot(path=str(ARTIFACTS / "leaderboard.png"), full_page=True)
+
+        page.get_by_role("tab", name="Playground").click()
+        page.locator("#play-message textarea, #play-message input").fill("My Loki Fold screen cracked.")
+        page.locator("#play-send").click()
+        expect(page.locator("#chat-a")).to_contain_text("My Loki Fold screen cracked.", timeout=60_000)
+        expect(page.locator("#chat-a .bot-row")).not_to_have_count(0, timeout=60_000)  # the version replied
+        page.screenshot(path=str(ARTIFACTS / "playground.png"), full_page=True)
+        browser.close()

@@ -7,7 +7,7 @@ present (the adapter served as a LoRA request).
 
 A job folder is the whole contract with the workbench (which owns the store; this never opens it):
 
-    job.json        base_model, versions [{id, adapter, stacked_on}], sampling, batch_size
+    job.json        base_model, versions [{id, base_model, adapter, stacked_on}], sampling, batch_size
     prompts.jsonl   {"prompt_id", "prompt": [messages]} per line
     out.jsonl       {"prompt_id", "version", "sample", "text", "tokens"} per reply, written as they come
     progress.json   {"done", "total"} replies, for the UI
@@ -169,7 +169,7 @@ def main(job_dir: str | Path) -> None:
                 out.flush()
                 progress()
 
-            base_model = version.get("base_model", job["base_model"])  # a --full version is a whole model
+            base_model = version.get("base_model", job["base_model"])  # the model the version was trained over
             if problem is None and not version.get("stacked_on"):  # vLLM takes one adapter, not a stack
                 write(0, generate_vllm(base_model, version.get("adapter"), prompts, sampling))
             else:

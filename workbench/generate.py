@@ -63,10 +63,12 @@ def _versions(project: Project, store: Store, names: list[str]) -> list[dict]:
         if version["config"].get("project_base_model", version["base_model"]) != base_model:
             raise GenerationError(f"--versions: {name} was trained on {version['base_model']}, not this project's "
                                   f"base model {base_model}")
+        # A --full version is a whole model; an adapter sits on the base its run used (a DPO run over a
+        # --full SFT version trains its adapter over that SFT model, not over the project's base).
         full = bool(version["config"].get("adapter", {}).get("full"))
         out.append({"id": name, "adapter": None if full else version["path"],
                     "stacked_on": list(version["metrics"].get("stacked_on", [])),
-                    **({"base_model": version["path"]} if full else {})})
+                    "base_model": version["path"] if full else version["base_model"]})
     return out
 
 
