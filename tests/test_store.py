@@ -36,6 +36,30 @@ def test_a_store_from_an_older_workbench_is_migrated_forward(tmp_path):
     assert [v[0] for v in versions] == list(range(1, SCHEMA_VERSION + 1))
 
 
+def test_a_schema_2_store_keeps_its_tasks_when_reviews_arrive(tmp_path):
+    """Schema 3 rebuilds the tasks table (DuckDB cannot change its CHECK in place): nothing may be lost."""
+    from workbench.store import MIGRATIONS
+
+    path = tmp_path / "v2.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("CREATE TABLE schema_version (version INTEGER NOT NULL, applied_at TIMESTAMP)")
+    for version in (0, 1):
+        for statement in MIGRATIONS[version]:
+            con.execute(statement)
+        con.execute("INSERT INTO schema_version (version) VALUES (?)", [version + 1])
+    con.execute("INSERT INTO tasks (id, name, kind, overlap, guidelines, created_by) VALUES "
+                "('task-old', 'old', 'ranking', 2, 'Best first.', 'admin')")
+    con.close()
+    with Store.open(path) as store:
+        task = store.task("old")
+        assert (task["kind"], task["overlap"], task["guidelines"], task["versions"]) == ("ranking", 2, "Best first.", [])
+        store.cursor().execute("INSERT INTO tasks (id, name, kind, overlap, versions) VALUES "
+                               "('task-ab', 'ab', 'review', 1, ['dpo-1', 'sft-1'])")
+        assert store.task("ab")["versions"] == ["dpo-1", "sft-1"]
+        with pytest.raises(duckdb.ConstraintException):
+            store.cursor().execute("INSERT INTO tasks (id, name, kind, overlap) VALUES ('t', 't', 'essay', 1)")
+
+
 def test_a_store_from_a_newer_workbench_is_refused(tmp_path):
     path = tmp_path / "new.duckdb"
     Store.open(path, create=True).close()
