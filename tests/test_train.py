@@ -143,6 +143,20 @@ def test_degenerate_replies(text, bad):
     assert is_degenerate(text) is bad
 
 
+def test_word_salad_is_degenerate_given_the_training_vocabulary():
+    """Real-looking tokens that are few real words (what the untrained tiny model writes) pass the shape
+    checks; against the words of the training data they do not."""
+    from trainers.evaluation import vocabulary_of
+
+    rows = [json.loads(line) for line in (DEMO_DATA / "sft.jsonl").read_text().splitlines()[:300]]
+    vocabulary = vocabulary_of(m["content"] for r in rows for m in r["prompt"] + r["completion"])
+    salad = "cyion willrectly turing 7 hold > thirtyQ for addiziv seeion confirmation"
+    good = "I'm so sorry to hear that. Your phone is covered, and we will repair it for free."
+    assert not is_degenerate(salad)  # the shape checks alone miss it
+    assert is_degenerate(salad, vocabulary) and not is_degenerate(good, vocabulary)
+    assert not is_degenerate("Thanks!", vocabulary)  # too short to judge by words
+
+
 def test_reward_model_reports_pairwise_accuracy_and_scores_the_same_reloaded(trained):
     import datasets
 

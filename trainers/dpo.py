@@ -16,7 +16,14 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from trainers.evaluation import chosen_logp_trend, is_degenerate, kl_to_reference, probe_logp, sample_replies
+from trainers.evaluation import (
+    chosen_logp_trend,
+    is_degenerate,
+    kl_to_reference,
+    probe_logp,
+    sample_replies,
+    vocabulary_of,
+)
 from trainers.models import Adapter, hardware_args, load_causal_lm, load_tokenizer, save_trained
 from trainers.run_folder import (
     MetricsLog,
@@ -33,7 +40,7 @@ SAMPLES = 16  # held-out prompts sampled after the run: enough to see a collapse
 
 
 def health(model, tokenizer, run_dir: Path, heldout: list[list[dict]],
-           loss_types: list[str]) -> tuple[dict, list[str]]:
+           loss_types: list[str], vocabulary: set[str] | None = None) -> tuple[dict, list[str]]:
     """Figures and warnings about a preference run, from its metrics and from fresh samples."""
     from peft import PeftModel
 
@@ -48,14 +55,14 @@ def health(model, tokenizer, run_dir: Path, heldout: list[list[dict]],
                             f"is pushing both replies down; lower the learning rate{hint}")
     if heldout:
         replies = sample_replies(model, tokenizer, heldout)
-        degenerate = sum(is_degenerate(r) for r in replies)
+        degenerate = sum(is_degenerate(r, vocabulary) for r in replies)
         report["samples"] = [{"prompt": p[-1]["content"], "reply": r} for p, r in zip(heldout, replies, strict=True)]
         report["degenerate_share"] = degenerate / len(replies)
         if isinstance(model, PeftModel):
             report["kl_to_reference"] = kl_to_reference(model, tokenizer, heldout, replies)
         if report["degenerate_share"] >= 0.1:
             warnings.append(f"{degenerate} of {len(replies)} sampled held-out replies look degenerate "
-                            "(empty, punctuation or loops): the model may have collapsed")
+                            "(empty, punctuation, loops or word salad): the model may have collapsed")
     return report, warnings
 
 
@@ -85,7 +92,9 @@ def main(run_dir: str | Path) -> None:
         if not is_main_process():
             return
         trainer.model.eval()
-        report, warnings = health(trainer.model, tokenizer, run_dir, heldout, list(args.loss_type))
+        vocabulary = vocabulary_of(m["content"] for row in train for key in ("prompt", "chosen", "rejected")
+                                   for m in row[key])
+        report, warnings = health(trainer.model, tokenizer, run_dir, heldout, list(args.loss_type), vocabulary)
         summary["probe_logp"] = probe_logp(trainer.model, tokenizer)
         if "ref" in trainer.model.peft_config:  # the reference must be exactly the parent version
             trainer.model.set_adapter("ref")

@@ -8,10 +8,21 @@ from __future__ import annotations
 
 import re
 
+_WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
 
-def is_degenerate(text: str) -> bool:
-    """Empty, mostly punctuation, broken bytes, or looping: the shapes a collapsed small model produces
-    ("....", "sorry sorry sorry", or half-characters from a byte-level tokenizer)."""
+
+def vocabulary_of(texts) -> set[str]:
+    """The lower-case words of some texts (a run's training data): what a healthy reply is made of."""
+    words: set[str] = set()
+    for text in texts:
+        words.update(_WORD.findall(text.lower()))
+    return words
+
+
+def is_degenerate(text: str, vocabulary: set[str] | None = None) -> bool:
+    """Empty, mostly punctuation, broken bytes, looping, or (given the training data's vocabulary) word
+    salad: the shapes a collapsed small model produces ("....", "sorry sorry sorry", half-characters from
+    a byte-level tokenizer, or "cyion willrectly turing hold addiziv": real-looking tokens, few real words)."""
     stripped = text.strip()
     if len(stripped) < 3:
         return True
@@ -24,7 +35,13 @@ def is_degenerate(text: str) -> bool:
     if re.search(r"(.)\1{7,}", stripped):
         return True
     words = stripped.lower().split()
-    return len(words) >= 8 and len(set(words)) / len(words) < 0.3
+    if len(words) >= 8 and len(set(words)) / len(words) < 0.3:
+        return True
+    if vocabulary:
+        found = _WORD.findall(stripped.lower())
+        if len(found) >= 4 and sum(w in vocabulary for w in found) / len(found) < 0.6:
+            return True
+    return False
 
 
 def chosen_logp_trend(metrics: list[dict]) -> tuple[float, float] | None:
