@@ -53,26 +53,28 @@ def test_stats_handler_is_a_plain_function(store, load):
     assert "| prompts | 300 |" in text and "| labels: preference | 500 |" in text
 
 
-@pytest.fixture
-def server(demo_project):
-    """`workbench serve` in its own process, as a user runs it."""
+def start_server(root) -> tuple[str, subprocess.Popen]:
+    """`workbench serve ROOT` on a free port; returns once the port answers."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "workbench.cli", "serve", str(demo_project.root), "--port",
-                             str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen([sys.executable, "-m", "workbench.cli", "serve", str(root), "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.time() + 120
     while time.time() < deadline:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1):
-                break
+                return f"http://127.0.0.1:{port}", proc
         except OSError:
             if proc.poll() is not None:
                 raise AssertionError(proc.stdout.read()) from None
             time.sleep(0.5)
-    else:
-        proc.kill()
-        raise AssertionError("server did not start in 120 s")
+    proc.kill()
+    raise AssertionError("server did not start in 120 s")
 
+
+@pytest.fixture
+def server(demo_project):
+    """`workbench serve` in its own process, as a user runs it."""
+    url, proc = start_server(demo_project.root)
 
     def stop():
         if proc.poll() is None:
@@ -308,19 +310,8 @@ def review_server(demo_project):
     assert main(["tasks", "add", "ab", "--kind", "review", "--versions", "sft-1,base", "-p", root]) == 0
     with Store.open(demo_project.store_path) as store:
         add_user(store, "rev", "reviewer", PASSWORD)
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "workbench.cli", "serve", root, "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                break
-        except OSError:
-            if proc.poll() is not None:
-                raise AssertionError(proc.stdout.read()) from None
-            time.sleep(0.5)
-    yield f"http://127.0.0.1:{port}", demo_project
+    url, proc = start_server(root)
+    yield url, demo_project
     proc.terminate()
     proc.wait(timeout=30)
 

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from workbench.config import Project
+from workbench.runs import how_it_ended
 from workbench.store import Store
 
 
@@ -138,14 +139,8 @@ def read_progress(job_dir: Path) -> dict:
 
 def ingest_generation(store: Store, job_id: str, job_dir: Path, returncode: int) -> GenerateResult:
     """Store the job's replies (all or none) and mark it ended."""
-    status_file = job_dir / "status.json"
-    status = json.loads(status_file.read_text()) if status_file.exists() else None
-    if status is None or status["status"] != "succeeded" or returncode != 0:
-        if status is not None and status.get("error"):
-            error = status["error"]
-        else:
-            tail = (job_dir / "stderr.log").read_text(errors="replace").strip().splitlines()[-5:]
-            error = f"the generation process exited with code {returncode}" + (": " + " | ".join(tail) if tail else "")
+    status, error = how_it_ended(job_dir, returncode, "generation")
+    if error is not None:
         store.finish_run(job_id, status="failed", error=error)
         return GenerateResult(job_id, "failed", job_dir, error=error)
     job = json.loads((job_dir / "job.json").read_text())

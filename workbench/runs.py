@@ -204,17 +204,24 @@ def launch(run_dir: Path, stage: str, accelerate_config: str | None = None) -> s
                                 env=env, start_new_session=True)
 
 
+def how_it_ended(folder: Path, returncode: int, what: str) -> tuple[dict | None, str | None]:
+    """(status.json, None) for a process that succeeded, else (status or None, the error to record): its
+    own error when it wrote one, else its exit code and the last lines of its stderr."""
+    status_file = folder / "status.json"
+    status = json.loads(status_file.read_text()) if status_file.exists() else None
+    if status is not None and status["status"] == "succeeded" and returncode == 0:
+        return status, None
+    if status is not None and status.get("error"):
+        return status, status["error"]
+    tail = (folder / "stderr.log").read_text(errors="replace").strip().splitlines()[-5:]
+    return status, f"the {what} process exited with code {returncode}" + (": " + " | ".join(tail) if tail else "")
+
+
 def ingest(store: Store, run_id: str, run_dir: Path, returncode: int) -> RunResult:
     """Read how the run ended from its folder and record it: a model version, or a failed run."""
     config = json.loads((run_dir / "run.json").read_text())
-    status_file = run_dir / "status.json"
-    status = json.loads(status_file.read_text()) if status_file.exists() else None
-    if status is None or status["status"] != "succeeded" or returncode != 0:
-        if status is not None and status.get("error"):
-            error = status["error"]
-        else:
-            tail = (run_dir / "stderr.log").read_text(errors="replace").strip().splitlines()[-5:]
-            error = f"the training process exited with code {returncode}" + (": " + " | ".join(tail) if tail else "")
+    status, error = how_it_ended(run_dir, returncode, "training")
+    if error is not None:
         store.finish_run(run_id, status="failed", error=error)
         return RunResult(run_id, "failed", run_dir, None, error)
     summary = {k: v for k, v in status["summary"].items() if k != "traceback"}
