@@ -146,7 +146,8 @@ def build_app(project: Project, store: Store):
                 cancel = gr.Button("Cancel", variant="stop", elem_id="cancel")
             with gr.Accordion("Generate candidates (for ranking tasks or an A/B review)", open=False):
                 with gr.Row():
-                    gen_versions = gr.Dropdown([], multiselect=True, label="Versions ('base': the base model)",
+                    gen_versions = gr.Dropdown([], multiselect=True, allow_custom_value=True,
+                                               label="Versions ('base': the base model)",
                                                elem_id="gen-versions")
                     gen_tags = gr.Textbox(value="heldout", label="Prompts with tags (comma separated)",
                                           elem_id="gen-tags")
