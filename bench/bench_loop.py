@@ -65,7 +65,7 @@ def main() -> None:
     from trainers.evaluation import trait_report
     from trainers.generation import load_for_generation
     from workbench import demo
-    from workbench.generate import GenerateRequest, _versions, generate
+    from workbench.generate import GenerateRequest, generate, resolve_versions
     from workbench.runs import TrainRequest, train
     from workbench.store import Store
 
@@ -112,7 +112,7 @@ def main() -> None:
 
             shares = {}
             for version in (sft, dpo1, dpo2):
-                (spec,) = _versions(project, store, [version])
+                (spec,) = resolve_versions(project, store, [version])
                 model, tokenizer = load_for_generation(spec["base_model"], spec["adapter"], spec["stacked_on"])
                 shares[version] = trait_report(model, tokenizer, heldout, policies,
                                                samples_per_prompt=args.samples_per_prompt)

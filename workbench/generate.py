@@ -48,7 +48,9 @@ class GenerateResult:
     error: str | None = None
 
 
-def _versions(project: Project, store: Store, names: list[str]) -> list[dict]:
+def resolve_versions(project: Project, store: Store, names: list[str]) -> list[dict]:
+    """What loads each named version for generation: its base model, its adapter (None for the base or a
+    --full version) and the adapters merged under it; refuses unknown, reward and foreign versions."""
     base_model = project.base_model_path()
     out = []
     for name in names:
@@ -95,7 +97,7 @@ def prepare_generation(project: Project, store: Store, request: GenerateRequest)
         check_base_model(base_model)
     except SettingsError as exc:
         raise GenerationError(str(exc)) from None
-    versions = _versions(project, store, request.versions)
+    versions = resolve_versions(project, store, request.versions)
     prompts = store.selected_prompts(sources=request.sources, tags=request.tags, query=request.query,
                                      limit=request.limit)
     if request.skip_existing and prompts:

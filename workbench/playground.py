@@ -25,14 +25,14 @@ class Playground:
 
     def _load(self, version_id: str):
         from trainers.generation import load_for_generation
-        from workbench.generate import GenerationError, _versions
+        from workbench.generate import GenerationError, resolve_versions
 
         with self._lock:
             if version_id in self._models:
                 self._models.move_to_end(version_id)
                 return self._models[version_id]
             try:
-                (spec,) = _versions(self.project, self.store, [version_id])
+                (spec,) = resolve_versions(self.project, self.store, [version_id])
             except GenerationError as exc:
                 raise PlaygroundError(str(exc).replace("--versions: ", "")) from None
             loaded = load_for_generation(spec.get("base_model", self.project.base_model_path()), spec["adapter"],
