@@ -224,24 +224,22 @@ def letter_for(store, task, user, item_id, response_id):
 
 def test_agreement_and_adjudication_reach_the_export(labeling, store, tmp_path):
     task = make_task(labeling, "pairwise", overlap=2, sources=["candidates.jsonl"])
-    v1, v2 = labeling.open_next(ANN, task["id"]), labeling.open_next(BOB, task["id"])
-    assert v1.item_id == v2.item_id
-    first, second = (r["id"] for r in store.task_item(task["id"], v1.item_id)["responses"])
-    # both prefer `first` on item one
-    labeling.submit_comparison(ANN, task["id"], v1.item_id, v1.client_id,
-                               choice=letter_for(store, task, ANN, v1.item_id, first))
-    labeling.submit_comparison(BOB, task["id"], v2.item_id, v2.client_id,
-                               choice=letter_for(store, task, BOB, v2.item_id, first))
+
+    def both_answer(bob_agrees: bool):
+        """Ann and Bob get the same item; Ann prefers its first response, Bob too or the other one."""
+        v1, v2 = labeling.open_next(ANN, task["id"]), labeling.open_next(BOB, task["id"])
+        assert v1.item_id == v2.item_id
+        first, second = (r["id"] for r in store.task_item(task["id"], v1.item_id)["responses"])
+        labeling.submit_comparison(ANN, task["id"], v1.item_id, v1.client_id,
+                                   choice=letter_for(store, task, ANN, v1.item_id, first))
+        labeling.submit_comparison(BOB, task["id"], v2.item_id, v2.client_id,
+                                   choice=letter_for(store, task, BOB, v2.item_id, first if bob_agrees else second))
+        return v1, first, second
+
+    both_answer(bob_agrees=True)  # both prefer the first response on item one
     report = labeling.agreement(ADMIN, task["id"])
     assert report["percent_agreement"] == 1.0 and report["disagreements"] == []
-    # they split on item two, and the admin decides it
-    v1, v2 = labeling.open_next(ANN, task["id"]), labeling.open_next(BOB, task["id"])
-    assert v1.item_id == v2.item_id
-    first, second = (r["id"] for r in store.task_item(task["id"], v1.item_id)["responses"])
-    labeling.submit_comparison(ANN, task["id"], v1.item_id, v1.client_id,
-                               choice=letter_for(store, task, ANN, v1.item_id, first))
-    labeling.submit_comparison(BOB, task["id"], v2.item_id, v2.client_id,
-                               choice=letter_for(store, task, BOB, v2.item_id, second))
+    v1, first, second = both_answer(bob_agrees=False)  # they split on item two, and the admin decides it
     report = labeling.agreement(ADMIN, task["id"])
     assert report["percent_agreement"] == 0.5 and [d["unit"] for d in report["disagreements"]] == [[v1.item_id]]
     assert report["cohen_kappa"][0]["annotators"] == ["ann", "bob"] and report["cohen_kappa"][0]["units"] == 2

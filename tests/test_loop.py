@@ -95,6 +95,8 @@ def test_one_round_of_the_loop(trained, capsys):  # noqa: F811
     assert top["win_low"] > 0.5 and board["versions"][1]["version"] == "sft-1"
     assert main(["leaderboard", root]) == 0
     assert "| dpo-1 |" in capsys.readouterr().out
+    assert main(["leaderboard", root, "--review", "rank-candidates"]) == 2  # a ranking task, not a review
+    assert "no review task of that name" in capsys.readouterr().err
 
     # the votes are preference pairs for the next DPO run, unless left out
     counts = {}
