@@ -23,53 +23,82 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-# The plain script a TRL user would write for the same snapshot and settings (LoRA, CPU arguments).
+# The plain script a TRL user would write for the same snapshot and settings (LoRA, CPU arguments). It times
+# the same parts the stages time (load, train, save) and prints them as its last line.
 PLAIN = textwrap.dedent("""
-    import json, sys
+    import json, sys, time
+    t0 = time.perf_counter()
     from datasets import load_dataset
-    from peft import LoraConfig
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from peft import LoraConfig, PeftModel
+    from transformers import {model_class}, AutoTokenizer
     from trl import {config}, {trainer}
     run_dir = sys.argv[1]
     run = json.load(open(run_dir + "/run.json"))
     train = load_dataset("parquet", data_files=run_dir + "/data/train.parquet", split="train")
     tok = AutoTokenizer.from_pretrained(run["base_model"])
-    model = AutoModelForCausalLM.from_pretrained(run["base_model"])
+    model = {model_class}.from_pretrained(run["base_model"]{model_kwargs})
+    {model_setup}
     peft = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.05, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
-                      task_type="CAUSAL_LM")
+                      task_type="{task_type}")
+    if run.get("parent_adapter"):  # continue the SFT adapter, as TRL's docs show for DPO after SFT
+        model, peft = PeftModel.from_pretrained(model, run["parent_adapter"], is_trainable=True), None
     args = {config}(output_dir=run_dir + "/plain", use_cpu=True, bf16=False, fp16=False, report_to="none",
                     dataloader_num_workers=0, dataloader_pin_memory=False, activation_checkpointing=False, **run["trl"])
     trainer = {trainer}(model=model, args=args, train_dataset=train, processing_class=tok, peft_config=peft)
+    t1 = time.perf_counter()
     trainer.train()
+    t2 = time.perf_counter()
     trainer.save_model(run_dir + "/plain/final")  # a user's script keeps what it trained
+    t3 = time.perf_counter()
+    print(json.dumps({{"load": t1 - t0, "train": t2 - t1, "save": t3 - t2}}))
 """)
+
+STAGES = {
+    "sft": {"config": "SFTConfig", "trainer": "SFTTrainer", "model_class": "AutoModelForCausalLM",
+            "model_kwargs": "", "model_setup": "", "task_type": "CAUSAL_LM"},
+    "reward": {"config": "RewardConfig", "trainer": "RewardTrainer",
+               "model_class": "AutoModelForSequenceClassification", "model_kwargs": ", num_labels=1",
+               "model_setup": "model.config.pad_token_id = tok.pad_token_id", "task_type": "SEQ_CLS"},
+    "dpo": {"config": "DPOConfig", "trainer": "DPOTrainer", "model_class": "AutoModelForCausalLM",
+            "model_kwargs": "", "model_setup": "", "task_type": "CAUSAL_LM"},
+}
 
 
 def measure(argv: list[str]) -> dict:
-    """Wall time and peak RSS of one child process (measured by a fresh wrapper so RSS is the child's own)."""
+    """Wall time and peak RSS of one child process (measured by a fresh wrapper so RSS is the child's own),
+    plus the phases it printed as its last line, if any."""
     wrapper = ("import resource, subprocess, sys, time, json; t = time.perf_counter(); "
-               "r = subprocess.run(sys.argv[1:]); "
-               "print(json.dumps({'rc': r.returncode, 'seconds': time.perf_counter() - t, "
+               "r = subprocess.run(sys.argv[1:], stdout=subprocess.PIPE, text=True); "
+               "print(json.dumps({'rc': r.returncode, 'seconds': time.perf_counter() - t, 'stdout': r.stdout[-2000:], "
                "'peak_mib': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))")
     out = subprocess.run([sys.executable, "-c", wrapper, *argv], capture_output=True, text=True,
                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
     result = json.loads(out.stdout.strip().splitlines()[-1])
     if result["rc"] != 0:
         raise SystemExit(f"{argv} failed:\n{out.stderr[-3000:]}")
+    lines = result.pop("stdout").strip().splitlines()
+    try:
+        result["phases"] = json.loads(lines[-1]) if lines else {}
+    except ValueError:
+        result["phases"] = {}
     return result
 
 
-def train_runtime(run_dir: Path) -> float | None:
-    lines = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines() if x.strip()]
-    return next((m["train_runtime"] for m in reversed(lines) if "train_runtime" in m), None)
+def median(values: list[float]) -> float:
+    values = sorted(values)
+    middle = len(values) // 2
+    return values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sft-steps", type=int, default=100)
+    parser.add_argument("--reward-steps", type=int, default=100)
     parser.add_argument("--dpo-steps", type=int, default=50)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--dpo-batch-size", type=int, help="default: --batch-size (a DPO row is two sequences)")
+    parser.add_argument("--repeats", type=int, default=3, help="workbench and plain alternate, this many times each")
+    parser.add_argument("--stages", default="sft,reward,dpo")
     args = parser.parse_args()
 
     from trainers.tiny_model import TinyModelSpec, build_tiny_model
@@ -84,30 +113,51 @@ def main() -> None:
                      TinyModelSpec(hidden_size=384, num_hidden_layers=6, num_attention_heads=6, intermediate_size=1024))
     common = {"per_device_train_batch_size": args.batch_size, "max_length": 256, "logging_steps": 10,
               "save_strategy": "no"}
-    rows = {}
+    steps = {"sft": args.sft_steps, "reward": args.reward_steps, "dpo": args.dpo_steps}
+    rows: dict[str, dict] = {}
     with Store.open(project.store_path) as store:
-        for stage, steps, parent in (("sft", args.sft_steps, None), ("dpo", args.dpo_steps, "sft-1")):
+        for stage in args.stages.split(","):
             batch = args.dpo_batch_size if stage == "dpo" and args.dpo_batch_size else args.batch_size
-            request = TrainRequest(stage=stage, parent=parent,
-                                   trl={**common, "max_steps": steps, "per_device_train_batch_size": batch})
-            run_id, run_dir, config = prepare_run(project, store, request)
-            ours = measure([sys.executable, "-m", f"trainers.{stage}", str(run_dir)])
-            ingest(store, run_id, run_dir, 0)
+            parent = "sft-1" if stage == "dpo" else None
             script = work / f"plain_{stage}.py"
-            names = {"sft": ("SFTConfig", "SFTTrainer"), "dpo": ("DPOConfig", "DPOTrainer")}[stage]
-            script.write_text(PLAIN.format(config=names[0], trainer=names[1]))
-            # The plain script trains a fresh LoRA over the base; for DPO give it the same start as ours
-            # would need a PEFT parent, so it gets the base: the comparison is of training cost, not quality.
-            plain = measure([sys.executable, str(script), str(run_dir)])
-            rows[stage] = {"batch": batch, "steps": steps, "ours": ours, "plain": plain, "train_runtime": train_runtime(run_dir)}
-            print(f"{stage}: {steps} steps, batch {batch}  workbench {ours['seconds']:.1f} s (train_runtime "
-                  f"{rows[stage]['train_runtime']:.1f} s, peak {ours['peak_mib']:.0f} MiB)  plain TRL "
-                  f"{plain['seconds']:.1f} s (peak {plain['peak_mib']:.0f} MiB)  ratio {ours['seconds'] / plain['seconds']:.3f}",
+            script.write_text(PLAIN.format(**STAGES[stage]))
+            ours, plain = [], []
+            for repeat in range(args.repeats):
+                request = TrainRequest(stage=stage, parent=parent,
+                                       trl={**common, "max_steps": steps[stage], "per_device_train_batch_size": batch})
+                run_id, run_dir, _ = prepare_run(project, store, request)
+                first, second = (("ours", "plain") if repeat % 2 == 0 else ("plain", "ours"))
+                for side in (first, second):  # alternate who goes first: the machine drifts
+                    if side == "ours":
+                        result = measure([sys.executable, "-m", f"trainers.{stage}", str(run_dir)])
+                        result["phases"] = json.loads((run_dir / "status.json").read_text())["summary"]["seconds"]
+                        ours.append(result)
+                    else:
+                        plain.append(measure([sys.executable, str(script), str(run_dir)]))
+                ingest(store, run_id, run_dir, 0)
+                o, p = ours[-1], plain[-1]
+                print(f"{stage} #{repeat + 1}: {steps[stage]} steps, batch {batch}  workbench {o['seconds']:.1f} s "
+                      f"{fmt(o['phases'])} peak {o['peak_mib']:.0f} MiB | plain TRL {p['seconds']:.1f} s "
+                      f"{fmt(p['phases'])} peak {p['peak_mib']:.0f} MiB | ratio {o['seconds'] / p['seconds']:.3f}",
+                      flush=True)
+            whole = median([o["seconds"] / p["seconds"] for o, p in zip(ours, plain, strict=True)])
+            no_checks = median([(o["seconds"] - o["phases"].get("checks", 0)) / p["seconds"]
+                                for o, p in zip(ours, plain, strict=True)])
+            train = median([o["phases"]["train"] / p["phases"]["train"] for o, p in zip(ours, plain, strict=True)])
+            rows[stage] = {"ours": ours, "plain": plain}
+            print(f"{stage}: median ratio whole process {whole:.3f}; without the post-run checks {no_checks:.3f}; "
+                  f"trainer.train() alone {train:.3f}; checks {median([o['phases'].get('checks', 0) for o in ours]):.1f} s; "
+                  f"peak RSS {median([o['peak_mib'] for o in ours]):.0f} / {median([p['peak_mib'] for p in plain]):.0f} MiB",
                   flush=True)
-    print(f"DPO peak RSS / SFT peak RSS (workbench): {rows['dpo']['ours']['peak_mib'] / rows['sft']['ours']['peak_mib']:.3f}")
-    print(f"DPO peak RSS / SFT peak RSS (plain TRL): {rows['dpo']['plain']['peak_mib'] / rows['sft']['plain']['peak_mib']:.3f}")
+    if "sft" in rows and "dpo" in rows:
+        for side in ("ours", "plain"):
+            ratio = median([d["peak_mib"] for d in rows["dpo"][side]]) / median([s["peak_mib"] for s in rows["sft"][side]])
+            print(f"DPO peak RSS / SFT peak RSS ({'workbench' if side == 'ours' else 'plain TRL'}): {ratio:.3f}")
     print(f"(work folder {work}; remove it when done)")
 
+
+def fmt(phases: dict) -> str:
+    return "(" + ", ".join(f"{k} {v:.1f}" for k, v in phases.items()) + ")"
 
 
 if __name__ == "__main__":

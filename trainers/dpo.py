@@ -31,6 +31,7 @@ from trainers.run_folder import (
     latest_checkpoint,
     load_heldout,
     load_snapshot,
+    phase,
     read_metrics,
     read_run,
     stage_status,
@@ -72,37 +73,40 @@ def main(run_dir: str | Path) -> None:
     run_dir = Path(run_dir)
     run = read_run(run_dir)
     with stage_status(run_dir) as summary:
-        train, test = load_snapshot(run_dir)
-        tokenizer = load_tokenizer(run["base_model"])
-        model, peft_config = load_causal_lm(run["base_model"], Adapter(**run["adapter"]), run.get("parent_adapter"))
-        args = DPOConfig(output_dir=str(run_dir / "checkpoints"), **hardware_args(), **run["trl"],
-                         eval_strategy="epoch" if test is not None else "no")
-        trainer = DPOTrainer(model=model, args=args, train_dataset=train, eval_dataset=test,
-                             processing_class=tokenizer, peft_config=peft_config, callbacks=[MetricsLog(run_dir)])
-        result = trainer.train(resume_from_checkpoint=latest_checkpoint(run_dir) if run.get("resume") else None)
-        if is_main_process():
-            save_trained(trainer.model, run_dir / "adapter")
-            tokenizer.save_pretrained(run_dir / "adapter")
+        with phase(summary, "load"):
+            train, test = load_snapshot(run_dir)
+            tokenizer = load_tokenizer(run["base_model"])
+            model, peft_config = load_causal_lm(run["base_model"], Adapter(**run["adapter"]), run.get("parent_adapter"))
+            args = DPOConfig(output_dir=str(run_dir / "checkpoints"), **hardware_args(), **run["trl"],
+                             eval_strategy="epoch" if test is not None else "no")
+            trainer = DPOTrainer(model=model, args=args, train_dataset=train, eval_dataset=test,
+                                 processing_class=tokenizer, peft_config=peft_config, callbacks=[MetricsLog(run_dir)])
+        with phase(summary, "train"):
+            result = trainer.train(resume_from_checkpoint=latest_checkpoint(run_dir) if run.get("resume") else None)
+        with phase(summary, "save"):
+            if is_main_process():
+                save_trained(trainer.model, run_dir / "adapter")
+                tokenizer.save_pretrained(run_dir / "adapter")
         summary.update({"world_size": trainer.args.world_size, "train_loss": result.training_loss,
                         "steps": result.global_step, "train_rows": len(train),
                         "test_rows": len(test) if test is not None else 0})
-        if test is not None:
-            summary.update({k: v for k, v in trainer.evaluate().items() if k.startswith("eval_")})
-        heldout = load_heldout(run_dir, SAMPLES)
-        if not is_main_process():
-            return
-        trainer.model.eval()
-        vocabulary = vocabulary_of(m["content"] for row in train for key in ("prompt", "chosen", "rejected")
-                                   for m in row[key])
-        report, warnings = health(trainer.model, tokenizer, run_dir, heldout, list(args.loss_type), vocabulary)
-        summary["probe_logp"] = probe_logp(trainer.model, tokenizer)
-        if "ref" in trainer.model.peft_config:  # the reference must be exactly the parent version
-            trainer.model.set_adapter("ref")
-            summary["reference_probe_logp"] = probe_logp(trainer.model, tokenizer)
-            trainer.model.set_adapter("default")
-        summary.update(report)
-        summary["warnings"] = warnings
-
+        with phase(summary, "checks"):
+            if test is not None:
+                summary.update({k: v for k, v in trainer.evaluate().items() if k.startswith("eval_")})
+            heldout = load_heldout(run_dir, SAMPLES)
+            if not is_main_process():
+                return
+            trainer.model.eval()
+            vocabulary = vocabulary_of(m["content"] for row in train for key in ("prompt", "chosen", "rejected")
+                                       for m in row[key])
+            report, warnings = health(trainer.model, tokenizer, run_dir, heldout, list(args.loss_type), vocabulary)
+            summary["probe_logp"] = probe_logp(trainer.model, tokenizer)
+            if "ref" in trainer.model.peft_config:  # the reference must be exactly the parent version
+                trainer.model.set_adapter("ref")
+                summary["reference_probe_logp"] = probe_logp(trainer.model, tokenizer)
+                trainer.model.set_adapter("default")
+            summary.update(report)
+            summary["warnings"] = warnings
 
 if __name__ == "__main__":
     main(sys.argv[1])

@@ -91,6 +91,17 @@ def latest_checkpoint(run_dir: Path) -> str | None:
 
 
 @contextmanager
+def phase(summary: dict, name: str) -> Iterator[None]:
+    """Time one part of a stage (load, train, save, checks) into summary["seconds"], so a run says where its
+    wall time went and the overhead benchmark can hold each part against a plain TRL script's."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        summary.setdefault("seconds", {})[name] = round(time.perf_counter() - start, 3)
+
+
+@contextmanager
 def stage_status(run_dir: Path) -> Iterator[dict]:
     """Run a stage body; whatever happens, leave status.json saying how it ended. The body fills `summary`."""
     summary: dict = {}

@@ -19,6 +19,7 @@ from trainers.run_folder import (
     is_main_process,
     latest_checkpoint,
     load_snapshot,
+    phase,
     read_run,
     stage_status,
 )
@@ -30,25 +31,28 @@ def main(run_dir: str | Path) -> None:
     run_dir = Path(run_dir)
     run = read_run(run_dir)
     with stage_status(run_dir) as summary:
-        train, test = load_snapshot(run_dir)
-        tokenizer = load_tokenizer(run["base_model"])
-        model, peft_config = load_causal_lm(run["base_model"], Adapter(**run["adapter"]), run.get("parent_adapter"))
-        args = SFTConfig(output_dir=str(run_dir / "checkpoints"), **hardware_args(), **run["trl"],
-                         eval_strategy="epoch" if test is not None else "no")
-        trainer = SFTTrainer(model=model, args=args, train_dataset=train, eval_dataset=test,
-                             processing_class=tokenizer, peft_config=peft_config, callbacks=[MetricsLog(run_dir)])
-        result = trainer.train(resume_from_checkpoint=latest_checkpoint(run_dir) if run.get("resume") else None)
-        if is_main_process():
-            save_trained(trainer.model, run_dir / "adapter")
-            tokenizer.save_pretrained(run_dir / "adapter")
+        with phase(summary, "load"):
+            train, test = load_snapshot(run_dir)
+            tokenizer = load_tokenizer(run["base_model"])
+            model, peft_config = load_causal_lm(run["base_model"], Adapter(**run["adapter"]), run.get("parent_adapter"))
+            args = SFTConfig(output_dir=str(run_dir / "checkpoints"), **hardware_args(), **run["trl"],
+                             eval_strategy="epoch" if test is not None else "no")
+            trainer = SFTTrainer(model=model, args=args, train_dataset=train, eval_dataset=test,
+                                 processing_class=tokenizer, peft_config=peft_config, callbacks=[MetricsLog(run_dir)])
+        with phase(summary, "train"):
+            result = trainer.train(resume_from_checkpoint=latest_checkpoint(run_dir) if run.get("resume") else None)
+        with phase(summary, "save"):
+            if is_main_process():
+                save_trained(trainer.model, run_dir / "adapter")
+                tokenizer.save_pretrained(run_dir / "adapter")
         summary.update({"world_size": trainer.args.world_size, "train_loss": result.training_loss,
                         "steps": result.global_step,
                         "train_rows": len(train), "test_rows": len(test) if test is not None else 0})
-        if test is not None:
-            summary["eval_loss"] = trainer.evaluate()["eval_loss"]
-        if is_main_process():
-            summary["probe_logp"] = probe_logp(trainer.model, tokenizer)
-
+        with phase(summary, "checks"):
+            if test is not None:
+                summary["eval_loss"] = trainer.evaluate()["eval_loss"]
+            if is_main_process():
+                summary["probe_logp"] = probe_logp(trainer.model, tokenizer)
 
 if __name__ == "__main__":
     main(sys.argv[1])
