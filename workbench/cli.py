@@ -343,6 +343,36 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_argilla(args: argparse.Namespace) -> int:
+    from workbench import argilla_io
+    from workbench.store import Store
+
+    project = _project(args)
+    if args.action == "import":
+        with Store.open(project.store_path) as store:
+            report = argilla_io.import_dataset(store, args.source, task=args.task, prompt_field=args.prompt_field,
+                                               users_file=args.users, tags=args.tag)
+        print(report.summary())
+    elif args.action == "export":
+        if not args.out:
+            raise argilla_io.ArgillaFormatError("export needs --out FOLDER (a new or empty folder)")
+        with Store.open(project.store_path, read_only=True) as store:
+            report = argilla_io.export_task(store, args.source, args.out, version=args.version, users_file=args.users)
+        print(report.summary())
+    else:
+        from workbench import argilla_live
+
+        server = argilla_live.Server.configured(args.api_url, args.api_key)
+        with Store.open(project.store_path, read_only=args.action == "push") as store:
+            if args.action == "push":
+                print(argilla_live.push(store, server, args.source, workspace=args.workspace, name=args.name,
+                                        users_file=args.users))
+            else:
+                print(argilla_live.pull(store, server, args.source, workspace=args.workspace, task=args.task,
+                                        prompt_field=args.prompt_field, tags=args.tag).summary())
+    return 0
+
+
 def cmd_demo_loop(args: argparse.Namespace) -> int:
     from workbench.demo import demo_loop
 
@@ -499,6 +529,24 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_leaderboard)
 
+    p = sub.add_parser("argilla", help="Argilla (v2) datasets: import one, export a task, push to / pull from a server")
+    p.add_argument("action", choices=["import", "export", "push", "pull"])
+    p.add_argument("source", help="import: the dataset folder (to_disk, or to_hub saved locally); export, push: "
+                                  "the task; pull: the dataset's name on the server")
+    p.add_argument("-p", "--project", help=project_help)
+    p.add_argument("--out", help="export: the folder to write (new or empty)")
+    p.add_argument("--task", help="import, pull: the task to create or update (default: the dataset's name)")
+    p.add_argument("--prompt-field", help="import, pull: the field that holds the prompt (default: guessed from "
+                                          "the settings' mapping, a chat field, or names like prompt/instruction)")
+    p.add_argument("--users", help="a JSON file of Argilla user ids -> names ({id: name} or the users API's list)")
+    p.add_argument("--tag", action="append", help="import, pull: tag the imported prompts (repeatable)")
+    p.add_argument("--version", help="export: suggest this model version's newest reply to each prompt")
+    p.add_argument("--workspace", help="push, pull: the Argilla workspace (default: the server's default)")
+    p.add_argument("--name", help="push: the dataset's name on the server (default: the task's name)")
+    p.add_argument("--api-url", help="push, pull: the Argilla server (default: $ARGILLA_API_URL)")
+    p.add_argument("--api-key", help="push, pull: its API key (default: $ARGILLA_API_KEY)")
+    p.set_defaults(func=cmd_argilla)
+
     p = sub.add_parser("stats", help="what the project holds")
     p.add_argument("project", nargs="?", help=project_help)
     p.add_argument("--json", action="store_true")
@@ -529,6 +577,7 @@ def make_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from annotation.labeling import LabelingError
     from workbench.app import ServeError
+    from workbench.argilla_io import ArgillaFormatError
     from workbench.auth import AuthError
     from workbench.config import ProjectError
     from workbench.exporters import ExportError
@@ -543,7 +592,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return handler(args)
     except (ProjectError, StoreError, ImportError_, ExportError, ServeError, RunError, VersionError, AuthError,
-            LabelingError, GenerationError) as exc:
+            LabelingError, GenerationError, ArgillaFormatError) as exc:
         print(f"workbench {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

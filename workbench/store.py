@@ -171,6 +171,11 @@ MIGRATIONS: list[list[str]] = [
         "DROP TABLE tasks",
         "ALTER TABLE tasks_v3 RENAME TO tasks",
     ],
+    # 4: items imported from another tool (an Argilla record) keep that tool's id, so an export hands the
+    # same record back and a second pull updates it instead of adding a copy.
+    [
+        "ALTER TABLE task_items ADD COLUMN external_id VARCHAR",
+    ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 # Label kinds that count as an annotator's answer to an item (a 'retraction' only hides what it supersedes).
@@ -866,6 +871,183 @@ class Store:
             [task_id]).fetchall()
         return [{"item_id": r[0], "annotators": r[1], "reasons": r[2]} for r in rows]
 
+    # ---------------------------------------------------------------- Argilla interop
+    def import_task_labels(self, *, task: dict, items: list[dict], labels: list[dict], path: str,
+                           file_hash: str, fmt: str, tags: list[str] | None = None) -> dict:
+        """Store a labeled dataset from another tool (workbench.argilla_io) as a task, in one transaction.
+
+        `task`: name, kind, overlap, guidelines, selection (with an `origin` key naming the dataset).
+        `items`: external_id, system, messages, responses (texts, in the item's order), draft (text or None).
+        `labels`: item (index into items), kind, question, annotator, status, payload, and by kind: chosen /
+        rejected / outcome (indexes into the item's responses), ranking (indexes, best first), response
+        (index), text (a written answer). Ids are content hashes, so importing the same dataset twice adds
+        nothing; a changed answer (same item, question and annotator) supersedes the one stored before.
+        A task of that name must be new or come from the same dataset. Returns what was added.
+        """
+        import hashlib
+
+        def md5(*parts: str) -> str:
+            return hashlib.md5(chr(0).join(parts).encode("utf-8")).hexdigest()
+
+        task_id = f"task-{task['name']}"
+        import_id = f"imp-{file_hash[:16]}-{datetime.now():%Y%m%d%H%M%S%f}"
+        with self._label_lock, self.transaction() as con:
+            before = self._table_counts(con)
+            # fetchall, not fetchone: DuckDB refuses to register a table while a result is half read
+            row = next(iter(con.execute("SELECT kind, selection FROM tasks WHERE id = ?", [task_id]).fetchall()), None)
+            if row is None:
+                con.execute("INSERT INTO tasks (id, name, kind, overlap, guidelines, selection, created_by) "
+                            "VALUES (?, ?, ?, ?, ?, ?, 'import')",
+                            [task_id, task["name"], task["kind"], task["overlap"], task["guidelines"],
+                             json.dumps(task["selection"])])
+            else:
+                origin = json.loads(row[1] or "{}").get("origin")
+                if origin != task["selection"]["origin"] or row[0] != task["kind"]:
+                    raise StoreError(f"a task named {task['name']!r} exists already and did not come from this "
+                                     "dataset: choose another name (--task)")
+            con.register("incoming", pa.table({
+                "line": pa.array(range(1, len(items) + 1), pa.int64()),
+                "system": pa.array([i["system"] for i in items], pa.string()),
+                "prompt": pa.array([i["messages"] for i in items],
+                                   pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())])))}))
+            con.execute("CREATE OR REPLACE TEMP TABLE staged AS SELECT *, md5(coalesce(system, '') || chr(0) || "
+                        "to_json(prompt)::VARCHAR) AS prompt_id, ? AS source FROM incoming", [path])
+            con.unregister("incoming")
+            _insert_new(con, "prompts", "id, system, messages, tags, source, source_line, import_id",
+                        "s.prompt_id, s.system, s.prompt, ?::VARCHAR[], s.source, s.line, ?", "staged", "prompt_id",
+                        [list(tags or []), import_id])
+            prompt_ids = [r[0] for r in con.execute("SELECT prompt_id FROM staged ORDER BY line").fetchall()]
+            con.execute("DROP TABLE staged")
+            response_rows: list[tuple] = []
+            item_rows: list[tuple] = []
+            response_ids: list[list[str]] = []
+            start = con.execute("SELECT coalesce(max(position), 0) FROM task_items WHERE task_id = ?",
+                                [task_id]).fetchall()[0][0]
+            for n, (item, prompt_id) in enumerate(zip(items, prompt_ids, strict=True)):
+                ids = [md5(prompt_id, text) for text in item["responses"]]
+                response_ids.append(ids)
+                response_rows += [(rid, prompt_id, text, "import", None, n + 1)
+                                  for rid, text in zip(ids, item["responses"], strict=True)]
+                draft = md5(prompt_id, item["draft"]) if item.get("draft") else None
+                if draft:
+                    response_rows.append((draft, prompt_id, item["draft"], "import", None, n + 1))
+                item_id = md5(task_id + prompt_id + ",".join(ids))[:16] if not item["external_id"] else \
+                    md5(task_id, "external", item["external_id"])[:16]
+                item_rows.append((item_id, start + n + 1, prompt_id, ids, draft, item["external_id"]))
+            label_rows: list[tuple] = []
+            for label in labels:
+                item_id, _, prompt_id, ids, _, external_id = item_rows[label["item"]]
+                response_id = None
+                if label.get("text") is not None:  # a written answer is a person's response to the prompt
+                    response_id = md5(prompt_id, label["text"])
+                    response_rows.append((response_id, prompt_id, label["text"], "person", label["annotator"],
+                                          label["item"] + 1))
+                elif label.get("response") is not None:
+                    response_id = ids[label["response"]]
+                chosen = ids[label["chosen"]] if label.get("chosen") is not None else None
+                rejected = ids[label["rejected"]] if label.get("rejected") is not None else None
+                ranking = [ids[i] for i in label["ranking"]] if label.get("ranking") is not None else None
+                payload = {"question": label["question"], **label.get("payload", {})}
+                label_id = "lbl-" + md5("import", task_id, external_id or item_id, label["question"],
+                                        label["annotator"], label["kind"], json.dumps(payload, sort_keys=True),
+                                        response_id or "", chosen or "", rejected or "", label.get("outcome") or "",
+                                        ",".join(ranking or []))
+                label_rows.append((label_id, label["kind"], prompt_id, response_id, chosen, rejected,
+                                   label.get("outcome"), ranking, json.dumps(payload), label["annotator"],
+                                   path, label["item"] + 1, import_id, task_id, item_id, label["question"]))
+            for table, rows, columns in (
+                    ("responses", response_rows, "id, prompt_id, text, origin, author, source_line"),
+                    ("task_items", item_rows, "id, position, prompt_id, response_ids, draft_response_id, external_id"),
+                    ("labels", label_rows, "id, kind, prompt_id, response_id, chosen_id, rejected_id, outcome, "
+                                           "ranking, payload, annotator, source, source_line, import_id, task_id, "
+                                           "item_id, question")):
+                if not rows:
+                    continue
+                names = [c.strip() for c in columns.split(",")]
+                types = {"source_line": pa.int64(), "position": pa.int64(), "response_ids": pa.list_(pa.string()),
+                         "ranking": pa.list_(pa.string())}
+                con.register("staged_rows", pa.table({name: pa.array([r[k] for r in rows], types.get(name, pa.string()))
+                                                      for k, name in enumerate(names)}))
+                con.execute("CREATE OR REPLACE TEMP TABLE staged AS SELECT DISTINCT ON (id) * FROM staged_rows")
+                con.unregister("staged_rows")
+                if table == "responses":
+                    con.execute("INSERT INTO responses (id, prompt_id, text, origin, author, source, source_line, "
+                                "import_id) SELECT id, prompt_id, text, origin, author, ?, source_line, ? FROM staged s "
+                                "WHERE NOT EXISTS (SELECT 1 FROM responses r WHERE r.id = s.id)", [path, import_id])
+                elif table == "task_items":
+                    con.execute("INSERT INTO task_items (task_id, id, position, prompt_id, response_ids, "
+                                "draft_response_id, external_id) SELECT ?, id, position, prompt_id, response_ids, "
+                                "draft_response_id, external_id FROM staged s WHERE NOT EXISTS "
+                                "(SELECT 1 FROM task_items i WHERE i.task_id = ? AND i.id = s.id) ORDER BY position",
+                                [task_id, task_id])
+                else:
+                    # A changed answer supersedes the standing one of the same item, question and annotator.
+                    con.execute(
+                        """INSERT INTO labels (id, kind, prompt_id, response_id, chosen_id, rejected_id, outcome,
+                               ranking, payload, annotator, source, source_line, import_id, task_id, item_id,
+                               supersedes)
+                           SELECT s.id, s.kind, s.prompt_id, s.response_id, s.chosen_id, s.rejected_id, s.outcome,
+                               s.ranking, s.payload, s.annotator, s.source, s.source_line, s.import_id, s.task_id,
+                               s.item_id,
+                               (SELECT first(l.id ORDER BY l.created_at DESC) FROM labels l
+                                WHERE l.task_id = s.task_id AND l.item_id = s.item_id AND l.annotator = s.annotator
+                                  AND coalesce(json_extract_string(l.payload, '$.question'), '') = s.question
+                                  AND l.kind <> 'retraction' AND NOT coalesce(l.final, false)
+                                  AND NOT EXISTS (SELECT 1 FROM labels x WHERE x.supersedes = l.id))
+                           FROM staged s WHERE NOT EXISTS (SELECT 1 FROM labels l WHERE l.id = s.id)""")
+                con.execute("DROP TABLE staged")
+            # the items' answer summary, recounted from the answers that stand after this import
+            con.execute(
+                f"""UPDATE task_items SET answers = coalesce(a.n, 0), annotators = coalesce(a.who, [])
+                    FROM (SELECT i.id, count(DISTINCT x.annotator) AS n,
+                                 list(DISTINCT x.annotator) FILTER (WHERE x.annotator IS NOT NULL) AS who
+                          FROM task_items i LEFT JOIN ({self._ACTIVE_ANSWERS}) x ON x.item_id = i.id
+                          WHERE i.task_id = ? GROUP BY i.id) a
+                    WHERE task_items.task_id = ? AND task_items.id = a.id""", [task_id, task_id, task_id])
+            after = self._table_counts(con)
+            added = {"prompts": after["prompts"] - before["prompts"],
+                     "responses": after["responses"] - before["responses"],
+                     "labels": after["labels"] - before["labels"]}
+            if any(added.values()):
+                con.execute("INSERT INTO imports (id, path, file_hash, format, kind, rows_read, prompts_added, "
+                            "responses_added, labels_added) VALUES (?, ?, ?, ?, 'task', ?, ?, ?, ?)",
+                            [import_id, path, file_hash, fmt, len(items), added["prompts"], added["responses"],
+                             added["labels"]])
+        self._windows.pop(task_id, None)  # the queue head is read again with the new answers
+        return {"task": task["name"], "task_id": task_id, "items": len(items), **added}
+
+    def task_export_rows(self, task_id: str) -> tuple[list[dict], list[dict]]:
+        """A task's items (prompt, response texts, draft text, external id) and every label on them that
+        stands (not superseded, not retracted), with the texts it names: what an export to another tool needs."""
+        con = self.cursor()
+        cur = con.execute(
+            """SELECT i.id, i.external_id, i.position, p.system, p.messages, i.response_ids,
+                      list(r.text ORDER BY list_position(i.response_ids, r.id)) FILTER (WHERE r.id IS NOT NULL),
+                      d.text, i.answers, i.prompt_id
+               FROM task_items i JOIN prompts p ON p.id = i.prompt_id
+               LEFT JOIN responses r ON list_contains(i.response_ids, r.id)
+               LEFT JOIN responses d ON d.id = i.draft_response_id
+               WHERE i.task_id = ? GROUP BY ALL ORDER BY i.position""", [task_id])
+        items = [{"id": r[0], "external_id": r[1], "system": r[3], "messages": r[4], "response_ids": list(r[5]),
+                  "responses": list(r[6] or []), "draft": r[7], "answers": r[8], "prompt_id": r[9]}
+                 for r in cur.fetchall()]
+        labels = self._label_rows(
+            """SELECT l.*, r.text AS text FROM labels l LEFT JOIN responses r ON r.id = l.response_id
+               WHERE l.task_id = ? AND l.kind <> 'retraction' AND NOT EXISTS
+                     (SELECT 1 FROM labels s WHERE s.supersedes = l.id)
+               ORDER BY l.created_at, l.id""", [task_id])
+        return items, labels
+
+    def newest_replies(self, version: str, prompt_ids: list[str]) -> dict[str, str]:
+        """The newest reply of a model version to each of these prompts that has one."""
+        if self.model_version(version) is None:
+            raise StoreError(f"no model version {version!r}")
+        rows = self.cursor().execute(
+            "SELECT prompt_id, arg_max(text, created_at) FROM responses WHERE origin = 'model' AND "
+            "model_version_id = ? AND prompt_id IN (SELECT unnest(?::VARCHAR[])) GROUP BY 1",
+            [version, prompt_ids]).fetchall()
+        return dict(rows)
+
     # ---------------------------------------------------------------- users
     def add_user(self, name: str, role: str, password_hash: str, salt: str) -> None:
         with self.transaction() as con:
@@ -982,7 +1164,11 @@ class Store:
                        coalesce(l.final, false) AS final, l.created_at
                 FROM labels l WHERE l.kind = 'preference' AND {where}
                 UNION ALL
-                SELECT l.prompt_id, l.ranking[i], l.ranking[j], 'chosen', coalesce(l.final, false), l.created_at
+                SELECT l.prompt_id, l.ranking[i], l.ranking[j],
+                       -- equal ranks (an imported Argilla ranking may have them) are a tie, not a win
+                       CASE WHEN l.payload->'$.ranks'->>(i - 1) = l.payload->'$.ranks'->>(j - 1) THEN 'tie'
+                            ELSE 'chosen' END,
+                       coalesce(l.final, false), l.created_at
                 FROM labels l, range(1, len(l.ranking) + 1) t(i), range(i + 1, len(l.ranking) + 1) u(j)
                 WHERE l.kind = 'ranking' AND {where}),
             active AS (SELECT *, least(w, lo) AS a, greatest(w, lo) AS b FROM votes_in),
@@ -1063,7 +1249,7 @@ class Store:
         finally:
             con.execute("DROP TABLE IF EXISTS export_rows")
 
-    # ---------------------------------------------------------------- reading    # ---------------------------------------------------------------- reading
+    # ---------------------------------------------------------------- reading
     def stats(self) -> dict:
         con = self.cursor()
         one = lambda sql: con.execute(sql).fetchone()[0]  # noqa: E731
