@@ -1166,7 +1166,7 @@ class Store:
                 UNION ALL
                 SELECT l.prompt_id, l.ranking[i], l.ranking[j],
                        -- equal ranks (an imported Argilla ranking may have them) are a tie, not a win
-                       CASE WHEN l.payload->'$.ranks'->>(i - 1) = l.payload->'$.ranks'->>(j - 1) THEN 'tie'
+                       CASE WHEN (l.payload->'$.ranks'->>(i - 1)) = (l.payload->'$.ranks'->>(j - 1)) THEN 'tie'
                             ELSE 'chosen' END,
                        coalesce(l.final, false), l.created_at
                 FROM labels l, range(1, len(l.ranking) + 1) t(i), range(i + 1, len(l.ranking) + 1) u(j)
@@ -1364,8 +1364,10 @@ class Store:
         """Every row of the data tables, in a stable order: tests compare stores before and after."""
         con = self.cursor()
         return {
-            t: con.execute(f"SELECT * EXCLUDE (created_at) FROM {t} ORDER BY ALL").fetchall()
-            for t in ("imports", "prompts", "responses", "labels", "users", "runs", "model_versions")
+            t: con.execute(f"SELECT * {'' if t == 'task_items' else 'EXCLUDE (created_at)'} FROM {t} "
+                           "ORDER BY ALL").fetchall()
+            for t in ("imports", "prompts", "responses", "labels", "users", "runs", "model_versions", "tasks",
+                      "task_items")
         }
 
 
