@@ -309,3 +309,22 @@ def test_cli_imports_exports_and_says_clearly_when_no_server_is_configured(proje
     assert cli(["argilla", "push", "support-replies", "-p", root, "--api-url", "http://127.0.0.1:9",
                 "--api-key", "k"]) == 2
     assert "cannot reach the Argilla server at http://127.0.0.1:9" in capsys.readouterr().err
+
+
+def test_an_imported_task_goes_on_in_the_workbench_queue_and_agreement(store):
+    from annotation.labeling import Labeling, User
+
+    import_dataset(store, RANKING, users_file=USERS)
+    labeling = Labeling(store)
+    ann = User("ann", "annotator")
+    view = labeling.open_next(ann, "task-support-replies")
+    external = dict(store.cursor().execute("SELECT id, external_id FROM task_items").fetchall())
+    assert external[view.item_id] in ("rec-3", "rec-4")  # rec-1 and rec-2 already have their 2 answers
+    labeling.submit_comparison(ann, "task-support-replies", view.item_id, view.client_id, choice="A")
+    answers = dict(store.cursor().execute("SELECT external_id, answers FROM task_items").fetchall())
+    assert answers[external[view.item_id]] == 1
+    report = labeling.agreement(User("root", "admin"), "task-support-replies")
+    # rec-1: alice and bruno agree; rec-2: alice picks a reply, bruno ties (ann's single answer has no overlap)
+    assert (report["units_with_overlap"], report["percent_agreement"]) == (2, 0.5)
+    assert report["annotators"] == ["alice", "ann", "bruno"]
+    assert report["disagreements"][0]["votes"]["bruno"] == "tie"
