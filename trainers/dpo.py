@@ -1,6 +1,7 @@
 """DPO stage: TRL's DPOTrainer on a run folder's snapshot of curated preference pairs.
 
     workbench train dpo -p PROJECT --parent SFT_VERSION [--beta 0.1 --loss sigmoid,sft --loss-weights 1,1]
+    workbench train dpo -p PROJECT --parent SFT_VERSION --vote-smoothing [--ties keep] [--pairs best_vs_rest]
     python -m trainers.dpo RUN_DIR
 
 The reference is the policy's starting point, never the raw base and never a second full model: the
@@ -67,6 +68,44 @@ def health(model, tokenizer, run_dir: Path, heldout: list[list[dict]],
     return report, warnings
 
 
+def per_pair_smoothing(dpo_trainer: type, floor: float) -> type:
+    """DPOTrainer whose label_smoothing is each pair's own (its vote split, a snapshot column) instead of one
+    number for the run, so a 3-to-2 vote pulls its pair's odds to 0.6 and a 5-to-0 one to near 1. TRL's
+    smoothing-aware losses (exo_pair, robust) compute elementwise, so a per-row tensor goes straight in."""
+    import warnings
+
+    import torch
+
+    class PerPairSmoothingDPOTrainer(dpo_trainer):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            collate = self.data_collator
+
+            def with_smoothing(examples: list[dict]) -> dict:
+                batch = collate([{k: v for k, v in e.items() if k != "label_smoothing"} for e in examples])
+                batch["label_smoothing"] = torch.tensor([e["label_smoothing"] for e in examples], dtype=torch.float32)
+                return batch
+
+            self.data_collator = with_smoothing
+
+        def _set_signature_columns_if_needed(self):
+            super()._set_signature_columns_if_needed()
+            if "label_smoothing" not in self._signature_columns:
+                self._signature_columns = [*self._signature_columns, "label_smoothing"]
+
+        def _compute_loss(self, model, inputs, return_outputs):
+            smoothing = inputs.pop("label_smoothing").clamp(min=floor)
+            run_wide, self.label_smoothing = self.label_smoothing, smoothing
+            try:
+                with warnings.catch_warnings():  # exo_pair wraps the value in torch.tensor(); a tensor is fine
+                    warnings.filterwarnings("ignore", message="To copy construct from a tensor")
+                    return super()._compute_loss(model, inputs, return_outputs)
+            finally:
+                self.label_smoothing = run_wide
+
+    return PerPairSmoothingDPOTrainer
+
+
 def main(run_dir: str | Path) -> None:
     from trl import DPOConfig, DPOTrainer
 
@@ -79,7 +118,11 @@ def main(run_dir: str | Path) -> None:
             model, peft_config = load_causal_lm(run["base_model"], Adapter(**run["adapter"]), run.get("parent_adapter"))
             args = DPOConfig(output_dir=str(run_dir / "checkpoints"), **hardware_args(), **run["trl"],
                              eval_strategy="epoch" if test is not None else "no")
-            trainer = DPOTrainer(model=model, args=args, train_dataset=train, eval_dataset=test,
+            trainer_class = DPOTrainer
+            if "label_smoothing" in train.column_names:  # --vote-smoothing or --ties keep
+                trainer_class = per_pair_smoothing(DPOTrainer, args.label_smoothing if "exo_pair" in args.loss_type
+                                                   else 0.0)
+            trainer = trainer_class(model=model, args=args, train_dataset=train, eval_dataset=test,
                                  processing_class=tokenizer, peft_config=peft_config, callbacks=[MetricsLog(run_dir)])
         with phase(summary, "train"):
             result = trainer.train(resume_from_checkpoint=latest_checkpoint(run_dir) if run.get("resume") else None)

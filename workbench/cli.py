@@ -10,6 +10,10 @@ import sys
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from workbench.store import ExportFilters
 
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -56,13 +60,10 @@ def _date(text: str) -> datetime:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from workbench.exporters import export
-    from workbench.store import ExportFilters, Store
+    from workbench.store import Store
 
     project = _project(args)
-    filters = ExportFilters(min_votes=args.min_votes, min_agreement=args.min_agreement,
-                            exclude_ties=args.exclude_ties, annotators=args.annotator or [],
-                            sources=args.source or [], since=args.since, until=args.until,
-                            review_votes=not args.no_review_votes)
+    filters = _pair_filters(args, since=args.since, until=args.until)
     style = args.style or "conversational"
     with Store.open(project.store_path) as store:
         result = export(store, kind=args.kind, out_dir=args.out, fmt=args.format, style=style, split=args.split,
@@ -71,6 +72,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     print(f"wrote {args.kind} ({style}, {args.format}) to {result.out_dir}: {rows}")
     print(f"  card: {result.card}")
     print(f"  sha256: {result.content_hash}")
+    if result.pairs:
+        from workbench.exporters import FATES
+
+        fates = ", ".join(f"{FATES.get(k, k)}: {n}" for k, n in sorted(result.pairs["fates"].items(), key=lambda kv: -kv[1]))
+        print(f"  pairs ({result.pairs['rule']}, ties {result.pairs['ties']}): {fates}")
     return 0
 
 
@@ -125,6 +131,33 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pair_options(p: argparse.ArgumentParser) -> None:
+    """How labels become preference pairs: shared by export and by the preference training stages."""
+    from workbench.store import PAIR_RULES, TIE_RULES
+
+    g = p.add_argument_group("preference pairs")
+    g.add_argument("--min-votes", type=int, default=1, help="pairs with at least this many votes")
+    g.add_argument("--min-agreement", type=float, default=0.0, help="share of votes for the majority outcome, 0..1")
+    g.add_argument("--exclude-ties", action="store_true", help="drop pairs where any vote was a tie or 'both bad'")
+    g.add_argument("--pairs", choices=list(PAIR_RULES), default="all",
+                   help="which pairs an N-way ranking gives: " + "; ".join(f"{k}: {v}" for k, v in PAIR_RULES.items()))
+    g.add_argument("--min-margin", type=float, default=1.0, help="--pairs margin: the least score margin or rank gap")
+    g.add_argument("--ties", choices=list(TIE_RULES), default="drop",
+                   help="tied pairs: drop them, or keep them as rows with tie=true and label_smoothing 0.5")
+    g.add_argument("--vote-smoothing", action="store_true",
+                   help="give each pair a label_smoothing column from its vote split (3-2: 0.4, 5-0: 0); "
+                        "dpo trains with it per pair")
+
+
+def _pair_filters(args: argparse.Namespace, **more) -> ExportFilters:
+    from workbench.store import ExportFilters
+
+    return ExportFilters(min_votes=args.min_votes, min_agreement=args.min_agreement, exclude_ties=args.exclude_ties,
+                         pairs=args.pairs, min_margin=args.min_margin, ties=args.ties, smoothing=args.vote_smoothing,
+                         annotators=args.annotator or [], sources=args.source or [],
+                         review_votes=not args.no_review_votes, **more)
+
+
 def _key_values(items: list[str] | None) -> dict:
     """--set KEY=VALUE pairs, values read as JSON where they parse (numbers, true, lists) else as text."""
     out = {}
@@ -143,7 +176,7 @@ def _key_values(items: list[str] | None) -> dict:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from workbench.runs import TrainRequest, train
-    from workbench.store import ExportFilters, Store
+    from workbench.store import Store
 
     project = _project(args)
     adapter = {k: v for k, v in {
@@ -165,8 +198,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.algorithm == "rloo" and args.stage != "ppo":
         raise RunError("--algorithm rloo applies to `train ppo`")
     request = TrainRequest(stage=stage, parent=args.parent, reward_model=args.reward_model, adapter=adapter, trl=trl, val_split=args.val_split,
-                           filters=ExportFilters(annotators=args.annotator or [], sources=args.source or [],
-                                                 review_votes=not args.no_review_votes),
+                           filters=_pair_filters(args),
                            accelerate_config=args.accelerate_config, resume=args.resume)
 
     def show(m: dict) -> None:
@@ -419,11 +451,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path, help="a new (or empty) folder")
     p.add_argument("--split", type=float, default=0.0, help="fraction of prompts held out as 'test'")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--min-votes", type=int, default=1, help="preferences: pairs with at least this many votes")
-    p.add_argument("--min-agreement", type=float, default=0.0,
-                   help="preferences: share of votes for the majority outcome, 0..1")
-    p.add_argument("--exclude-ties", action="store_true",
-                   help="preferences: drop pairs where any vote was a tie or 'both bad'")
+    _pair_options(p)
     p.add_argument("--annotator", action="append", help="only labels by this annotator (repeatable)")
     p.add_argument("--source", action="append",
                    help="only labels from this source: an import file path or name (glob), or 'ui'")
@@ -464,6 +492,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", action="append", help="train only on labels from this source (glob)")
     p.add_argument("--no-review-votes", action="store_true",
                    help="leave out votes from A/B reviews (by default they are preference pairs like any other)")
+    _pair_options(p)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("generate", help="sample replies from model versions for chosen prompts (candidates, A/B)")

@@ -37,6 +37,33 @@ COLUMNS = {
 }
 
 
+def extra_columns(kind: str, filters: ExportFilters) -> str:
+    """Per-pair columns beyond TRL's three: label_smoothing (from the vote split) and tie, when asked for."""
+    if kind != "preferences":
+        return ""
+    keep_ties = filters.ties == "keep"
+    return (", label_smoothing" if filters.smoothing or keep_ties else "") + (", tie" if keep_ties else "")
+
+
+FATES = {"kept": "kept", "tie": "tied (majority tie or 'both bad')", "pair rule": "left out by the pair rule",
+         "split": "votes split evenly", "too few votes": "fewer votes than --min-votes",
+         "low agreement": "agreement below --min-agreement", "tie votes": "had a tie vote (--exclude-ties)"}
+
+
+def pairs_text(pairs: dict) -> list[str]:
+    """The card's account of how labels became pairs: the rule, what each filter kept, pairs per prompt."""
+    from workbench.store import PAIR_RULES
+
+    fates = pairs["fates"]
+    tie_fate = "kept as ties" if pairs["ties"] == "keep" else "dropped"
+    lines = [f"- pair rule: `{pairs['rule']}` ({PAIR_RULES[pairs['rule']]}); ties: {tie_fate}",
+             f"- candidate pairs: {sum(fates.values())}; " + "; ".join(
+                 f"{FATES.get(fate, fate)}: {n}" for fate, n in sorted(fates.items(), key=lambda kv: -kv[1]))]
+    per_prompt = ", ".join(f"{n} prompt{'s' if n != 1 else ''} gave {k}" for k, n in pairs["per_prompt"].items())
+    lines.append(f"- rows per prompt: {per_prompt}")
+    return lines
+
+
 class ExportError(Exception):
     """An export that cannot be written as asked; the message says why."""
 
@@ -47,6 +74,7 @@ class ExportResult:
     counts: dict[str, int]
     content_hash: str
     card: Path
+    pairs: dict | None = None  # preferences: the pair rule, each fate's count, rows per prompt
 
 
 def export(store: Store, *, kind: str, out_dir: str | Path, fmt: str = "jsonl", style: str = "conversational",
@@ -61,8 +89,13 @@ def export(store: Store, *, kind: str, out_dir: str | Path, fmt: str = "jsonl", 
         raise ExportError(f"style {style!r} does not apply to {kind}; choose one of {', '.join(STYLES[kind])}")
     if not 0.0 <= split < 1.0:
         raise ExportError(f"--split must be at least 0 and below 1, got {split}")
-    if kind == "sft" and (filters.min_votes > 1 or filters.min_agreement > 0 or filters.exclude_ties):
-        raise ExportError("--min-votes, --min-agreement and --exclude-ties apply to preference pairs, not sft")
+    if kind == "sft" and filters.pair_options:
+        raise ExportError("--min-votes, --min-agreement, --exclude-ties, --pairs, --ties and --vote-smoothing "
+                          "apply to preference pairs, not sft")
+    try:
+        filters.check()
+    except ValueError as exc:
+        raise ExportError(str(exc)) from None
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()):
         raise ExportError(f"{out} exists and is not empty: choose a new folder so no earlier export is mixed in")
@@ -77,11 +110,16 @@ def export(store: Store, *, kind: str, out_dir: str | Path, fmt: str = "jsonl", 
                 raise ExportError(f"{blocked} rows have a system prompt or multi-turn context, which TRL's "
                                   "standard (plain-string) style cannot hold: export with --style conversational")
         counts = staged.counts()
-        staged.write(columns_sql=COLUMNS[(kind, style)], out_dir=out, fmt=fmt)
+        pairs = None
+        if kind == "preferences":
+            pairs = {"rule": filters.pairs, "ties": filters.ties, "fates": store.pair_fates(filters),
+                     "per_prompt": staged.pairs_per_prompt()}
+        staged.write(columns_sql=COLUMNS[(kind, style)] + extra_columns(kind, filters), out_dir=out, fmt=fmt)
     content_hash = _hash_files(out)
     card = _write_card(out, kind=kind, fmt=fmt, style=style, split=split, seed=seed, filters=filters,
-                       counts=counts, provenance=provenance, content_hash=content_hash, project_name=project_name)
-    return ExportResult(out, counts, content_hash, card)
+                       counts=counts, provenance=provenance, content_hash=content_hash, project_name=project_name,
+                       pairs=pairs)
+    return ExportResult(out, counts, content_hash, card, pairs)
 
 
 def _hash_files(out: Path) -> str:
@@ -99,7 +137,8 @@ def _filters_text(filters: ExportFilters) -> dict:
 
 
 def _write_card(out: Path, *, kind: str, fmt: str, style: str, split: float, seed: int, filters: ExportFilters,
-                counts: dict[str, int], provenance: dict, content_hash: str, project_name: str) -> Path:
+                counts: dict[str, int], provenance: dict, content_hash: str, project_name: str,
+                pairs: dict | None = None) -> Path:
     yaml = ["---"]
     if fmt != "hf":  # a save_to_disk folder is read with load_from_disk, which needs no configs
         yaml += ["configs:", "- config_name: default", "  data_files:"]
@@ -117,15 +156,21 @@ def _write_card(out: Path, *, kind: str, fmt: str, style: str, split: float, see
         "annotators": provenance["annotators"], "filters": _filters_text(filters), "sha256": content_hash,
         "created_at": datetime.now().isoformat(timespec="seconds"),
     }
+    if pairs is not None:
+        meta["pairs"] = {**pairs, "per_prompt": {str(k): v for k, v in pairs["per_prompt"].items()}}
     body = [
         f"# {project_name}: {kind} export", "",
         f"Written by alignment-workbench in TRL's {style} {kind} format: columns {columns}.", "",
+        *([f"Extra columns: {extra_columns(kind, filters).lstrip(', ')}. label_smoothing is the share of a pair's "
+           "votes against its winner (0.5 for a kept tie); DPO reads it per pair with --vote-smoothing.", ""]
+          if extra_columns(kind, filters) else []),
         f"Load it with `{load}`.", "",
         "| split | rows |", "|---|---|", *[f"| {s} | {n} |" for s, n in counts.items()], "",
         f"- prompts: {provenance['prompts']} (test split by whole prompts: fraction {split}, seed {seed})",
         f"- sources: {', '.join(provenance['sources'])}",
         f"- annotators: {', '.join(provenance['annotators'])}",
         f"- filters: {json.dumps(_filters_text(filters))}",
+        *(pairs_text(pairs) if pairs is not None else []),
         f"- sha256 of the data files: `{content_hash}`", "",
         "```json", json.dumps(meta, indent=2), "```", "",
     ]

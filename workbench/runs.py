@@ -102,6 +102,41 @@ def _check_settings(request: TrainRequest, trl: dict) -> None:
         raise RunError(str(exc)) from None
 
 
+# DPO losses that read label_smoothing (TRL 1.12's sigmoid no longer does): exo_pair drives a pair's odds to
+# 1 - smoothing, the optimum of conservative DPO; robust is unbiased under that flip rate and needs it below 0.5.
+SMOOTHING_LOSSES = ("exo_pair", "robust")
+EXO_FLOOR = 1e-3  # exo_pair takes log(smoothing): a unanimous pair gets this, the EXO paper's value
+
+
+def _check_pair_options(request: TrainRequest, trl: dict) -> None:
+    """Refuse pair options a stage cannot use; with per-pair smoothing, pick (or check) a loss that reads it."""
+    f = request.filters
+    try:
+        f.check()
+    except ValueError as exc:
+        raise RunError(str(exc)) from None
+    if STAGES[request.stage] != "preferences" and f.pair_options:
+        raise RunError(f"{request.stage} trains on demonstrations: the preference-pair options do not apply")
+    per_pair = f.smoothing or f.ties == "keep"
+    if per_pair and request.stage != "dpo":
+        raise RunError("--vote-smoothing and --ties keep apply to dpo: a reward model's pair loss has no tie or "
+                       "smoothing term (drop ties, or filter with --min-agreement)")
+    if not per_pair:
+        return
+    losses = trl.get("loss_type") or ["exo_pair"]
+    losses = [losses] if isinstance(losses, str) else list(losses)
+    if not set(losses) & set(SMOOTHING_LOSSES):
+        raise RunError(f"--vote-smoothing / --ties keep need a DPO loss that reads label smoothing: "
+                       f"{' or '.join(SMOOTHING_LOSSES)} (got {','.join(losses)}; TRL 1.12's sigmoid has none). "
+                       f"Try --loss exo_pair")
+    if f.ties == "keep" and "robust" in losses:
+        raise RunError("--ties keep gives tied pairs label_smoothing 0.5, which the robust loss cannot take "
+                       "(it needs less than 0.5): use --loss exo_pair")
+    trl["loss_type"] = losses
+    if "exo_pair" in losses:
+        trl["label_smoothing"] = max(float(trl.get("label_smoothing", 0.0)), EXO_FLOOR)
+
+
 def prepare_run(project: Project, store: Store, request: TrainRequest) -> tuple[str, Path, dict]:
     """Check everything, then write the run folder (config + snapshot) and record the run as running."""
     from trainers.models import SettingsError, check_base_model
@@ -132,6 +167,7 @@ def prepare_run(project: Project, store: Store, request: TrainRequest) -> tuple[
         raise RunError("--reward-model applies to ppo (and --algorithm rloo) only")
     common = {k: v for k, v in TRL_DEFAULTS["common"].items() if k not in COMMON_EXCEPT.get(request.stage, ())}
     trl = {**common, **TRL_DEFAULTS[request.stage], **request.trl}
+    _check_pair_options(request, trl)
     _check_settings(request, trl)
     if request.accelerate_config and not Path(request.accelerate_config).is_file():
         raise RunError(f"--accelerate-config {request.accelerate_config}: no such file")

@@ -226,6 +226,39 @@ class ExportFilters:
     since: datetime | None = None
     until: datetime | None = None
     review_votes: bool = True  # votes from A/B reviews of model versions count as preference pairs
+    # How rankings (and rated pairs) become pairs, and what happens to ties: see PAIR_RULES and TIE_RULES.
+    pairs: str = "all"
+    min_margin: float = 1.0  # pairs="margin": keep pairs whose score margin (or, unscored, rank gap) is this or more
+    ties: str = "drop"
+    smoothing: bool = False  # write each pair's label_smoothing: the share of its votes against the winner
+
+    def check(self) -> None:
+        if self.pairs not in PAIR_RULES:
+            raise ValueError(f"unknown pair rule {self.pairs!r}; choose one of {', '.join(PAIR_RULES)}")
+        if self.ties not in TIE_RULES:
+            raise ValueError(f"unknown tie rule {self.ties!r}; choose one of {', '.join(TIE_RULES)}")
+        if self.ties == "keep" and self.exclude_ties:
+            raise ValueError("--ties keep and --exclude-ties contradict each other: choose one")
+        if self.pairs == "margin" and self.min_margin <= 0:
+            raise ValueError(f"--min-margin must be above 0, got {self.min_margin}")
+
+    @property
+    def pair_options(self) -> bool:
+        """True where a preference-only option was changed from its default."""
+        return (self.min_votes > 1 or self.min_agreement > 0 or self.exclude_ties or self.pairs != "all"
+                or self.ties != "drop" or self.smoothing)
+
+
+# An N-way ranking (best first) holds N*(N-1)/2 pairs; which of them become training pairs:
+PAIR_RULES = {
+    "all": "every ordered pair of the ranking",
+    "best_vs_rest": "the best response against each of the others",
+    "best_vs_worst": "the best response against the worst only",
+    "margin": "pairs whose score margin (scored pairs and rankings) or rank gap is at least --min-margin",
+}
+# A pair whose votes (or adjudication) say tie or 'both bad' is dropped, or kept as a row with tie=true and
+# label_smoothing 0.5 for losses that read per-pair smoothing (DPO's exo_pair drives such a pair to even odds).
+TIE_RULES = ("drop", "keep")
 
 
 def _lock_message(path: Path, exc: Exception) -> str:
@@ -1148,56 +1181,101 @@ class Store:
             GROUP BY l.prompt_id, l.response_id"""
         return sql, params
 
-    def preference_rows_sql(self, filters: ExportFilters) -> tuple[str, list]:
-        """One row per response pair with a majority winner, after the vote and agreement filters.
+    def _pairs_sql(self, filters: ExportFilters) -> tuple[str, list]:
+        """Every candidate pair with its pooled votes and its fate: 'kept', 'tie', or why it was left out.
 
-        Votes on a pair are pooled whichever way round it was shown. A pair whose majority is a tie or
-        'both bad', or whose votes split evenly, has no winner and is left out (TRL's pair formats have
-        no tie); `exclude_ties` also drops pairs where any vote was a tie or 'both bad'.
+        Votes on a pair are pooled whichever way round it was shown. Rankings give one vote per pair the
+        pair rule takes (equal ranks are a tie vote); a pair no rule took is fated 'pair rule'. An admin's
+        adjudication (`final`) decides its pair outright, whatever the votes and filters say.
         """
         where, params = self._label_filter_sql(filters)
-        # An N-way ranking (best first) is N*(N-1)/2 votes, one per pair. An admin's adjudication
-        # (`final`) decides its pair outright, whatever the votes and filters say.
+
+        def rank(i: str) -> str:  # a ranking position's rank: payload.ranks where given (ties), else its place
+            return f"coalesce(TRY_CAST((l.payload->'$.ranks'->>({i} - 1)) AS DOUBLE), {i}::DOUBLE)"
+
+        def score(i: str) -> str:
+            return f"TRY_CAST((l.payload->'$.scores'->>({i} - 1)) AS DOUBLE)"
+
+        pair_margin = ("TRY_CAST((l.payload->>'$.chosen_score') AS DOUBLE) - "
+                       "TRY_CAST((l.payload->>'$.rejected_score') AS DOUBLE)")
+        ranking_rule = {
+            "all": "true",
+            "best_vs_rest": f"{rank('i')} = {rank('1')}",
+            "best_vs_worst": f"{rank('i')} = {rank('1')} AND {rank('j')} = {rank('len(l.ranking)')}",
+            "margin": f"coalesce({score('i')} - {score('j')}, {rank('j')} - {rank('i')}) >= ?",
+        }[filters.pairs]
+        pair_rule = f"coalesce({pair_margin} >= ?, false)" if filters.pairs == "margin" else "true"
         sql = f"""
             WITH votes_in AS (
                 SELECT l.prompt_id, l.chosen_id AS w, l.rejected_id AS lo, l.outcome,
-                       coalesce(l.final, false) AS final, l.created_at
+                       coalesce(l.final, false) AS final, l.created_at, {pair_rule} AS in_rule
                 FROM labels l WHERE l.kind = 'preference' AND {where}
                 UNION ALL
                 SELECT l.prompt_id, l.ranking[i], l.ranking[j],
-                       -- equal ranks (an imported Argilla ranking may have them) are a tie, not a win
-                       CASE WHEN (l.payload->'$.ranks'->>(i - 1)) = (l.payload->'$.ranks'->>(j - 1)) THEN 'tie'
-                            ELSE 'chosen' END,
-                       coalesce(l.final, false), l.created_at
+                       CASE WHEN {rank('i')} = {rank('j')} THEN 'tie' ELSE 'chosen' END,
+                       coalesce(l.final, false), l.created_at, {ranking_rule}
                 FROM labels l, range(1, len(l.ranking) + 1) t(i), range(i + 1, len(l.ranking) + 1) u(j)
                 WHERE l.kind = 'ranking' AND {where}),
             active AS (SELECT *, least(w, lo) AS a, greatest(w, lo) AS b FROM votes_in),
             votes AS (
-                SELECT prompt_id, a, b, count(*) FILTER (WHERE NOT final) AS votes,
-                    count(*) FILTER (WHERE NOT final AND outcome = 'chosen' AND w = a) AS wins_a,
-                    count(*) FILTER (WHERE NOT final AND outcome = 'chosen' AND w = b) AS wins_b,
-                    count(*) FILTER (WHERE NOT final AND outcome <> 'chosen') AS ties,
-                    bool_or(final) AS has_final,
-                    arg_max(outcome, created_at) FILTER (WHERE final) AS final_outcome,
-                    arg_max(w, created_at) FILTER (WHERE final) AS final_w
+                SELECT prompt_id, a, b, bool_or(in_rule) AS considered,
+                    count(*) FILTER (WHERE in_rule AND NOT final) AS votes,
+                    count(*) FILTER (WHERE in_rule AND NOT final AND outcome = 'chosen' AND w = a) AS wins_a,
+                    count(*) FILTER (WHERE in_rule AND NOT final AND outcome = 'chosen' AND w = b) AS wins_b,
+                    count(*) FILTER (WHERE in_rule AND NOT final AND outcome <> 'chosen') AS ties,
+                    coalesce(bool_or(in_rule AND final), false) AS has_final,
+                    arg_max(outcome, created_at) FILTER (WHERE in_rule AND final) AS final_outcome,
+                    arg_max(w, created_at) FILTER (WHERE in_rule AND final) AS final_w
                 FROM active GROUP BY prompt_id, a, b),
-            decided AS (
+            scored AS (
                 SELECT *, CASE WHEN votes > 0 THEN greatest(wins_a, wins_b, ties) / votes ELSE 1.0 END AS agreement,
                     CASE WHEN has_final THEN (CASE WHEN final_outcome = 'chosen' THEN final_w END)
                          WHEN wins_a > wins_b AND wins_a > ties THEN a
                          WHEN wins_b > wins_a AND wins_b > ties THEN b END AS winner
-                FROM votes)
+                FROM votes),
+            decided AS (
+                SELECT *, CASE WHEN NOT considered THEN 'pair rule'
+                    WHEN has_final THEN (CASE WHEN winner IS NOT NULL THEN 'kept' ELSE 'tie' END)
+                    WHEN votes < ? THEN 'too few votes'
+                    WHEN agreement < ? THEN 'low agreement'
+                    WHEN ? AND ties > 0 THEN 'tie votes'
+                    WHEN winner IS NOT NULL THEN 'kept'
+                    WHEN ties > wins_a AND ties > wins_b THEN 'tie'
+                    ELSE 'split' END AS fate
+                FROM scored)"""
+        rule_params = [filters.min_margin] if filters.pairs == "margin" else []
+        params = [*rule_params, *params, *rule_params, *params,
+                  filters.min_votes, filters.min_agreement, filters.exclude_ties]
+        return sql, params
+
+    def preference_rows_sql(self, filters: ExportFilters) -> tuple[str, list]:
+        """One row per pair with a majority winner (and, with ties='keep', per tied pair), after the pair
+        rule and the vote and agreement filters.
+
+        A pair whose votes split evenly has no winner and is left out; so is a majority of 'tie' or 'both
+        bad' unless ties are kept (TRL's pair formats have no tie: a kept tie is a row with tie=true,
+        chosen/rejected in id order and label_smoothing 0.5). label_smoothing is the share of the pair's
+        votes against its winner (3 votes to 2: 0.4; 5 to 0, or adjudicated: 0).
+        """
+        pairs_sql, params = self._pairs_sql(filters)
+        sql = f"""{pairs_sql}
             SELECT d.prompt_id, d.a, d.b, p.system, p.messages, w.text AS chosen, r.text AS rejected,
-                   d.votes, d.agreement, d.ties
+                   d.votes, d.agreement, d.ties, d.fate = 'tie' AS tie,
+                   CASE WHEN d.fate = 'tie' THEN 0.5 WHEN d.has_final OR d.votes = 0 THEN 0.0
+                        ELSE 1.0 - greatest(d.wins_a, d.wins_b) / d.votes END AS label_smoothing
             FROM decided d
             JOIN prompts p ON p.id = d.prompt_id
-            JOIN responses w ON w.id = d.winner
-            JOIN responses r ON r.id = CASE WHEN d.winner = d.a THEN d.b ELSE d.a END
-            WHERE d.winner IS NOT NULL
-              AND (d.has_final OR (d.votes >= ? AND d.agreement >= ? AND (NOT ? OR d.ties = 0)))"""
-        params = params + params
-        params += [filters.min_votes, filters.min_agreement, filters.exclude_ties]
-        return sql, params
+            JOIN responses w ON w.id = coalesce(d.winner, d.a)
+            JOIN responses r ON r.id = CASE WHEN coalesce(d.winner, d.a) = d.a THEN d.b ELSE d.a END
+            WHERE d.fate = 'kept' OR (d.fate = 'tie' AND ?)"""
+        return sql, [*params, filters.ties == "keep"]
+
+    def pair_fates(self, filters: ExportFilters) -> dict[str, int]:
+        """How many candidate pairs each rule kept or left out, for the dataset card and the CLI."""
+        pairs_sql, params = self._pairs_sql(filters)
+        rows = self.cursor().execute(f"{pairs_sql} SELECT fate, count(*) FROM decided GROUP BY fate ORDER BY fate",
+                                     params).fetchall()
+        return dict(rows)
 
     # Rows of one export are staged in this order: test-split prompts first, then by a seeded prompt hash,
     # then by response ids, so the same store, filters and seed give byte-identical files.
@@ -1437,6 +1515,12 @@ class StagedExport:
             self._labels_params,
         ).fetchone()
         return {"rows": row[0], "prompts": row[1], "sources": row[2] or [], "annotators": row[3] or []}
+
+    def pairs_per_prompt(self) -> dict[int, int]:
+        """How many prompts gave 1, 2, 3... rows: what a pair rule made of each item, for the card."""
+        rows = self._con.execute("SELECT n, count(*) FROM (SELECT count(*) AS n FROM export_rows GROUP BY prompt_id) "
+                                 "GROUP BY n ORDER BY n").fetchall()
+        return dict(rows)
 
     def multi_turn_or_system_count(self) -> int:
         """Rows that cannot be written in TRL's standard (plain-string) style."""
