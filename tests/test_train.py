@@ -71,6 +71,31 @@ def test_dpo_reference_is_the_sft_parent_and_health_is_reported(trained, capsys)
     assert "rewards/accuracies" in (trained.runs_dir / "dpo-1/metrics.jsonl").read_text()
 
 
+def test_dpo_trains_each_pair_by_its_vote_split_and_keeps_ties_at_even_odds(trained, capsys):
+    with Store.open(trained.store_path) as store:
+        pairs = store.cursor().execute("SELECT prompt_id, chosen_id, rejected_id FROM labels "
+                                       "WHERE kind = 'preference' ORDER BY id LIMIT 5").fetchall()
+        for n, (pid, chosen, rejected) in enumerate(pairs):
+            outcomes = ["tie", "both_bad"] if n < 3 else ["chosen", "chosen"]  # 3 ties; 2 pairs won 3-0
+            for who, outcome in zip(("ann", "bob"), outcomes, strict=True):
+                store.add_preference(prompt_id=pid, chosen_id=chosen, rejected_id=rejected, annotator=who,
+                                     client_id=f"{who}-{n}", outcome=outcome)
+    capsys.readouterr()
+    assert main(["train", "dpo", str(trained.root), "--parent", "sft-1", *FAST, "--vote-smoothing",
+                 "--ties", "keep"]) == 0
+    assert "model version dpo-1" in capsys.readouterr().out
+    run = json.loads((trained.runs_dir / "dpo-1/run.json").read_text())
+    assert run["trl"]["loss_type"] == ["exo_pair"] and run["trl"]["label_smoothing"] == 1e-3
+    assert run["filters"]["smoothing"] and run["filters"]["ties"] == "keep"
+    import pyarrow.parquet as pq
+
+    snapshot = pq.read_table(trained.runs_dir / "dpo-1/data/train.parquet").to_pylist()
+    assert sorted(r["label_smoothing"] for r in snapshot if r["tie"]) == [0.5] * 3
+    assert {r["label_smoothing"] for r in snapshot if not r["tie"]} == {0.0}
+    assert "kept as ties" in (trained.runs_dir / "dpo-1/data/README.md").read_text()
+    assert version(trained, "dpo-1")["metrics"]["steps"] == 4
+
+
 def test_bad_settings_are_refused_before_anything_is_written(trained, capsys, monkeypatch):
     root = str(trained.root)
     cases = [
@@ -78,6 +103,10 @@ def test_bad_settings_are_refused_before_anything_is_written(trained, capsys, mo
         (["train", "sft", root, "--set", "no_such_field=1"], "no_such_field"),
         (["train", "sft", root, "--full", "--parent", "sft-1"], "--full"),
         (["train", "sft", root, "--source", "nothing-like-this"], "nothing to train sft on"),
+        (["train", "dpo", root, "--vote-smoothing", "--loss", "sigmoid"], "a DPO loss that reads label smoothing"),
+        (["train", "dpo", root, "--ties", "keep", "--loss", "robust"], "use --loss exo_pair"),
+        (["train", "reward", root, "--ties", "keep"], "apply to dpo"),
+        (["train", "sft", root, "--pairs", "best_vs_rest"], "preference-pair options do not apply"),
     ]
     for argv, message in cases:
         capsys.readouterr()
