@@ -5,8 +5,10 @@ is written."""
 from __future__ import annotations
 
 import json
+import re
 import signal
 
+import pyarrow.parquet as pq
 import pytest
 import torch
 
@@ -87,8 +89,6 @@ def test_dpo_trains_each_pair_by_its_vote_split_and_keeps_ties_at_even_odds(trai
     run = json.loads((trained.runs_dir / "dpo-1/run.json").read_text())
     assert run["trl"]["loss_type"] == ["exo_pair"] and run["trl"]["label_smoothing"] == 1e-3
     assert run["filters"]["smoothing"] and run["filters"]["ties"] == "keep"
-    import pyarrow.parquet as pq
-
     snapshot = pq.read_table(trained.runs_dir / "dpo-1/data/train.parquet").to_pylist()
     assert sorted(r["label_smoothing"] for r in snapshot if r["tie"]) == [0.5] * 3
     assert {r["label_smoothing"] for r in snapshot if not r["tie"]} == {0.0}
@@ -211,6 +211,9 @@ def test_ppo_needs_a_reward_model_and_trains_over_the_sft_version(trained, capsy
     assert "no reward model version" in capsys.readouterr().err
     assert main(["train", "reward", root, *FAST]) == 0
     assert main(["train", "ppo", root, "--parent", "sft-1", "--reward-model", "reward-1",
+                 "--set", "total_episodes=16"]) == 2  # every pair trained reward-1: nothing held out to check it on
+    assert "none is left to check it on" in capsys.readouterr().err
+    assert main(["train", "ppo", root, "--parent", "sft-1", "--reward-model", "reward-1", "--min-reward-accuracy", "0",
                  "--set", "total_episodes=16", "--set", "response_length=16"]) == 0
     v = version(trained, "ppo-1")
     sft = version(trained, "sft-1")
@@ -350,7 +353,7 @@ def test_rloo_is_the_maintained_alternative_with_the_same_reward_model(trained, 
     assert main(["train", "dpo", root, "--algorithm", "rloo"]) == 2
     assert "--algorithm rloo applies to `train ppo`" in capsys.readouterr().err
     assert main(["train", "ppo", root, "--algorithm", "rloo", "--parent", "sft-1", "--reward-model", "reward-1",
-                 "--max-steps", "2", "--max-length", "16", "--set", "num_generations=2",
+                 "--min-reward-accuracy", "0", "--max-steps", "2", "--max-length", "16", "--set", "num_generations=2",
                  "--set", "per_device_train_batch_size=4", "--set", "logging_steps=1"]) == 0
     v = version(trained, "rloo-1")
     assert v["stage"] == "rloo" and v["parent_id"] == "sft-1" and v["metrics"]["steps"] == 2
@@ -359,3 +362,26 @@ def test_rloo_is_the_maintained_alternative_with_the_same_reward_model(trained, 
     with model.disable_adapter():
         assert probe_logp(model, load_tokenizer(v["base_model"])) == pytest.approx(
             version(trained, "sft-1")["metrics"]["probe_logp"], abs=1e-3)
+
+
+def test_the_reward_gate_refuses_a_random_reward_model_with_its_figure(trained, capsys):
+    root = str(trained.root)
+    # learning rate 0: the score head stays at its random start, a reward model that knows nothing
+    assert main(["train", "reward", root, *FAST, "--val-split", "0.2", "--set", "learning_rate=0"]) == 0
+    capsys.readouterr()
+    ppo = ["train", "ppo", root, "--parent", "sft-1", "--reward-model", "reward-1", "--set", "total_episodes=8",
+           "--set", "response_length=8"]
+    assert main(ppo) == 1
+    err = capsys.readouterr().err
+    found = re.search(r"reward model reward-1 ranks (\d\.\d\d) of (\d+) held-out human pairs right, below the gate "
+                      r"of 0\.60: .* pass --min-reward-accuracy ([\d.]+) \(0 turns the check off\)", err)
+    assert found, err
+    accuracy, pairs = float(found[1]), int(found[2])
+    with Store.open(trained.store_path) as store:
+        assert store.run("ppo-1")["status"] == "failed" and store.model_version("ppo-1") is None
+    assert pairs == len(pq.read_table(trained.runs_dir / "ppo-1/data/gate.parquet"))
+    assert accuracy < 0.6
+    # The figure the message suggests lets the run go on, and the version records what the gate measured.
+    assert main([*ppo, "--min-reward-accuracy", found[3]]) == 0
+    gate = version(trained, "ppo-2")["metrics"]["reward_gate"]
+    assert gate["accuracy"] == pytest.approx(accuracy, abs=0.005) and gate["pairs"] == pairs

@@ -25,9 +25,40 @@ class RLStart:
     heldout: list[list[dict]]
     stacked_on: list[str]
     reward_before: float
+    gate: dict | None = None  # the reward gate's figures, when it ran
+
+
+class RewardGateError(Exception):
+    """The reward model ranks too few held-out human pairs right for RL to be worth running on it."""
+
+
+def reward_gate(run: dict, run_dir: Path, reward_model, reward_tokenizer) -> dict | None:
+    """Score the reward model on the human pairs it never trained on (data/gate.parquet, written when the run
+    was prepared) and refuse below the run's threshold: RL against a reward model that cannot tell chosen
+    from rejected only teaches the policy that model's noise."""
+    gate = run.get("reward_gate")
+    if not gate:
+        return None
+    from datasets import load_dataset
+
+    from trainers.reward import pairwise
+
+    rows = load_dataset("parquet", data_files=str(run_dir / "data" / "gate.parquet"), split="train")
+    scored = pairwise(reward_model, reward_tokenizer, rows)
+    result = {"accuracy": scored["pairwise_accuracy"], "mean_margin": scored["mean_margin"],
+              "pairs": scored["scored_pairs"], "min_accuracy": gate["min_accuracy"]}
+    if result["accuracy"] < gate["min_accuracy"]:
+        raise RewardGateError(
+            f"reward model {run['reward_version']} ranks {result['accuracy']:.2f} of {result['pairs']} held-out "
+            f"human pairs right, below the gate of {gate['min_accuracy']:.2f}: retrain it (more pairs, more steps) "
+            f"or pass --min-reward-accuracy {max(0.0, round(result['accuracy'] - 0.05, 2))} (0 turns the check off)")
+    return result
 
 
 def rl_start(run: dict, run_dir: Path) -> RLStart:
+    reward_peft, reward_tokenizer = load_reward_version(run["reward_base_model"], run["reward_adapter"])
+    reward_model = reward_peft.merge_and_unload().eval()
+    gate = reward_gate(run, run_dir, reward_model, reward_tokenizer)
     pairs, _ = load_snapshot(run_dir)
     prompts = list({json.dumps(list(p)): list(p) for p in pairs["prompt"]}.values())
     tokenizer = load_tokenizer(run["base_model"])
@@ -35,12 +66,10 @@ def rl_start(run: dict, run_dir: Path) -> RLStart:
     stacked_on = [run["parent_adapter"]] if run.get("parent_adapter") else []
     policy = load_merged(run["base_model"], stacked_on)
     policy.generation_config.pad_token_id = tokenizer.pad_token_id
-    reward_peft, reward_tokenizer = load_reward_version(run["reward_base_model"], run["reward_adapter"])
-    reward_model = reward_peft.merge_and_unload().eval()
     heldout = load_heldout(run_dir, SAMPLES) or prompts[:SAMPLES]
     before, _ = mean_reward(policy.eval(), tokenizer, reward_model, reward_tokenizer, heldout)
     policy.train()
-    return RLStart(prompts, tokenizer, policy, reward_model, reward_tokenizer, heldout, stacked_on, before)
+    return RLStart(prompts, tokenizer, policy, reward_model, reward_tokenizer, heldout, stacked_on, before, gate)
 
 
 def rl_report(algorithm: str, start: RLStart, trained) -> dict:
@@ -52,7 +81,7 @@ def rl_report(algorithm: str, start: RLStart, trained) -> dict:
         "heldout_reward_before": before, "heldout_reward_after": after, "heldout_reward_gain": after - before,
         "samples": [{"prompt": p[-1]["content"], "reply": r} for p, r in zip(start.heldout, replies, strict=True)],
         "degenerate_share": sum(is_degenerate(r) for r in replies) / len(replies),
-        "stacked_on": start.stacked_on,
+        "stacked_on": start.stacked_on, "reward_gate": start.gate,
         "warnings": [] if after > before else
         [f"{algorithm} did not raise the held-out reward ({before:.3f} -> {after:.3f})"],
     }

@@ -197,7 +197,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     stage = "rloo" if args.stage == "ppo" and args.algorithm == "rloo" else args.stage
     if args.algorithm == "rloo" and args.stage != "ppo":
         raise RunError("--algorithm rloo applies to `train ppo`")
-    request = TrainRequest(stage=stage, parent=args.parent, reward_model=args.reward_model, adapter=adapter, trl=trl, val_split=args.val_split,
+    if args.min_reward_accuracy is not None and args.stage != "ppo":
+        raise RunError("--min-reward-accuracy applies to `train ppo` (the reward gate)")
+    gate = {} if args.min_reward_accuracy is None else {"min_reward_accuracy": args.min_reward_accuracy}
+    request = TrainRequest(stage=stage, parent=args.parent, reward_model=args.reward_model, adapter=adapter, trl=trl, val_split=args.val_split, **gate,
                            filters=_pair_filters(args),
                            accelerate_config=args.accelerate_config, resume=args.resume)
 
@@ -466,6 +469,9 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("-p", "--project", help=project_help)
     p.add_argument("--parent", help="model version to start from (its adapter is continued; DPO's reference)")
     p.add_argument("--reward-model", help="ppo: the reward model version that scores the policy's replies")
+    p.add_argument("--min-reward-accuracy", type=float,
+                   help="ppo: refuse to start unless the reward model ranks at least this share of held-out human "
+                        "pairs right (default 0.6; 0 turns the check off)")
     p.add_argument("--algorithm", choices=["ppo", "rloo"], default="ppo",
                    help="ppo: PPO (trl.experimental) or RLOO (TRL's maintained RLOOTrainer)")
     p.add_argument("--epochs", type=float)

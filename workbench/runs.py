@@ -56,6 +56,8 @@ class TrainRequest:
     filters: ExportFilters = field(default_factory=ExportFilters)
     accelerate_config: str | None = None  # run under `accelerate launch --config_file ...`
     resume: str | None = None  # a failed or cancelled run to continue from its last checkpoint
+    # ppo/rloo: refuse to start when the reward model ranks fewer held-out human pairs right (0 turns it off)
+    min_reward_accuracy: float = 0.6
 
 
 @dataclass
@@ -186,6 +188,16 @@ def prepare_run(project: Project, store: Store, request: TrainRequest) -> tuple[
 
             shutil.rmtree(run_dir)
         raise RunError(f"nothing to train {request.stage} on: {exc}") from None
+    gate = None
+    if reward is not None and request.min_reward_accuracy > 0:
+        try:
+            gate = _write_gate_pairs(run_dir / "data", Path(store.run(reward["run_id"])["dir"]) / "data",
+                                     request.reward_model, request.min_reward_accuracy)
+        except RunError:
+            import shutil
+
+            shutil.rmtree(run_dir)
+            raise
     heldout = store.heldout_conversations(limit=64)
     (run_dir / "data" / "heldout.jsonl").write_text("".join(json.dumps({"prompt": p}) + "\n" for p in heldout))
     # A --full parent is a whole model: the run starts from it as its base (with a fresh adapter, whose
@@ -196,7 +208,7 @@ def prepare_run(project: Project, store: Store, request: TrainRequest) -> tuple[
               "parent_version": request.parent,
               "parent_adapter": parent["path"] if parent and not parent_is_full else None,
               "reward_version": request.reward_model, "reward_adapter": reward["path"] if reward else None,
-              "reward_base_model": reward["base_model"] if reward else None,
+              "reward_base_model": reward["base_model"] if reward else None, "reward_gate": gate,
               "adapter": request.adapter, "trl": trl, "val_split": request.val_split,
               "filters": json.loads(json.dumps(asdict(request.filters), default=str)),
               "dataset_hash": snapshot.content_hash, "rows": snapshot.counts}
@@ -204,6 +216,27 @@ def prepare_run(project: Project, store: Store, request: TrainRequest) -> tuple[
     store.create_run(run_id=run_id, stage=request.stage, parent_version_id=request.parent, config=config,
                      dataset_hash=snapshot.content_hash, run_dir=str(run_dir))
     return run_id, run_dir, config
+
+
+GATE_PAIRS = 200  # held-out pairs the reward gate scores at most: a second or two on a CPU for a small model
+
+
+def _write_gate_pairs(data: Path, reward_data: Path, reward_version: str, min_accuracy: float) -> dict:
+    """Write the human pairs the reward model never trained on (their prompt is not in its training
+    snapshot) to data/gate.parquet, for the RL stage to score the reward model on before it starts."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    seen = {json.dumps(p) for p in pq.read_table(reward_data / "train.parquet", columns=["prompt"])
+            .column("prompt").to_pylist()}
+    tables = [pq.read_table(f, columns=["prompt", "chosen", "rejected"]) for f in sorted(data.glob("*.parquet"))]
+    rows = [r for t in tables for r in t.to_pylist() if json.dumps(r["prompt"]) not in seen][:GATE_PAIRS]
+    if not rows:
+        raise RunError(f"reward gate: every curated pair trained {reward_version}, so none is left to check it on. "
+                       f"Train the reward model with --val-split 0.1, label more pairs, or pass "
+                       f"--min-reward-accuracy 0 to start without the check")
+    pq.write_table(pa.Table.from_pylist(rows, schema=tables[0].schema), data / "gate.parquet")
+    return {"min_accuracy": min_accuracy, "pairs": len(rows)}
 
 
 def resume_run(store: Store, run_id: str) -> tuple[str, Path, dict]:
