@@ -20,6 +20,8 @@ def units_from_answers(answers: list[dict]) -> Units:
         if answer["kind"] == "preference":
             category = answer["chosen_id"] if answer["outcome"] == "chosen" else answer["outcome"]
             units.setdefault((answer["item_id"],), {})[answer["annotator"]] = category
+        elif answer["kind"] == "feedback":  # thumbs on one response: the category is up or down
+            units.setdefault((answer["item_id"],), {})[answer["annotator"]] = (answer["payload"] or {}).get("thumb")
         elif answer["kind"] == "ranking":
             rank = {rid: i for i, rid in enumerate(answer["ranking"])}
             for a, b in combinations(sorted(rank), 2):

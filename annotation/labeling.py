@@ -21,7 +21,8 @@ from annotation.queue import Leases, next_item
 from workbench.store import Store, StoreError
 
 LABELERS = ("annotator", "reviewer", "admin")
-KINDS = ("demonstration", "pairwise", "ranking", "review")
+KINDS = ("demonstration", "pairwise", "ranking", "review", "feedback")
+THUMBS = ("up", "down")  # feedback: thumbs up or down on one response (KTO's unpaired data)
 REVIEWERS = ("reviewer", "admin")  # who votes in A/B reviews of model versions
 CHOICES = {"A": "A", "B": "B", "TIE": "tie", "BOTH_BAD": "both_bad", "BOTH BAD": "both_bad"}
 FLAG_REASONS = ("unclear", "unsafe", "duplicate", "other")
@@ -219,16 +220,18 @@ class Labeling:
         return self._stored(user, task, item_id, label_id, created)
 
     def submit(self, user: User, task_id: str, item_id: str, client_id: str, *, completion: str = "",
-               choice: str = "", order: str = "", ratings: dict | None = None, rationale: str = "") -> ItemView:
+               choice: str = "", order: str = "", ratings: dict | None = None, rationale: str = "",
+               thumb: str = "") -> ItemView:
         """The one submit of the Label tab: a demonstration or a comparison, by the task's kind."""
         require(user, *LABELERS)
         if self._task(task_id, user)["kind"] == "demonstration":
             return self.submit_demonstration(user, task_id, item_id, client_id, completion)
         return self.submit_comparison(user, task_id, item_id, client_id, choice=choice, order=order,
-                                      ratings=ratings, rationale=rationale)
+                                      ratings=ratings, rationale=rationale, thumb=thumb)
 
     def submit_comparison(self, user: User, task_id: str, item_id: str, client_id: str, *, choice: str = "",
-                          order: str = "", ratings: dict | None = None, rationale: str = "") -> ItemView:
+                          order: str = "", ratings: dict | None = None, rationale: str = "",
+                          thumb: str = "") -> ItemView:
         """A pairwise choice (A, B, tie, both bad) or an N-way order such as 'CAB' (best first)."""
         require(user, *LABELERS)
         task = self._task(task_id, user)
@@ -237,7 +240,7 @@ class Labeling:
         shown = display_order(user.name, {"id": item_id, "responses": [
             {"id": rid} for rid in self._response_ids(task, item_id)]})
         fields = self.comparison_fields(task["kind"], shown, choice=choice, order=order, ratings=ratings,
-                                        rationale=rationale)
+                                        rationale=rationale, thumb=thumb)
         label_id, created = self.store.add_answer(task_id=task["id"], item_id=item_id, annotator=user.name,
                                                   client_id=_client_id(client_id), **fields)
         view = self._stored(user, task, item_id, label_id, created)
@@ -248,10 +251,15 @@ class Labeling:
         return view
 
     def comparison_fields(self, kind: str, shown: list[str], *, choice: str, order: str, ratings: dict | None,
-                          rationale: str) -> dict:
+                          rationale: str, thumb: str = "") -> dict:
         """The label columns for a comparison whose responses were shown in the order `shown`."""
         payload = {"shown": shown, "ratings": self._ratings(ratings, shown),
                    "rationale": self._text(rationale, "rationale", required=False)}
+        if kind == "feedback":
+            thumb = (thumb or "").strip().lower()
+            if thumb not in THUMBS:
+                raise LabelingError("choose thumbs up or thumbs down before submitting")
+            return {"kind": "feedback", "response_id": shown[0], "payload": payload | {"thumb": thumb}}
         if kind in ("pairwise", "review"):
             picked = CHOICES.get((choice or "").strip().upper().replace("-", "_"))
             if picked is None:
@@ -334,6 +342,8 @@ class Labeling:
                                  else {"tie": "tie", "both_bad": "both bad"}[last["outcome"]])
         elif last["kind"] == "ranking":
             prefill["order"] = "".join(letter[rid] for rid in last["ranking"])
+        elif last["kind"] == "feedback":
+            prefill["thumb"] = payload.get("thumb")
         view = self._view(user, task, last["item_id"], message="Editing your last answer.", prefill=prefill)
         if last["kind"] == "demonstration":
             view.draft = self.store.response_text(last["response_id"])
@@ -364,7 +374,7 @@ class Labeling:
                 tags = ["heldout"]
         elif versions:
             raise LabelingError("versions apply to review tasks only")
-        low = 1 if kind == "review" else 2
+        low = 1 if kind in ("review", "feedback") else 2
         if max_responses is not None and not low <= int(max_responses) <= MAX_RANKED:
             raise LabelingError(f"max responses {max_responses}: choose {low}-{MAX_RANKED}")
         try:
@@ -385,7 +395,8 @@ class Labeling:
         require(user, "admin")
         task = self._task(task_id)
         if task["kind"] == "demonstration":
-            raise LabelingError("demonstrations are free text: agreement is measured on pairwise and ranking tasks")
+            raise LabelingError("demonstrations are free text: agreement is measured on pairwise, ranking, review "
+                                "and feedback tasks")
         return report(units_from_answers(self.store.task_answers(task["id"])), worst=worst)
 
     def adjudicate(self, user: User, task_id: str, item_id: str, client_id: str, *, choice: str = "",

@@ -16,7 +16,7 @@ UserOf = Callable[[gr.Request], User | None]
 
 HELP = """**Keys** (outside a text box): `Enter` submit · `s` skip · `f` flag · `u` undo last · `p` edit last ·
 `g` guidelines. Pairwise: `a` A better, `b` B better, `t` tie, `x` both bad. Ranking: press the letters best
-first (`Backspace` takes the last back). Ratings: `r`, then the response's letter, then 1-5 (e.g. `r b 4`).
+first (`Backspace` takes the last back). Feedback: `y` thumbs up, `n` thumbs down. Ratings: `r`, then the response's letter, then 1-5 (e.g. `r b 4`).
 In a text box: `Ctrl+Enter` submits, `Esc` leaves the box."""
 
 # Keyboard shortcuts. Buttons and radios are clicked the way a mouse would, so Gradio sees ordinary events.
@@ -56,6 +56,11 @@ SHORTCUTS_JS = """
     if (shown('choice')) {
       const pick = {a: 'A', b: 'B', t: 'tie', x: 'both bad'}[key];
       if (pick) { e.preventDefault(); radio('choice', pick); }
+      return;
+    }
+    if (shown('thumb')) {
+      const pick = {y: 'up', n: 'down', '+': 'up', '-': 'down'}[key];
+      if (pick) { e.preventDefault(); radio('thumb', pick); }
       return;
     }
     if (shown('order')) {
@@ -107,6 +112,8 @@ class LabelView:
             self.choice = gr.Radio(["A", "B", "tie", "both bad"], label="Which is better?", elem_id="choice",
                                    visible=False)
             self.order = gr.Textbox(label="Order, best first (press the letters)", elem_id="order", visible=False)
+            self.thumb = gr.Radio([("Thumbs up (y)", "up"), ("Thumbs down (n)", "down")], label="Is this reply good?",
+                                  elem_id="thumb", visible=False)
             self.rationale = gr.Textbox(label="Rationale (optional)", elem_id="rationale", lines=2)
         with gr.Row(elem_id="label-actions"):
             self.submit = gr.Button("Submit (Enter)", variant="primary", elem_id="submit")
@@ -121,7 +128,7 @@ class LabelView:
         self.client_id = gr.Textbox(visible=False, elem_id="client-id")
         self.outputs = [self.progress, self.guidelines, self.system, self.chat, self.demo_group, self.completion,
                         self.compare_group, *self.columns, *self.replies, *self.ratings, self.choice, self.order,
-                        self.rationale, self.status, self.item_id, self.client_id]
+                        self.thumb, self.rationale, self.status, self.item_id, self.client_id]
 
     def render(self, view: ItemView) -> list:
         has_item = view.item_id is not None
@@ -141,6 +148,7 @@ class LabelView:
               for i in range(len(LETTERS))],
             gr.update(value=view.prefill.get("choice"), visible=compare and view.kind in ("pairwise", "review")),
             gr.update(value=view.prefill.get("order", ""), visible=compare and view.kind == "ranking"),
+            gr.update(value=view.prefill.get("thumb"), visible=compare and view.kind == "feedback"),
             view.prefill.get("rationale", ""),
             view.message, view.item_id or "", view.client_id,
         ]
@@ -158,12 +166,13 @@ class LabelView:
         def open_task(task, request: gr.Request):
             return self._run(request, lambda u: lab.open_next(u, task))
 
-        def submit(task, item_id, client_id, completion, choice, order, rationale, r1, r2, r3, r4, r5,
+        def submit(task, item_id, client_id, completion, choice, order, rationale, r1, r2, r3, r4, r5, thumb,
                    request: gr.Request):
             ratings = dict(zip(LETTERS, (int(r) if r else None for r in (r1, r2, r3, r4, r5)), strict=True))
             return self._run(request, lambda u: lab.submit(u, task, item_id, client_id, completion=completion or "",
                                                            choice=choice or "", order=order or "",
-                                                           ratings=ratings, rationale=rationale or ""))
+                                                           ratings=ratings, rationale=rationale or "",
+                                                           thumb=thumb or ""))
 
         def skip(task, item_id, client_id, request: gr.Request):
             return self._run(request, lambda u: lab.skip(u, task, item_id, client_id))
@@ -179,7 +188,7 @@ class LabelView:
 
         self.task.input(open_task, inputs=self.task, outputs=self.outputs, api_name="open_task")
         self.submit.click(submit, inputs=[self.task, self.item_id, self.client_id, self.completion, self.choice,
-                                          self.order, self.rationale, *self.ratings],
+                                          self.order, self.rationale, *self.ratings, self.thumb],
                           outputs=self.outputs, api_name="submit", concurrency_limit=None)
         self.skip.click(skip, inputs=[self.task, self.item_id, self.client_id], outputs=self.outputs,
                         api_name="skip", concurrency_limit=None)

@@ -152,7 +152,7 @@ def submit_loop(client, i: int, deadline_box: list, start: threading.Barrier, ac
     start.wait()
     while time.perf_counter() < deadline_box[0]:
         try:
-            out = client.predict("task-bench", view[-2], view[-1], "", None, "CAB", "", None, None, None, None, None,
+            out = client.predict("task-bench", view[-2], view[-1], "", None, "CAB", "", None, None, None, None, None, None,
                                  api_name="/submit")
         except Exception as exc:  # noqa: BLE001 - counted, the run goes on
             if not errors[i]:

@@ -44,6 +44,8 @@ def demo_project(project, load):
                  "-p", str(project.root)]) == 0
     assert main(["tasks", "add", "order", "--kind", "ranking", "--max-responses", "3", "--source", "sft.jsonl",
                  "-p", str(project.root)]) == 0
+    assert main(["tasks", "add", "thumbs", "--kind", "feedback", "--source", "preferences.jsonl",
+                 "-p", str(project.root)]) == 0
     return project
 
 
@@ -132,10 +134,10 @@ def test_the_api_is_scoped_by_role(server):
     bob_view = bob.predict("task-compare", api_name="/open_task")
     item_id, client_id = view[-2], view[-1]
     assert bob_view[-2] == item_id  # overlap 2: both work on the same item
-    after = ann.predict("task-compare", item_id, client_id, "", "A", "", "", None, None, None, None, None,
+    after = ann.predict("task-compare", item_id, client_id, "", "A", "", "", None, None, None, None, None, None,
                         api_name="/submit")
     assert "Saved." in after[-3] and after[-2] != item_id
-    again = ann.predict("task-compare", item_id, client_id, "", "A", "", "", None, None, None, None, None,
+    again = ann.predict("task-compare", item_id, client_id, "", "A", "", "", None, None, None, None, None, None,
                         api_name="/submit")  # a network retry of the same submit
     assert "Already saved" in again[-3]
     bob_after = bob.predict("task-compare", api_name="/open_task")
@@ -229,6 +231,19 @@ def test_annotator_labels_in_chromium_with_the_keyboard(server):
         page.keyboard.press("Enter")
         expect(page.locator("#label-status")).to_have_text("Saved.", timeout=15_000)
 
+        page.locator("#task input").click()
+        page.get_by_role("option", name="thumbs (feedback)").click()
+        expect(page.locator("#thumb")).to_be_visible(timeout=15_000)
+        expect(page.locator("#response-B")).not_to_be_visible()  # one reply at a time
+        expect(page.locator("#choice")).not_to_be_visible()
+        page.locator("body").click(position={"x": 5, "y": 5})
+        page.keyboard.press("n")
+        expect(page.locator("#thumb input[value=down]")).to_be_checked()
+        judged = page.inner_text("#response-A")
+        page.screenshot(path=str(ARTIFACTS / "feedback.png"), full_page=True)
+        page.keyboard.press("Enter")
+        expect(page.locator("#label-status")).to_have_text("Saved.", timeout=15_000)
+
         admin = browser.new_page()
         sign_in(admin, url, "root")
         admin.get_by_role("tab", name="Tasks").click()
@@ -258,6 +273,9 @@ def test_annotator_labels_in_chromium_with_the_keyboard(server):
         ranking = store.task_answers("task-order")
         assert len(ranking) == 1
         assert [store.response_text(r) for r in ranking[0]["ranking"]] == [t.split("\n", 1)[1].strip() for t in ranked]
+        [thumb] = store.task_answers("task-thumbs")
+        assert thumb["kind"] == "feedback" and thumb["payload"]["thumb"] == "down"
+        assert store.response_text(thumb["response_id"]) == judged.split("\n", 1)[1].strip()
 
 
 def test_a_busy_port_is_a_clear_error_and_frees_the_store(demo_project, capsys):

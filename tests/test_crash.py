@@ -41,7 +41,7 @@ def burst(client, stop: threading.Event, acked: list[str]) -> None:
     view = client.predict("task-crash", api_name="/open_task")
     while not stop.is_set():
         try:
-            out = client.predict("task-crash", view[-2], view[-1], "", "A", "", "", None, None, None, None, None,
+            out = client.predict("task-crash", view[-2], view[-1], "", "A", "", "", None, None, None, None, None, None,
                                  api_name="/submit")
         except Exception:  # noqa: BLE001 - the server was killed under this request: not acknowledged
             return

@@ -32,6 +32,10 @@ def clock():
 
 @pytest.fixture
 def labeling(store, load, tmp_path, clock):
+    return candidates_labeling(store, load, tmp_path, clock)
+
+
+def candidates_labeling(store, load, tmp_path, clock) -> Labeling:
     rows = []
     for i in range(4):  # four prompts with three candidate replies each: pairwise and ranking items
         rows += [{"prompt": [{"role": "system", "content": "Be kind."}, {"role": "user", "content": f"Help {i}?"},

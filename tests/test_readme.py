@@ -42,9 +42,25 @@ def test_every_readme_command_runs_as_written(tmp_path, monkeypatch, capsys):
             continue
         if argv[0] == "demo-loop":  # 5 minutes; tests/test_train.py runs it with tiny settings
             continue
+        if "unpaired" in argv:  # the README exports thumbs "once given in the Label tab": give some, as ann
+            _give_thumbs(tmp_path / "demo-project", "thumbs", 12)
         monkeypatch.setattr("sys.stdin", io.StringIO("readme-password\n"))  # for `users add`
         code = main(argv)
         assert code == 0, (command, capsys.readouterr().err)
+
+
+def _give_thumbs(root, task: str, n: int) -> None:
+    """What an annotator does in the Label tab, through the same handlers: n votes, one up for two down."""
+    from annotation.labeling import Labeling, User
+    from workbench.config import load_project
+    from workbench.store import Store
+
+    ann = User("ann", "annotator")
+    with Store.open(load_project(root).store_path) as store:
+        labeling = Labeling(store)
+        for i in range(n):
+            view = labeling.open_next(ann, f"task-{task}")
+            labeling.submit(ann, view.task_id, view.item_id, view.client_id, thumb="up" if i % 3 == 0 else "down")
 
 
 def _options(parser) -> dict[str, set[str]]:

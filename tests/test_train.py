@@ -385,3 +385,27 @@ def test_the_reward_gate_refuses_a_random_reward_model_with_its_figure(trained, 
     assert main([*ppo, "--min-reward-accuracy", found[3]]) == 0
     gate = version(trained, "ppo-2")["metrics"]["reward_gate"]
     assert gate["accuracy"] == pytest.approx(accuracy, abs=0.005) and gate["pairs"] == pairs
+
+
+def test_kto_trains_on_thumbs_over_the_sft_version(trained, capsys):
+    from annotation.labeling import Labeling, User
+
+    admin, ann = User("root", "admin"), User("ann", "annotator")
+    with Store.open(trained.store_path) as store:
+        labeling = Labeling(store)
+        task = labeling.create_task(admin, name="thumbs", kind="feedback", overlap=1, max_responses=1)
+        for n in range(12):  # 4 up, 8 down: the up side is weighted 2x to balance
+            view = labeling.open_next(ann, task["id"])
+            labeling.submit(ann, task["id"], view.item_id, view.client_id, thumb="up" if n % 3 == 0 else "down")
+    assert main(["train", "kto", str(trained.root), "--parent", "sft-1", "--pairs", "best_vs_rest"]) == 2
+    assert "kto trains on thumbs up/down feedback" in capsys.readouterr().err
+    assert main(["train", "kto", str(trained.root), "--parent", "sft-1", *FAST, "--beta", "0.2"]) == 0
+    assert "model version kto-1" in capsys.readouterr().out
+    kto, sft = version(trained, "kto-1"), version(trained, "sft-1")
+    m = kto["metrics"]
+    assert kto["parent_id"] == "sft-1" and m["steps"] == 4
+    assert (m["desirable_rows"], m["undesirable_rows"], m["desirable_weight"]) == (4, 8, 2.0)
+    assert m["reference_probe_logp"] == pytest.approx(sft["metrics"]["probe_logp"], abs=1e-3)
+    assert m["probe_logp"] != pytest.approx(m["reference_probe_logp"], abs=1e-4)
+    logged = (trained.runs_dir / "kto-1/metrics.jsonl").read_text()
+    assert "rewards/chosen" in logged and '"kl"' in logged

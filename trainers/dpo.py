@@ -52,7 +52,7 @@ def health(model, tokenizer, run_dir: Path, heldout: list[list[dict]],
     if trend:
         report["chosen_logp_first"], report["chosen_logp_last"] = trend
         if trend[1] < trend[0]:
-            hint = "" if "sft" in loss_types else " or add the SFT term (--loss sigmoid,sft)"
+            hint = "" if {"sft", "kto"} & set(loss_types) else " or add the SFT term (--loss sigmoid,sft)"
             warnings.append(f"chosen log-probs fell during training ({trend[0]:.2f} -> {trend[1]:.2f}): the policy "
                             f"is pushing both replies down; lower the learning rate{hint}")
     if heldout:

@@ -134,7 +134,7 @@ def build_app(project: Project, store: Store):
             refresh = gr.Button("Refresh", elem_id="refresh")
         with gr.Tab("Train", id="train-tab", visible=False) as train_tab:
             with gr.Row():
-                stage = gr.Dropdown(["sft", "reward", "dpo", "ppo"], value="sft", label="Stage", elem_id="stage")
+                stage = gr.Dropdown(["sft", "reward", "dpo", "kto", "ppo"], value="sft", label="Stage", elem_id="stage")
                 parent = gr.Dropdown([], label="Parent version", allow_custom_value=True, elem_id="parent")
                 reward = gr.Dropdown([], label="Reward model (ppo)", allow_custom_value=True, elem_id="reward")
             with gr.Row():

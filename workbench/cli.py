@@ -191,6 +191,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.stage == "dpo":
         trl |= {k: v for k, v in {"beta": args.beta, "loss_type": args.loss,
                                   "loss_weights": args.loss_weights}.items() if v is not None}
+    if args.stage == "kto" and args.beta is not None:
+        trl["beta"] = args.beta
     trl |= _key_values(args.set)
     from workbench.runs import RunError
 
@@ -447,7 +449,8 @@ def make_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("export", help="write curated data in TRL-ready columns plus a dataset card")
     p.add_argument("-p", "--project", help=project_help)
-    p.add_argument("--kind", choices=["sft", "preferences"], required=True)
+    p.add_argument("--kind", choices=["sft", "preferences", "unpaired"], required=True,
+                   help="unpaired: thumbs up/down feedback as TRL's prompt/completion/label (for KTO)")
     p.add_argument("--format", choices=["jsonl", "parquet", "hf"], default="jsonl")
     p.add_argument("--style", choices=["conversational", "standard", "messages"],
                    help="conversational (default): message lists; standard: strings; messages: sft only")
@@ -464,7 +467,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("train", help="train one stage (sft, reward, dpo, ppo) into a new model version")
-    p.add_argument("stage", choices=["sft", "reward", "dpo", "ppo"])
+    p.add_argument("stage", choices=["sft", "reward", "dpo", "kto", "ppo"])
     p.add_argument("project_dir", nargs="?", metavar="project", help=project_help)
     p.add_argument("-p", "--project", help=project_help)
     p.add_argument("--parent", help="model version to start from (its adapter is continued; DPO's reference)")
@@ -542,7 +545,8 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["add", "list", "progress", "agreement"])
     p.add_argument("name", nargs="?")
     p.add_argument("-p", "--project", help=project_help)
-    p.add_argument("--kind", choices=["demonstration", "pairwise", "ranking", "review"])
+    p.add_argument("--kind", choices=["demonstration", "pairwise", "ranking", "review", "feedback"],
+                   help="feedback: thumbs up or down on one response at a time (KTO's unpaired data)")
     p.add_argument("--overlap", type=int, default=1, help="annotators per item (default 1); review: votes per pair")
     p.add_argument("--versions", help="review: the two model versions compared, A,B (replies from "
                                       "`workbench generate`; prompts tagged heldout unless selected otherwise)")
@@ -550,7 +554,8 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--tag", action="append", help="only prompts with this tag (repeatable)")
     p.add_argument("--query", help="only prompts whose text contains this (case-insensitive)")
     p.add_argument("--max-responses", type=int, help="responses per prompt: pairwise default 2, ranking 4 (max 5); "
-                                                      "review: pairs per prompt (default 1)")
+                                                      "review: pairs per prompt (default 1); feedback: responses "
+                                                      "judged per prompt, model replies first (default 1)")
     p.add_argument("--guidelines", help="guidelines text, or a Markdown file with them")
     p.add_argument("--json", action="store_true", help="progress or agreement as JSON")
     p.set_defaults(func=cmd_tasks)

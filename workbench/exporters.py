@@ -17,7 +17,8 @@ from pathlib import Path
 from workbench.store import ExportFilters, Store
 
 FORMATS = ("jsonl", "parquet", "hf")
-STYLES = {"sft": ("conversational", "messages", "standard"), "preferences": ("conversational", "standard")}
+STYLES = {"sft": ("conversational", "messages", "standard"), "preferences": ("conversational", "standard"),
+          "unpaired": ("conversational", "standard")}
 
 _PROMPT_MESSAGES = ("CASE WHEN system IS NULL THEN messages "
                     "ELSE list_prepend({'role': 'system', 'content': system}, messages) END")
@@ -31,6 +32,10 @@ COLUMNS = {
     ("sft", "conversational"): f"{_PROMPT_MESSAGES} AS prompt, {_assistant('completion')} AS completion",
     ("sft", "messages"): f"list_concat({_PROMPT_MESSAGES}, {_assistant('completion')}) AS messages",
     ("sft", "standard"): "messages[1].content AS prompt, completion",
+    # KTO's unpaired preference format: one response per row, label true (thumbs up) or false (thumbs down)
+    ("unpaired", "conversational"): (f"{_PROMPT_MESSAGES} AS prompt, {_assistant('completion')} AS completion, "
+                                     "label"),
+    ("unpaired", "standard"): "messages[1].content AS prompt, completion, label",
     ("preferences", "conversational"): (f"{_PROMPT_MESSAGES} AS prompt, {_assistant('chosen')} AS chosen, "
                                         f"{_assistant('rejected')} AS rejected"),
     ("preferences", "standard"): "messages[1].content AS prompt, chosen, rejected",
@@ -82,16 +87,16 @@ def export(store: Store, *, kind: str, out_dir: str | Path, fmt: str = "jsonl", 
            project_name: str = "workbench") -> ExportResult:
     filters = filters or ExportFilters()
     if kind not in STYLES:
-        raise ExportError(f"unknown kind {kind!r}; choose sft or preferences")
+        raise ExportError(f"unknown kind {kind!r}; choose sft, preferences or unpaired")
     if fmt not in FORMATS:
         raise ExportError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     if style not in STYLES[kind]:
         raise ExportError(f"style {style!r} does not apply to {kind}; choose one of {', '.join(STYLES[kind])}")
     if not 0.0 <= split < 1.0:
         raise ExportError(f"--split must be at least 0 and below 1, got {split}")
-    if kind == "sft" and filters.pair_options:
+    if kind != "preferences" and filters.pair_options:
         raise ExportError("--min-votes, --min-agreement, --exclude-ties, --pairs, --ties and --vote-smoothing "
-                          "apply to preference pairs, not sft")
+                          f"apply to preference pairs, not {kind}")
     try:
         filters.check()
     except ValueError as exc:
@@ -145,7 +150,9 @@ def _write_card(out: Path, *, kind: str, fmt: str, style: str, split: float, see
         for s in counts:
             yaml += [f"  - split: {s}", f"    path: {s}.{fmt}"]
     yaml += ["tags:", "- trl", f"- {kind}", "---"]
-    columns = {"sft": {"conversational": "prompt, completion (message lists)", "messages": "messages",
+    columns = {"unpaired": {"conversational": "prompt, completion (message lists), label (true: thumbs up)",
+                            "standard": "prompt, completion (strings), label (true: thumbs up)"},
+               "sft": {"conversational": "prompt, completion (message lists)", "messages": "messages",
                        "standard": "prompt, completion (strings)"},
                "preferences": {"conversational": "prompt, chosen, rejected (message lists)",
                                "standard": "prompt, chosen, rejected (strings)"}}[kind][style]

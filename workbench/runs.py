@@ -21,7 +21,8 @@ from workbench.config import Project
 from workbench.exporters import ExportError, export
 from workbench.store import ExportFilters, Store
 
-STAGES = {"sft": "sft", "reward": "preferences", "dpo": "preferences", "ppo": "preferences", "rloo": "preferences"}  # stage -> what its snapshot holds
+STAGES = {"sft": "sft", "reward": "preferences", "dpo": "preferences", "kto": "unpaired", "ppo": "preferences",
+          "rloo": "preferences"}  # stage -> what its snapshot holds
 
 # Defaults sized for LoRA on small data; every TRL config field can be overridden with --set KEY=VALUE.
 TRL_DEFAULTS = {
@@ -30,6 +31,7 @@ TRL_DEFAULTS = {
     "sft": {"learning_rate": 2e-4},
     "dpo": {"learning_rate": 5e-5, "beta": 0.1},
     "reward": {"learning_rate": 1e-4},
+    "kto": {"learning_rate": 5e-5, "beta": 0.1},
     # PPO (trl 1.12) on CPU: tokenized prompts, stop at eos, no sample generations during training.
     "ppo": {"learning_rate": 3e-5, "stop_token": "eos", "num_sample_generations": 0, "response_length": 48,
             "num_ppo_epochs": 1, "num_mini_batches": 1, "kl_coef": 0.05, "missing_eos_penalty": 1.0,
@@ -92,6 +94,10 @@ def _check_settings(request: TrainRequest, trl: dict) -> None:
         from trl.experimental.ppo import PPOConfig as Config  # PPO lives only here; TRL 1.13 removed it
     elif request.stage == "rloo":
         from trl import RLOOConfig as Config
+    elif request.stage == "kto":
+        from trl import KTOConfig as Config
+        if trl.get("per_device_train_batch_size", 8) < 2:
+            raise RunError("kto estimates its KL term from other rows of the same batch: --batch-size must be 2 or more")
     else:
         from trl import DPOConfig as Config
     import tempfile
@@ -118,7 +124,8 @@ def _check_pair_options(request: TrainRequest, trl: dict) -> None:
     except ValueError as exc:
         raise RunError(str(exc)) from None
     if STAGES[request.stage] != "preferences" and f.pair_options:
-        raise RunError(f"{request.stage} trains on demonstrations: the preference-pair options do not apply")
+        what = "thumbs up/down feedback" if request.stage == "kto" else "demonstrations"
+        raise RunError(f"{request.stage} trains on {what}: the preference-pair options do not apply")
     per_pair = f.smoothing or f.ties == "keep"
     if per_pair and request.stage != "dpo":
         raise RunError("--vote-smoothing and --ties keep apply to dpo: a reward model's pair loss has no tie or "

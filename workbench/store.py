@@ -176,10 +176,28 @@ MIGRATIONS: list[list[str]] = [
     [
         "ALTER TABLE task_items ADD COLUMN external_id VARCHAR",
     ],
+    # 5: 'feedback' tasks: thumbs up or down on one response at a time (KTO's unpaired data); a vote is a label
+    # of kind 'feedback' on its response_id with payload.thumb 'up' or 'down'. The CHECK needs a rebuild again.
+    [
+        """CREATE TABLE tasks_v5 (
+            id VARCHAR PRIMARY KEY,
+            name VARCHAR NOT NULL UNIQUE,
+            kind VARCHAR NOT NULL CHECK (kind IN ('demonstration', 'pairwise', 'ranking', 'review', 'feedback')),
+            overlap INTEGER NOT NULL CHECK (overlap >= 1),
+            guidelines VARCHAR NOT NULL DEFAULT '',
+            selection JSON,
+            created_by VARCHAR,
+            created_at TIMESTAMP NOT NULL DEFAULT current_localtimestamp(),
+            versions VARCHAR[])""",
+        """INSERT INTO tasks_v5 SELECT id, name, kind, overlap, guidelines, selection, created_by, created_at, versions
+           FROM tasks""",
+        "DROP TABLE tasks",
+        "ALTER TABLE tasks_v5 RENAME TO tasks",
+    ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 # Label kinds that count as an annotator's answer to an item (a 'retraction' only hides what it supersedes).
-ANSWER_KINDS = ("demonstration", "preference", "ranking")
+ANSWER_KINDS = ("demonstration", "preference", "ranking", "feedback")
 
 
 class StoreError(Exception):
@@ -498,7 +516,7 @@ class Store:
         Review items pair the k-th generated reply of `versions[0]` with the k-th of `versions[1]` for each
         prompt that has both, k up to `max_responses` (default 1).
         """
-        max_responses = max_responses or {"ranking": 4, "review": 1}.get(kind, 2)
+        max_responses = max_responses or {"ranking": 4, "review": 1, "feedback": 1}.get(kind, 2)
         where, params = _prompt_selection(sources, tags, query)
         task_id = f"task-{name}"
         selected = f"SELECT p.id, p.source, p.source_line FROM prompts p WHERE {where}"
@@ -510,6 +528,16 @@ class Store:
                 SELECT sel.id AS prompt_id, []::VARCHAR[] AS response_ids, drafts.id AS draft_response_id,
                        sel.source, sel.source_line
                 FROM sel LEFT JOIN drafts ON drafts.prompt_id = sel.id"""
+        elif kind == "feedback":  # one item per response: model replies first (newest), then the others
+            items = f"""
+                WITH sel AS ({selected}),
+                picked AS (SELECT r.prompt_id, r.id, row_number() OVER (PARTITION BY r.prompt_id
+                               ORDER BY r.origin = 'model' DESC, r.created_at DESC, r.id) AS k
+                           FROM responses r JOIN sel ON sel.id = r.prompt_id)
+                SELECT picked.prompt_id, [picked.id] AS response_ids, NULL AS draft_response_id, sel.source,
+                       sel.source_line
+                FROM picked JOIN sel ON sel.id = picked.prompt_id WHERE picked.k <= ?"""
+            params += [max_responses]
         elif kind == "review":
             if not versions or len(versions) != 2 or versions[0] == versions[1]:
                 raise StoreError("a review compares two different model versions: give exactly two")
@@ -568,7 +596,7 @@ class Store:
                                  f"this selection: generate them first (workbench generate --versions "
                                  f"{versions[0]},{versions[1]})")
             if count == 0:
-                need = "" if kind == "demonstration" else " with two or more responses"
+                need = {"demonstration": "", "feedback": " with a response"}.get(kind, " with two or more responses")
                 raise StoreError(f"no prompts{need} match this selection: the task would be empty")
         return self.task(task_id) | {"items": count}
 
@@ -754,7 +782,7 @@ class Store:
     def add_answer(self, *, task_id: str, item_id: str, annotator: str, client_id: str, kind: str,
                    text: str | None = None, chosen_id: str | None = None, rejected_id: str | None = None,
                    outcome: str | None = None, ranking: list[str] | None = None, payload: dict | None = None,
-                   final: bool = False) -> tuple[str, bool]:
+                   final: bool = False, response_id: str | None = None) -> tuple[str, bool]:
         """Store an answer to a task item; returns (label id, stored now?).
 
         A retry with the same client id stores nothing and returns the first id. A second answer by the same
@@ -783,7 +811,6 @@ class Store:
                     con.execute("UPDATE task_items SET answers = answers + 1, "
                                 "annotators = list_append(annotators, ?) WHERE task_id = ? AND id = ?",
                                 [annotator, task_id, item_id])
-                response_id = None
                 if kind == "demonstration":
                     response_id = _insert_person_response(con, prompt_id, text, annotator)
                 label_id = f"lbl-{client_id}"
@@ -1181,6 +1208,21 @@ class Store:
             GROUP BY l.prompt_id, l.response_id"""
         return sql, params
 
+    def unpaired_rows_sql(self, filters: ExportFilters) -> tuple[str, list]:
+        """One row per (prompt, response) with feedback votes: label true where thumbs up outnumber thumbs down,
+        false where down outnumber up; an even split says nothing and is left out (TRL's unpaired format)."""
+        where, params = self._label_filter_sql(filters)
+        sql = f"""
+            SELECT l.prompt_id, l.response_id, any_value(p.system) AS system, any_value(p.messages) AS messages,
+                   any_value(r.text) AS completion, count(*) AS votes,
+                   count(*) FILTER (WHERE (l.payload->>'$.thumb') = 'up') AS ups,
+                   count(*) FILTER (WHERE (l.payload->>'$.thumb') = 'down') AS downs, ups > downs AS label
+            FROM labels l JOIN responses r ON r.id = l.response_id JOIN prompts p ON p.id = l.prompt_id
+            WHERE l.kind = 'feedback' AND {where}
+            GROUP BY l.prompt_id, l.response_id
+            HAVING ups <> downs"""
+        return sql, params
+
     def _pairs_sql(self, filters: ExportFilters) -> tuple[str, list]:
         """Every candidate pair with its pooled votes and its fate: 'kept', 'tie', or why it was left out.
 
@@ -1279,11 +1321,13 @@ class Store:
 
     # Rows of one export are staged in this order: test-split prompts first, then by a seeded prompt hash,
     # then by response ids, so the same store, filters and seed give byte-identical files.
-    _EXPORT_ORDER = {"sft": "rows.response_id", "preferences": "rows.a, rows.b"}
+    _EXPORT_ORDER = {"sft": "rows.response_id", "unpaired": "rows.response_id", "preferences": "rows.a, rows.b"}
     # Which labels stand behind an exported row, for the card's sources and annotators.
     _EXPORT_LABELS = {
         "sft": "l.kind = 'demonstration' AND (l.prompt_id, l.response_id) IN "
                "(SELECT (prompt_id, response_id) FROM export_rows)",
+        "unpaired": "l.kind = 'feedback' AND (l.prompt_id, l.response_id) IN "
+                    "(SELECT (prompt_id, response_id) FROM export_rows)",
         "preferences": "((l.kind = 'preference' AND (l.prompt_id, least(l.chosen_id, l.rejected_id), "
                        "greatest(l.chosen_id, l.rejected_id)) IN (SELECT (prompt_id, a, b) FROM export_rows)) "
                        "OR (l.kind = 'ranking' AND EXISTS (SELECT 1 FROM export_rows e WHERE e.prompt_id = "
@@ -1299,7 +1343,8 @@ class Store:
         The test split takes whole prompts (no prompt in both splits): prompts are ordered by a seeded
         hash and the first round(split * prompts) go to test, so the same seed gives the same split.
         """
-        rows_sql, params = self.sft_rows_sql(filters) if kind == "sft" else self.preference_rows_sql(filters)
+        rows_sql, params = {"sft": self.sft_rows_sql, "unpaired": self.unpaired_rows_sql,
+                            "preferences": self.preference_rows_sql}[kind](filters)
         con = self.cursor()
         if split > 0:
             con.execute(
