@@ -68,6 +68,21 @@ def health(model, tokenizer, run_dir: Path, heldout: list[list[dict]],
     return report, warnings
 
 
+def after_training(model, tokenizer, run_dir: Path, summary: dict, heldout: list[list[dict]],
+                   loss_types: list[str], vocabulary: set[str]) -> None:
+    """What every preference stage (DPO, KTO) reports once trained: health, the probe log-prob, and the
+    reference's probe, which must be exactly the parent version's."""
+    model.eval()
+    report, warnings = health(model, tokenizer, run_dir, heldout, loss_types, vocabulary)
+    summary["probe_logp"] = probe_logp(model, tokenizer)
+    if "ref" in model.peft_config:
+        model.set_adapter("ref")
+        summary["reference_probe_logp"] = probe_logp(model, tokenizer)
+        model.set_adapter("default")
+    summary.update(report)
+    summary["warnings"] = warnings
+
+
 def per_pair_smoothing(dpo_trainer: type, floor: float) -> type:
     """DPOTrainer whose label_smoothing is each pair's own (its vote split, a snapshot column) instead of one
     number for the run, so a 3-to-2 vote pulls its pair's odds to 0.6 and a 5-to-0 one to near 1. TRL's
@@ -139,17 +154,9 @@ def main(run_dir: str | Path) -> None:
             heldout = load_heldout(run_dir, SAMPLES)
             if not is_main_process():
                 return
-            trainer.model.eval()
-            vocabulary = vocabulary_of(m["content"] for row in train for key in ("prompt", "chosen", "rejected")
-                                       for m in row[key])
-            report, warnings = health(trainer.model, tokenizer, run_dir, heldout, list(args.loss_type), vocabulary)
-            summary["probe_logp"] = probe_logp(trainer.model, tokenizer)
-            if "ref" in trainer.model.peft_config:  # the reference must be exactly the parent version
-                trainer.model.set_adapter("ref")
-                summary["reference_probe_logp"] = probe_logp(trainer.model, tokenizer)
-                trainer.model.set_adapter("default")
-            summary.update(report)
-            summary["warnings"] = warnings
+            after_training(trainer.model, tokenizer, run_dir, summary, heldout, list(args.loss_type),
+                           vocabulary_of(m["content"] for row in train for key in ("prompt", "chosen", "rejected")
+                                         for m in row[key]))
 
 if __name__ == "__main__":
     main(sys.argv[1])

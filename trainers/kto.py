@@ -16,8 +16,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from trainers.dpo import SAMPLES, health
-from trainers.evaluation import probe_logp, vocabulary_of
+from trainers.dpo import SAMPLES, after_training
+from trainers.evaluation import vocabulary_of
 from trainers.models import Adapter, hardware_args, load_causal_lm, load_tokenizer, save_trained
 from trainers.run_folder import (
     MetricsLog,
@@ -74,17 +74,9 @@ def main(run_dir: str | Path) -> None:
             heldout = load_heldout(run_dir, SAMPLES)
             if not is_main_process():
                 return
-            trainer.model.eval()
-            vocabulary = vocabulary_of(m["content"] for row in train for key in ("prompt", "completion")
-                                       for m in row[key])
-            report, warnings = health(trainer.model, tokenizer, run_dir, heldout, ["kto"], vocabulary)
-            summary["probe_logp"] = probe_logp(trainer.model, tokenizer)
-            if "ref" in trainer.model.peft_config:  # the reference must be exactly the parent version
-                trainer.model.set_adapter("ref")
-                summary["reference_probe_logp"] = probe_logp(trainer.model, tokenizer)
-                trainer.model.set_adapter("default")
-            summary.update(report)
-            summary["warnings"] = warnings
+            after_training(trainer.model, tokenizer, run_dir, summary, heldout, ["kto"],
+                           vocabulary_of(m["content"] for row in train for key in ("prompt", "completion")
+                                         for m in row[key]))
 
 
 if __name__ == "__main__":
