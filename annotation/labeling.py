@@ -70,6 +70,7 @@ class ItemView:
     remaining: int = 0
     prefill: dict = field(default_factory=dict)
     message: str = ""
+    why: str = ""  # admins: why the item sits where it does in an actively ordered queue
 
 
 def display_order(annotator: str, item: dict) -> list[str]:
@@ -167,7 +168,15 @@ class Labeling:
         saved = self.store.saved_draft(task["id"], item_id, user.name) if task["kind"] == "demonstration" else None
         view.draft = saved if saved is not None else item["draft_response"]
         view.prefill = prefill or {}
+        if user.role == "admin":
+            view.why = self._why(task["id"], item_id)
         return view
+
+    def _why(self, task_id: str, item_id: str) -> str:
+        found = self.store.item_priority(task_id, item_id)
+        if not found or found[2] is None:
+            return ""
+        return f"Queue position {found[0]}: {found[2]}"
 
     def _item(self, task: dict, item_id: str, user: User) -> dict:
         item = self.store.task_item(task["id"], item_id, user.name) if item_id else None

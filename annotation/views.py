@@ -9,7 +9,8 @@ from collections.abc import Callable
 
 import gradio as gr
 
-from annotation.labeling import FLAG_REASONS, KINDS, LETTERS, ItemView, Labeling, LabelingError, User
+from annotation.active import STRATEGIES, ActiveError, prioritize
+from annotation.labeling import FLAG_REASONS, KINDS, LETTERS, ItemView, Labeling, LabelingError, User, require
 from annotation.reports import agreement_markdown, progress_markdown
 
 UserOf = Callable[[gr.Request], User | None]
@@ -124,11 +125,12 @@ class LabelView:
             self.undo = gr.Button("Undo last (u)", elem_id="undo")
             self.edit = gr.Button("Edit last (p)", elem_id="edit")
         self.status = gr.Markdown(elem_id="label-status")
+        self.why = gr.Markdown(elem_id="item-priority")  # admins: the reason an active order put this item here
         self.item_id = gr.Textbox(visible=False, elem_id="item-id")
         self.client_id = gr.Textbox(visible=False, elem_id="client-id")
         self.outputs = [self.progress, self.guidelines, self.system, self.chat, self.demo_group, self.completion,
                         self.compare_group, *self.columns, *self.replies, *self.ratings, self.choice, self.order,
-                        self.thumb, self.rationale, self.status, self.item_id, self.client_id]
+                        self.thumb, self.rationale, self.why, self.status, self.item_id, self.client_id]
 
     def render(self, view: ItemView) -> list:
         has_item = view.item_id is not None
@@ -150,6 +152,7 @@ class LabelView:
             gr.update(value=view.prefill.get("order", ""), visible=compare and view.kind == "ranking"),
             gr.update(value=view.prefill.get("thumb"), visible=compare and view.kind == "feedback"),
             view.prefill.get("rationale", ""),
+            f"_Why here:_ {html.escape(view.why)}" if view.why else "",
             view.message, view.item_id or "", view.client_id,
         ]
 
@@ -245,6 +248,14 @@ class TasksView:
             self.refresh = gr.Button("Refresh", elem_id="admin-refresh")
         self.progress = gr.Markdown(elem_id="task-progress")
         self.agreement = gr.Markdown(elem_id="task-agreement")
+        with gr.Accordion("Queue order: label first where it is worth most", open=False):
+            with gr.Row():
+                self.order_by = gr.Dropdown([(f"{k}: {v}", k) for k, v in STRATEGIES.items()], value="margin",
+                                            label="Order open items by", elem_id="order-by", scale=2)
+                self.order_models = gr.Textbox(label="Reward model version (disagreement: A,B)",
+                                               elem_id="order-models")
+                self.reorder = gr.Button("Reorder queue", elem_id="reorder")
+            self.reordered = gr.Markdown(elem_id="reorder-status")
         with gr.Accordion("Adjudicate an item", open=False):
             with gr.Row():
                 self.item = gr.Textbox(label="Item id", elem_id="adjudicate-item")
@@ -261,7 +272,7 @@ class TasksView:
     def _admin(self, request: gr.Request, fn):
         try:
             return fn(self.user_of(request))
-        except LabelingError as exc:
+        except (LabelingError, ActiveError) as exc:
             raise gr.Error(str(exc)) from None
 
     def overview(self, user: User, task_id: str) -> tuple[str, str]:
@@ -298,6 +309,21 @@ class TasksView:
         self.task.change(overview, inputs=self.task, outputs=[self.progress, self.agreement],
                          api_name="task_overview")
         self.refresh.click(overview, inputs=self.task, outputs=[self.progress, self.agreement], api_name=False)
+
+        def reorder(task, by, models, request: gr.Request):
+            def go(user):
+                require(user, "admin")
+                done = prioritize(lab.store, task or "", by, split(models))
+                if by == "task-order":
+                    return f"**{done['task']}** is back in the order it was made with."
+                lines = [f"**{done['task']}**: {done['prioritized']} of {done['open_items']} open items ordered by "
+                         f"{by}. First in the queue:"]
+                lines += [f"- `{h['item']}`: {html.escape(h['reason'])}" for h in done["head"]]
+                return "\n".join(lines)
+            return self._admin(request, go)
+
+        self.reorder.click(reorder, inputs=[self.task, self.order_by, self.order_models], outputs=self.reordered,
+                           api_name="reorder_queue")
 
         def show(task, item_id, request: gr.Request):
             def go(user):

@@ -343,6 +343,8 @@ def cmd_tasks(args: argparse.Namespace) -> int:
             return 0
         if store.task(args.name) is None:
             raise LabelingError(f"no task named {args.name!r}: see `workbench tasks list`")
+        if args.action == "prioritize":
+            return _prioritize(store, args)
         result = (labeling.progress(cli_admin, args.name) if args.action == "progress"
                   else labeling.agreement(cli_admin, args.name))
         if args.json:
@@ -355,6 +357,25 @@ def cmd_tasks(args: argparse.Namespace) -> int:
             from annotation.reports import agreement_markdown
 
             print(agreement_markdown(result))
+    return 0
+
+
+def _prioritize(store, args: argparse.Namespace) -> int:
+    from annotation.active import ActiveError, prioritize
+
+    if not args.by:
+        raise ActiveError("give the order: --by margin, disagreement, variance or task-order")
+    models = [m.strip() for m in (args.reward_model or "").split(",") if m.strip()]
+    done = prioritize(store, args.name, args.by, models)
+    if args.json:
+        print(json.dumps(done, indent=2))
+    elif args.by == "task-order":
+        print(f"task {done['task']}: back in the order it was made with")
+    else:
+        print(f"task {done['task']}: {done['prioritized']} of {done['open_items']} open items ordered by {args.by}"
+              + (f" ({', '.join(models)})" if models else "") + "; first in the queue:")
+        for head in done["head"]:
+            print(f"  {head['item']}\t{head['reason']}")
     return 0
 
 
@@ -542,7 +563,8 @@ def make_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_users)
 
     p = sub.add_parser("tasks", help="labeling tasks: add, list, progress, agreement")
-    p.add_argument("action", choices=["add", "list", "progress", "agreement"])
+    p.add_argument("action", choices=["add", "list", "progress", "agreement", "prioritize"],
+                   help="prioritize: reorder the task's open items so the ones worth labeling come first")
     p.add_argument("name", nargs="?")
     p.add_argument("-p", "--project", help=project_help)
     p.add_argument("--kind", choices=["demonstration", "pairwise", "ranking", "review", "feedback"],
@@ -557,7 +579,11 @@ def make_parser() -> argparse.ArgumentParser:
                                                       "review: pairs per prompt (default 1); feedback: responses "
                                                       "judged per prompt, model replies first (default 1)")
     p.add_argument("--guidelines", help="guidelines text, or a Markdown file with them")
-    p.add_argument("--json", action="store_true", help="progress or agreement as JSON")
+    p.add_argument("--by", choices=["margin", "disagreement", "variance", "task-order"],
+                   help="prioritize: margin (smallest reward-model margin first), disagreement (two reward models "
+                        "disagree most first), variance (responses vary most first), task-order (undo)")
+    p.add_argument("--reward-model", help="prioritize: the reward model version (disagreement: two, A,B)")
+    p.add_argument("--json", action="store_true", help="progress, agreement or prioritize as JSON")
     p.set_defaults(func=cmd_tasks)
 
     p = sub.add_parser("leaderboard", help="model versions ranked from blind A/B votes (win rates, Bradley-Terry)")
@@ -615,6 +641,7 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from annotation.active import ActiveError
     from annotation.labeling import LabelingError
     from workbench.app import ServeError
     from workbench.argilla_io import ArgillaFormatError
@@ -632,7 +659,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return handler(args)
     except (ProjectError, StoreError, ImportError_, ExportError, ServeError, RunError, VersionError, AuthError,
-            LabelingError, GenerationError, ArgillaFormatError) as exc:
+            LabelingError, GenerationError, ArgillaFormatError, ActiveError) as exc:
         print(f"workbench {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

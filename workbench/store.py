@@ -194,6 +194,16 @@ MIGRATIONS: list[list[str]] = [
         "DROP TABLE tasks",
         "ALTER TABLE tasks_v5 RENAME TO tasks",
     ],
+    # 6: active selection. An admin may reorder a task's open items by where a label is worth most (a small
+    # reward margin, two reward models disagreeing, responses that vary); `priority` and `priority_reason`
+    # say why an item sits where it does, `first_position` keeps the order the task was made with (to go
+    # back to), and tasks.queue_order records how the queue was last ordered.
+    [
+        "ALTER TABLE task_items ADD COLUMN priority DOUBLE",
+        "ALTER TABLE task_items ADD COLUMN priority_reason VARCHAR",
+        "ALTER TABLE task_items ADD COLUMN first_position INTEGER",
+        "ALTER TABLE tasks ADD COLUMN queue_order JSON",
+    ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 # Label kinds that count as an annotator's answer to an item (a 'retraction' only hides what it supersedes).
@@ -712,6 +722,74 @@ class Store:
                 "responses": [{"id": rid, "text": texts[rid]} for rid in response_ids if rid in texts],
                 "draft": saved if saved is not None else texts.get(draft_response_id, ""),
                 "saved_draft": saved is not None}
+
+    # ---------------------------------------------------------------- queue order (active selection)
+    def open_items_for_scoring(self, task_id: str) -> list[dict]:
+        """The task's items that still need answers, with their prompt (as chat messages) and responses in
+        the item's order: what a reward model scores to decide which to label first."""
+        rows = self.cursor().execute(
+            """WITH open AS (SELECT i.id, i.position, i.prompt_id, i.response_ids FROM task_items i
+                             WHERE i.task_id = ? AND i.answers < (SELECT overlap FROM tasks WHERE id = ?)),
+            p AS (SELECT id, any_value(system) AS system, any_value(messages) AS messages FROM prompts
+                  WHERE id IN (SELECT prompt_id FROM open) GROUP BY id),
+            r AS (SELECT id, any_value(text) AS text FROM responses
+                  WHERE prompt_id IN (SELECT prompt_id FROM open) GROUP BY id),
+            texts AS (SELECT open.id, list(r.text ORDER BY list_position(open.response_ids, r.id)) AS texts
+                      FROM open JOIN r ON list_contains(open.response_ids, r.id) GROUP BY open.id)
+            SELECT open.id, open.prompt_id, p.system, p.messages, open.response_ids, coalesce(texts.texts, [])
+            FROM open JOIN p ON p.id = open.prompt_id LEFT JOIN texts ON texts.id = open.id
+            ORDER BY open.position""", [task_id, task_id]).fetchall()
+        out = []
+        for item_id, prompt_id, system, messages, response_ids, texts in rows:
+            chat = ([{"role": "system", "content": system}] if system else []) + [
+                {"role": m["role"], "content": m["content"]} for m in messages]
+            out.append({"id": item_id, "prompt_id": prompt_id, "prompt": chat, "response_ids": list(response_ids),
+                        "responses": [t for t in texts if t is not None]})
+        return out
+
+    def set_queue_order(self, task_id: str, priorities: dict[str, tuple[float, str]], how: dict) -> int:
+        """Reorder a task's queue in one transaction: items with enough answers first (as they were), then
+        open items by `priorities` (item id -> (priority, reason), highest first), then open items without one
+        in their old order. Returns how many items got a priority. An empty `priorities` with how["by"] ==
+        "task order" puts the task back in the order it was made with."""
+        ids = list(priorities)
+        with self._label_lock, self.transaction() as con:
+            con.execute("UPDATE task_items SET first_position = coalesce(first_position, position), priority = NULL, "
+                        "priority_reason = NULL WHERE task_id = ?", [task_id])
+            if ids:
+                con.execute(
+                    """UPDATE task_items SET priority = s.p, priority_reason = s.reason
+                       FROM (SELECT unnest(?::VARCHAR[]) AS id, unnest(?::DOUBLE[]) AS p,
+                                    unnest(?::VARCHAR[]) AS reason) s
+                       WHERE task_items.task_id = ? AND task_items.id = s.id""",
+                    [ids, [priorities[i][0] for i in ids], [priorities[i][1] for i in ids], task_id])
+            reset = how.get("by") == "task order"
+            con.execute(
+                f"""UPDATE task_items SET position = o.pos
+                   FROM (SELECT id, row_number() OVER (ORDER BY
+                             {"first_position" if reset else
+                              "answers >= (SELECT overlap FROM tasks WHERE id = ?) DESC, priority IS NULL, "
+                              "priority DESC, position"}) AS pos
+                         FROM task_items WHERE task_id = ?) o
+                   WHERE task_items.task_id = ? AND task_items.id = o.id""",
+                ([] if reset else [task_id]) + [task_id, task_id])
+            con.execute("UPDATE tasks SET queue_order = ? WHERE id = ?",
+                        [None if reset else json.dumps(how | {"prioritized": len(ids)}), task_id])
+            # the in-memory queue head and the annotators' draft positions follow the old order: read them again
+            self._windows.pop(task_id, None)
+            for key in [k for k in self._annotators if k[0] == task_id]:
+                del self._annotators[key]
+        return len(ids)
+
+    def queue_order(self, task_id: str) -> dict | None:
+        """How the task's queue was last ordered (None: in the order it was made)."""
+        row = self.cursor().execute("SELECT queue_order FROM tasks WHERE id = ?", [task_id]).fetchone()
+        return json.loads(row[0]) if row and row[0] else None
+
+    def item_priority(self, task_id: str, item_id: str) -> tuple[int, float | None, str | None] | None:
+        """(position in the queue, priority, reason) of one item, for admins."""
+        return self.cursor().execute("SELECT position, priority, priority_reason FROM task_items "
+                                     "WHERE task_id = ? AND id = ?", [task_id, item_id]).fetchone()
 
     def items_content(self, task_id: str, item_id: str, window: int) -> dict[str, dict]:
         """Prompt, responses and draft response of an item and the `window` items after it in task order.
