@@ -36,19 +36,31 @@ class ActiveError(Exception):
     """A prioritization that cannot run; the message says why and what to do."""
 
 
-def _letter(i: int) -> str:
-    return "ABCDE"[i] if i < 5 else str(i + 1)
+def _letters(n: int) -> list[str]:
+    return [chr(ord("A") + i) for i in range(n)]
 
 
-def margin_priority(scores: list[float], model: str, center: float = 0.0) -> tuple[float, str]:
+def _snippets(responses: list[str], words: int = 6) -> list[str]:
+    """Name responses by their opening words: annotators (admins too) see them under letters shuffled per
+    person, so a stored "A" would point at the wrong one."""
+    out = []
+    for text in responses:
+        head = text.split()
+        out.append('"' + " ".join(head[:words]) + ("..." if len(head) > words else "") + '"')
+    return out
+
+
+def margin_priority(scores: list[float], model: str, center: float = 0.0,
+                    names: list[str] | None = None) -> tuple[float, str]:
     """The smallest score gap between any two of the item's responses: the pair the model is least sure of.
     A single response (feedback) is scored by its distance from `center` (a reward model's scores have no
     fixed zero, so callers pass the median score of the task's responses)."""
     if len(scores) == 1:
         gap = abs(scores[0] - center)
         return -gap, f"{model} scores the response {gap:.3f} from the task's median: close to undecided"
+    names = names or _letters(len(scores))
     gap, i, j = min((abs(scores[i] - scores[j]), i, j) for i, j in combinations(range(len(scores)), 2))
-    return -gap, f"{model} margin {gap:.3f} between {_letter(i)} and {_letter(j)}"
+    return -gap, f"{model} margin {gap:.3f} between {names[i]} and {names[j]}"
 
 
 def _p_first(scores: list[float], i: int, j: int) -> float:
@@ -56,13 +68,15 @@ def _p_first(scores: list[float], i: int, j: int) -> float:
     return 1.0 / (1.0 + math.exp(-(scores[i] - scores[j])))
 
 
-def disagreement_priority(a: list[float], b: list[float], models: tuple[str, str]) -> tuple[float, str]:
+def disagreement_priority(a: list[float], b: list[float], models: tuple[str, str],
+                          names: list[str] | None = None) -> tuple[float, str]:
     """The largest gap between two reward models' win probabilities over the item's pairs."""
     if len(a) == 1:
         pa, pb = 1 / (1 + math.exp(-a[0])), 1 / (1 + math.exp(-b[0]))
         return abs(pa - pb), f"{models[0]} says good with p={pa:.2f}, {models[1]} p={pb:.2f}"
+    names = names or _letters(len(a))
     gap, i, j = max((abs(_p_first(a, i, j) - _p_first(b, i, j)), i, j) for i, j in combinations(range(len(a)), 2))
-    return gap, (f"{models[0]} gives {_letter(i)} over {_letter(j)} p={_p_first(a, i, j):.2f}, "
+    return gap, (f"{models[0]} gives {names[i]} over {names[j]} p={_p_first(a, i, j):.2f}, "
                  f"{models[1]} p={_p_first(b, i, j):.2f}")
 
 
@@ -121,12 +135,13 @@ def priorities(items: list[dict], by: str, scorers: dict[str, Scorer]) -> dict[s
         if not item["responses"]:
             continue
         if by == "margin":
-            out[item["id"]] = margin_priority(scored[names[0]][k], names[0], medians[names[0]])
+            out[item["id"]] = margin_priority(scored[names[0]][k], names[0], medians[names[0]],
+                                              _snippets(item["responses"]))
         elif by == "disagreement":
             a, b = scored[names[0]][k], scored[names[1]][k]
             if len(a) == 1:
                 a, b = [a[0] - medians[names[0]]], [b[0] - medians[names[1]]]
-            out[item["id"]] = disagreement_priority(a, b, (names[0], names[1]))
+            out[item["id"]] = disagreement_priority(a, b, (names[0], names[1]), _snippets(item["responses"]))
         elif names:
             out[item["id"]] = variance_priority(scored[names[0]][k], names[0])
         else:

@@ -5,6 +5,7 @@ so a second writer gets the clear message."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -251,6 +252,19 @@ def test_annotator_labels_in_chromium_with_the_keyboard(server):
         admin.get_by_role("option", name="compare (pairwise)").click()
         expect(admin.locator("#task-progress")).to_contain_text("1 of 600 answers")
         admin.screenshot(path=str(ARTIFACTS / "tasks.png"), full_page=True)
+        # active selection: order the open pairs by how different their replies are, then see why in Label
+        admin.get_by_text("Queue order: label first").click()
+        admin.locator("#order-by input").click()
+        admin.get_by_role("option", name=re.compile("^variance")).click()
+        admin.locator("#reorder").click()
+        expect(admin.locator("#reorder-status")).to_contain_text("ordered by variance", timeout=30_000)
+        admin.get_by_role("tab", name="Label").click()
+        admin.locator("#task input").click()
+        admin.get_by_role("option", name="compare (pairwise)").click()
+        expect(admin.locator("#item-priority")).to_contain_text("Queue position", timeout=15_000)
+        expect(admin.locator("#item-priority")).to_contain_text("responses share")
+        expect(page.locator("#item-priority")).not_to_contain_text("Queue position")  # annotators never see it
+        admin.get_by_role("tab", name="Tasks").click()
         admin.get_by_role("tab", name="Project").click()
         admin.wait_for_selector("#stats table", timeout=30_000)
         assert "920" in admin.inner_text("#stats")
