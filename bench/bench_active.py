@@ -7,10 +7,11 @@ are made over the pool, one per arm. A scripted annotator answers each served it
 winner, through `Labeling.open_next`/`submit` as the Label tab does.
 
   1. Both arms label the same random seed items first; a reward model (rm-seed) trains on them.
-  2. Active arm: `prioritize(..., by="margin", reward_models=[rm-seed])`, then label the next BUDGET items the
-     queue serves. Random arm: a random queue order, then the next BUDGET items.
-  3. A reward model trains from scratch on each arm's labels (seed + BUDGET, the same settings); both are
-     scored on the held-out pairs (pairwise accuracy, mean margin).
+  2. Active arm: `prioritize(..., by="margin", reward_models=[newest])`, then label the next BUDGET/ROUNDS
+     items the queue serves. Random arm: a random queue order, then the next BUDGET/ROUNDS items.
+  3. After each round a reward model trains from scratch on each arm's labels so far (the same settings) and
+     is scored on the held-out pairs (pairwise accuracy, mean margin); the active arm's newest one orders
+     the next round.
 
 Repeated over several seeds (the split, the seed items, the random order and the training seed change).
 
@@ -130,18 +131,23 @@ def one_seed(seed: int, args, folder: Path) -> dict:
         rm_seed = train_reward(project, store, "active", settings, seed)
         out["seed"] = held_out(store, rm_seed, test)
         out["train_s"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        done = prioritize(store, "active", "margin", [rm_seed])
-        out["prioritize_s"] = time.perf_counter() - t0
-        out["prioritized"] = done["prioritized"]
         ids = [i["id"] for i in store.open_items_for_scoring(tasks["random"]["id"])]
         store.set_queue_order(tasks["random"]["id"], {i: (rng.random(), "random") for i in ids}, {"by": "random"})
-        picked = {}
-        for arm, task in tasks.items():
-            answer(labeling, User(arm, "annotator"), task["id"], winners, args.budget, arm)
-            picked[arm] = _picked_hardness(store, task["id"], arm, pool)
-            out[arm] = held_out(store, train_reward(project, store, arm, settings, seed), test)
-        out["picked"] = picked
+        latest = {"active": rm_seed}
+        out["curve"] = {"active": [], "random": []}
+        step = args.budget // args.rounds
+        for k in range(args.rounds):  # batch-mode active learning: reorder by the newest reward model each round
+            t0 = time.perf_counter()
+            done = prioritize(store, "active", "margin", [latest["active"]])
+            out["prioritize_s"] = time.perf_counter() - t0
+            out["prioritized"] = done["prioritized"]
+            for arm, task in tasks.items():
+                answer(labeling, User(arm, "annotator"), task["id"], winners, step, f"{arm}-{k}")
+                latest[arm] = train_reward(project, store, arm, settings, seed)
+                out["curve"][arm].append(held_out(store, latest[arm], test)["pairwise_accuracy"])
+        out["picked"] = {arm: _picked_hardness(store, task["id"], arm, pool) for arm, task in tasks.items()}
+        for arm in tasks:
+            out[arm] = held_out(store, latest[arm], test)
     return out
 
 
@@ -155,11 +161,16 @@ def _picked_hardness(store, task_id: str, annotator: str, pool: list[dict]) -> f
     return len(hard) / max(len(loser), 1)
 
 
+def _fmt(values: list[float]) -> str:
+    return " ".join(f"{v:.3f}" for v in values)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--seed-labels", type=int, default=20)
     parser.add_argument("--budget", type=int, default=40, help="labels per arm after the seed")
+    parser.add_argument("--rounds", type=int, default=2, help="reorder by the newest reward model this many times")
     parser.add_argument("--test-prompts", type=int, default=100)
     parser.add_argument("--epochs", type=float, default=4)
     parser.add_argument("--lr", type=float, default=1e-3)
@@ -177,7 +188,8 @@ def main() -> None:
                   f"({args.seed_labels + args.budget} labels each); mean margin active "
                   f"{r['active']['mean_margin']:.3f}, random {r['random']['mean_margin']:.3f}; hard pairs labeled "
                   f"active {r['picked']['active']:.0%}, random {r['picked']['random']:.0%}; prioritize "
-                  f"{r['prioritized']} items in {r['prioritize_s']:.1f} s (a reward run {r['train_s']:.0f} s)",
+                  f"{r['prioritized']} items in {r['prioritize_s']:.1f} s (a reward run {r['train_s']:.0f} s); accuracy "
+                  f"after each round active {_fmt(r['curve']['active'])}, random {_fmt(r['curve']['random'])}",
                   flush=True)
     act = [r["active"]["pairwise_accuracy"] for r in results]
     rnd = [r["random"]["pairwise_accuracy"] for r in results]

@@ -4,6 +4,8 @@ requests refused with the store unchanged, and the CLI ordering a real task with
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from annotation.active import (
@@ -162,3 +164,14 @@ def test_the_cli_orders_a_task_by_a_trained_reward_models_margin(project, capsys
     assert len(margins) > 5 and margins == sorted(margins)  # the queue starts where the model is least sure
     assert [p[0] for p in priorities] == list(range(1, len(items) + 1))
     assert all(p[2].startswith("reward-1 margin ") for p in priorities)
+
+    # a committee of two: the LoRA reward model and one trained with every weight (--full, a whole model folder)
+    assert main(["train", "reward", root, "--full", "--max-steps", "4", "--batch-size", "4", "--max-length", "128",
+                 "--seed", "7"]) == 0
+    capsys.readouterr()
+    assert main(["tasks", "prioritize", "compare", "-p", root, "--by", "disagreement",
+                 "--reward-model", "reward-1,reward-2", "--json"]) == 0
+    done = json.loads(capsys.readouterr().out)
+    assert done["prioritized"] == len(items) and done["reward_models"] == ["reward-1", "reward-2"]
+    gaps = [h["priority"] for h in done["head"]]
+    assert gaps == sorted(gaps, reverse=True) and 0 < gaps[0] <= 1  # win-probability gaps, widest first

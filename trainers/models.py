@@ -160,14 +160,19 @@ def load_reward_model(base_model: str, adapter: Adapter, tokenizer):
 
 
 def load_reward_version(base_model: str, adapter_dir: str):
-    """A trained reward model version, for scoring."""
+    """A trained reward model version, ready to score: the base with the version's LoRA merged in, or, for a
+    `--full` version (its folder is a whole model, no adapter_config.json), that model."""
     from peft import PeftModel
     from transformers import AutoModelForSequenceClassification
 
     tokenizer = load_tokenizer(base_model)
+    if not (Path(adapter_dir) / "adapter_config.json").is_file():
+        model = AutoModelForSequenceClassification.from_pretrained(adapter_dir, num_labels=1)
+        model.config.pad_token_id = tokenizer.pad_token_id
+        return model.eval(), tokenizer
     model = AutoModelForSequenceClassification.from_pretrained(base_model, num_labels=1)
     model.config.pad_token_id = tokenizer.pad_token_id
-    return PeftModel.from_pretrained(model, adapter_dir).eval(), tokenizer
+    return PeftModel.from_pretrained(model, adapter_dir).merge_and_unload().eval(), tokenizer
 
 
 def reward_scores(model, tokenizer, prompts: list[list[dict]], replies: list[str]) -> list[float]:

@@ -56,8 +56,7 @@ def reward_gate(run: dict, run_dir: Path, reward_model, reward_tokenizer) -> dic
 
 
 def rl_start(run: dict, run_dir: Path) -> RLStart:
-    reward_peft, reward_tokenizer = load_reward_version(run["reward_base_model"], run["reward_adapter"])
-    reward_model = reward_peft.merge_and_unload().eval()
+    reward_model, reward_tokenizer = load_reward_version(run["reward_base_model"], run["reward_adapter"])
     gate = reward_gate(run, run_dir, reward_model, reward_tokenizer)
     pairs, _ = load_snapshot(run_dir)
     prompts = list({json.dumps(list(p)): list(p) for p in pairs["prompt"]}.values())
