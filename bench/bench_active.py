@@ -15,7 +15,7 @@ winner, through `Labeling.open_next`/`submit` as the Label tab does.
 
 Repeated over several seeds (the split, the seed items, the random order and the training seed change).
 
-    .venv/bin/python bench/bench_active.py                     # 3 seeds, ~10 minutes on 2 CPU cores
+    .venv/bin/python bench/bench_active.py                     # 3 seeds, 3 rounds of 20 labels, ~5 minutes
     .venv/bin/python bench/bench_active.py --seeds 1 --budget 20
 
 Every step goes through the product's own paths. Results go in BENCHMARKS.md by hand.
@@ -38,9 +38,10 @@ sys.path.insert(0, str(ROOT))
 DATA = ROOT / "data" / "loki"
 
 
-def split(seed: int, test_prompts: int) -> tuple[list[dict], list[dict]]:
-    """One pair per prompt for the pool (the first seen); every pair of a test prompt for the test set."""
-    rows = [json.loads(line) for line in (DATA / "preferences.jsonl").read_text().splitlines()]
+def split(path: Path, seed: int, test_prompts: int) -> tuple[list[dict], list[dict]]:
+    """One pair per prompt for the pool (the first seen); every pair of a test prompt for the test set. The
+    file holds TRL conversational preference rows (prompt, chosen, rejected as message lists)."""
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     prompts = sorted({r["prompt"][-1]["content"] for r in rows})
     random.Random(seed).shuffle(prompts)
     test = set(prompts[:test_prompts])
@@ -96,7 +97,12 @@ def held_out(store, version: str, test: list[dict]) -> dict:
 
     v = store.model_version(version)
     model, _ = load_reward_version(v["base_model"], v["path"])
-    return pairwise(model, load_tokenizer(v["base_model"]), test)
+    tokenizer = load_tokenizer(v["base_model"])
+    # 91% of the demo's pairs have the longer reply chosen: a model that learned length alone gets those right.
+    # The rest are the pairs only the content decides (a polite reply with the wrong policy beats a short one).
+    counter = [r for r in test if len(r["chosen"][0]["content"]) <= len(r["rejected"][0]["content"])]
+    return pairwise(model, tokenizer, test) | {"counter_length": pairwise(model, tokenizer, counter)["pairwise_accuracy"],
+                                               "counter_pairs": len(counter)}
 
 
 def one_seed(seed: int, args, folder: Path) -> dict:
@@ -108,7 +114,7 @@ def one_seed(seed: int, args, folder: Path) -> dict:
     from workbench.projects import init_project
     from workbench.store import Store
 
-    pool, test = split(seed, args.test_prompts)
+    pool, test = split(Path(args.data), seed, args.test_prompts)
     winners = {r["chosen"][0]["content"] for r in pool}
     project = init_project(folder / f"active-{seed}", corpus=demo_corpus(DATA) + default_corpus(), name="active")
     settings = {"adapter": {"full": args.full}, "trl": {"num_train_epochs": args.epochs, "learning_rate": args.lr,
@@ -144,7 +150,9 @@ def one_seed(seed: int, args, folder: Path) -> dict:
             for arm, task in tasks.items():
                 answer(labeling, User(arm, "annotator"), task["id"], winners, step, f"{arm}-{k}")
                 latest[arm] = train_reward(project, store, arm, settings, seed)
-                out["curve"][arm].append(held_out(store, latest[arm], test)["pairwise_accuracy"])
+                scored = held_out(store, latest[arm], test)
+                out["curve"][arm].append(scored["pairwise_accuracy"])
+                out.setdefault("counter", {}).setdefault(arm, []).append(scored["counter_length"])
         out["picked"] = {arm: _picked_hardness(store, task["id"], arm, pool) for arm, task in tasks.items()}
         for arm in tasks:
             out[arm] = held_out(store, latest[arm], test)
@@ -167,10 +175,12 @@ def _fmt(values: list[float]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
+    parser.add_argument("--data", default=str(DATA / "preferences.jsonl"),
+                        help="TRL conversational preference rows (JSON lines); the demo's by default")
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--seed-labels", type=int, default=20)
-    parser.add_argument("--budget", type=int, default=40, help="labels per arm after the seed")
-    parser.add_argument("--rounds", type=int, default=2, help="reorder by the newest reward model this many times")
+    parser.add_argument("--seed-labels", type=int, default=10)
+    parser.add_argument("--budget", type=int, default=60, help="labels per arm after the seed")
+    parser.add_argument("--rounds", type=int, default=3, help="reorder by the newest reward model this many times")
     parser.add_argument("--test-prompts", type=int, default=100)
     parser.add_argument("--epochs", type=float, default=4)
     parser.add_argument("--lr", type=float, default=1e-3)
@@ -189,11 +199,18 @@ def main() -> None:
                   f"{r['active']['mean_margin']:.3f}, random {r['random']['mean_margin']:.3f}; hard pairs labeled "
                   f"active {r['picked']['active']:.0%}, random {r['picked']['random']:.0%}; prioritize "
                   f"{r['prioritized']} items in {r['prioritize_s']:.1f} s (a reward run {r['train_s']:.0f} s); accuracy "
-                  f"after each round active {_fmt(r['curve']['active'])}, random {_fmt(r['curve']['random'])}",
+                  f"after each round active {_fmt(r['curve']['active'])}, random {_fmt(r['curve']['random'])}; on the "
+                  f"{r['seed']['counter_pairs']} pairs whose chosen reply is not the longer: rm-seed "
+                  f"{r['seed']['counter_length']:.3f}, active {_fmt(r['counter']['active'])}, random "
+                  f"{_fmt(r['counter']['random'])}",
                   flush=True)
     act = [r["active"]["pairwise_accuracy"] for r in results]
     rnd = [r["random"]["pairwise_accuracy"] for r in results]
     wins = sum(a > b for a, b in zip(act, rnd, strict=True))
+    cact = [r["counter"]["active"][-1] for r in results]
+    crnd = [r["counter"]["random"][-1] for r in results]
+    print(f"mean accuracy on pairs whose chosen reply is not the longer: active {statistics.mean(cact):.3f}, "
+          f"random {statistics.mean(crnd):.3f}")
     print(f"mean held-out accuracy active {statistics.mean(act):.3f}, random {statistics.mean(rnd):.3f}, "
           f"ratio {statistics.mean(act) / statistics.mean(rnd):.3f}; active better in {wins} of {len(act)} seeds")
     print(f"whole run {time.perf_counter() - started:.0f} s")
