@@ -3,12 +3,13 @@
 Annotators' time is the scarce thing. A reward model that already ranks a pair with a wide margin learns
 little from a human saying the same; a pair it can hardly tell apart (uncertainty sampling), a pair two
 reward models disagree on (query by committee), or a prompt whose responses spread widely is where a label
-moves it. The scores come from reward model versions the project trained (`workbench train reward`); the
-order is written by the store (`Store.set_queue_order`) and the queue serves items in that order.
+moves it. The scores come from model versions the project trained: a reward model's score, or a policy's
+own preference (mean log-prob per token of each reply), so two policy versions (SFT and DPO) can disagree
+too. The order is written by the store (`Store.set_queue_order`) and the queue serves items in it.
 
-    workbench tasks prioritize NAME --by margin --reward-model rm-v1
-    workbench tasks prioritize NAME --by disagreement --reward-model rm-v1,rm-v2
-    workbench tasks prioritize NAME --by variance [--reward-model rm-v1]
+    workbench tasks prioritize NAME --by margin --model reward-1
+    workbench tasks prioritize NAME --by disagreement --model sft-1,dpo-2    (or two reward models)
+    workbench tasks prioritize NAME --by variance [--model reward-1]
     workbench tasks prioritize NAME --by task-order
 
 Every strategy returns (priority, reason) per item: higher priority is labeled first, and the reason is
@@ -24,8 +25,8 @@ from itertools import combinations
 from workbench.store import Store
 
 STRATEGIES = {
-    "margin": "pairs the reward model can hardly tell apart first (smallest score margin)",
-    "disagreement": "pairs two reward models disagree on most first (query by committee)",
+    "margin": "pairs the model can hardly tell apart first (smallest score margin)",
+    "disagreement": "pairs two model versions disagree on most first (query by committee)",
     "variance": "prompts whose responses vary most first (reward spread, or word overlap without a model)",
     "task-order": "back to the order the task was made with",
 }
@@ -103,16 +104,24 @@ def lexical_variance_priority(responses: list[str]) -> tuple[float, str]:
 Scorer = Callable[[list[list[dict]], list[str]], list[float]]
 
 
-def reward_scorer(store: Store, version_name: str) -> Scorer:
-    """Score (prompt, reply) pairs with a trained reward model version of the project."""
+def version_scorer(store: Store, version_name: str) -> Scorer:
+    """Score (prompt, reply) pairs with a model version of the project: a reward model's score, or for a policy
+    version (SFT, DPO, KTO, PPO...) the reply's mean log-prob per token, the policy's own preference."""
     version = store.model_version(version_name)
-    if version is None or version["stage"] != "reward":
-        raise ActiveError(f"--reward-model {version_name}: no reward model version of that name "
-                          f"(train one with `workbench train reward`)")
-    from trainers.models import load_reward_version, reward_scores
+    if version is None:
+        raise ActiveError(f"--model {version_name}: no model version of that name (see `workbench stats`)")
+    if version["stage"] == "reward":
+        from trainers.models import load_reward_version, reward_scores
 
-    model, tokenizer = load_reward_version(version["base_model"], version["path"])
-    return lambda prompts, replies: reward_scores(model, tokenizer, prompts, replies)
+        model, tokenizer = load_reward_version(version["base_model"], version["path"])
+        return lambda prompts, replies: reward_scores(model, tokenizer, prompts, replies)
+    from trainers.evaluation import sequence_logps
+    from trainers.generation import load_for_generation
+    from workbench.generate import how_to_load
+
+    spec = how_to_load(version)
+    model, tokenizer = load_for_generation(spec["base_model"], spec["adapter"], spec["stacked_on"])
+    return lambda prompts, replies: sequence_logps(model, tokenizer, prompts, replies, per_token=True)
 
 
 def _score_items(items: list[dict], scorer: Scorer) -> list[list[float]]:
@@ -150,7 +159,7 @@ def priorities(items: list[dict], by: str, scorers: dict[str, Scorer]) -> dict[s
 
 
 def prioritize(store: Store, task_name: str, by: str, reward_models: list[str],
-               scorer_for: Callable[[Store, str], Scorer] = reward_scorer) -> dict:
+               scorer_for: Callable[[Store, str], Scorer] = version_scorer) -> dict:
     """Reorder a task's queue by `by`; returns what was done and the first items with their reasons."""
     task = store.task(task_name)
     if task is None:
@@ -165,12 +174,12 @@ def prioritize(store: Store, task_name: str, by: str, reward_models: list[str],
                           f"({', '.join(KINDS)}) can be ordered by {by}")
     wanted = {"margin": 1, "disagreement": 2}.get(by, 0)
     if by == "variance" and len(reward_models) > 1:
-        raise ActiveError("--by variance uses at most one --reward-model (none: word overlap)")
+        raise ActiveError("--by variance uses at most one --model (none: word overlap)")
     if wanted and len(reward_models) != wanted:
-        raise ActiveError(f"--by {by} needs {'one reward model' if wanted == 1 else 'two reward models'}: "
-                          f"--reward-model {'VERSION' if wanted == 1 else 'A,B'}")
+        raise ActiveError(f"--by {by} needs {'one model version' if wanted == 1 else 'two model versions'}: "
+                          f"--model {'VERSION' if wanted == 1 else 'A,B'}")
     if len(set(reward_models)) != len(reward_models):
-        raise ActiveError("--by disagreement compares two different reward models")
+        raise ActiveError("--by disagreement compares two different model versions")
     scorers = {name: scorer_for(store, name) for name in reward_models}  # unknown versions fail before scoring
     items = store.open_items_for_scoring(task["id"])
     ranked = priorities(items, by, scorers)

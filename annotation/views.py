@@ -252,7 +252,7 @@ class TasksView:
             with gr.Row():
                 self.order_by = gr.Dropdown([(f"{k}: {v}", k) for k, v in STRATEGIES.items()], value="margin",
                                             label="Order open items by", elem_id="order-by", scale=2)
-                self.order_models = gr.Textbox(label="Reward model version (disagreement: A,B)",
+                self.order_models = gr.Textbox(label="Model version: reward model or policy (disagreement: A,B)",
                                                elem_id="order-models")
                 self.reorder = gr.Button("Reorder queue", elem_id="reorder")
             self.reordered = gr.Markdown(elem_id="reorder-status")

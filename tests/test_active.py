@@ -123,13 +123,13 @@ def test_bad_requests_are_refused_and_leave_the_order_alone(store, load, tmp_pat
     dump = store.dump()
     cases = [
         (demo["name"], "margin", ["rm"], "demonstration task"),
-        (pairwise["name"], "margin", [], "needs one reward model"),
-        (pairwise["name"], "disagreement", ["rm"], "needs two reward models"),
-        (pairwise["name"], "disagreement", ["rm", "rm"], "two different reward models"),
+        (pairwise["name"], "margin", [], "needs one model version"),
+        (pairwise["name"], "disagreement", ["rm"], "needs two model versions"),
+        (pairwise["name"], "disagreement", ["rm", "rm"], "two different model versions"),
         (pairwise["name"], "variance", ["a", "b"], "at most one"),
         (pairwise["name"], "loudest", ["rm"], "unknown order"),
         ("nope", "margin", ["rm"], "no task named"),
-        (pairwise["name"], "margin", ["reward-9"], "no reward model version of that name"),
+        (pairwise["name"], "margin", ["reward-9"], "no model version of that name"),
     ]
     for name, by, models, message in cases:
         with pytest.raises(ActiveError, match=message):
@@ -148,7 +148,7 @@ def test_the_cli_orders_a_task_by_a_trained_reward_models_margin(project, capsys
     capsys.readouterr()
     assert main(["tasks", "prioritize", "compare", "-p", root, "--by", "disagreement",
                  "--reward-model", "reward-1"]) == 2
-    assert "two reward models" in capsys.readouterr().err
+    assert "two model versions" in capsys.readouterr().err
     assert main(["tasks", "prioritize", "compare", "-p", root, "--by", "margin", "--reward-model", "reward-1"]) == 0
     out = capsys.readouterr().out
     assert "open items ordered by margin (reward-1)" in out and "reward-1 margin" in out
@@ -175,3 +175,24 @@ def test_the_cli_orders_a_task_by_a_trained_reward_models_margin(project, capsys
     assert done["prioritized"] == len(items) and done["reward_models"] == ["reward-1", "reward-2"]
     gaps = [h["priority"] for h in done["head"]]
     assert gaps == sorted(gaps, reverse=True) and 0 < gaps[0] <= 1  # win-probability gaps, widest first
+
+    # two policy versions disagree too: each prefers the reply it finds likelier per token (SFT vs DPO over it)
+    assert main(["import", "-p", root, str(DEMO_DATA / "sft.jsonl")]) == 0
+    assert main(["train", "sft", root, "--max-steps", "4", "--batch-size", "4", "--max-length", "128"]) == 0
+    assert main(["train", "dpo", root, "--parent", "sft-1", "--max-steps", "2", "--batch-size", "2",
+                 "--max-length", "128"]) == 0
+    capsys.readouterr()
+    assert main(["tasks", "prioritize", "compare", "-p", root, "--by", "disagreement", "--model", "sft-1,dpo-1",
+                 "--json"]) == 0
+    done = json.loads(capsys.readouterr().out)
+    assert done["prioritized"] == len(items) and done["head"][0]["reason"].startswith("sft-1 gives")
+    assert "dpo-1 p=" in done["head"][0]["reason"]
+    with Store.open(project.store_path) as store:
+        sft = store.model_version("sft-1")
+    from trainers.evaluation import sequence_logps
+    from trainers.generation import load_for_generation
+
+    policy, tokenizer = load_for_generation(sft["base_model"], sft["path"])
+    per_token = sequence_logps(policy, tokenizer, [items[0]["prompt"]], [items[0]["responses"][0]], per_token=True)
+    summed = sequence_logps(policy, tokenizer, [items[0]["prompt"]], [items[0]["responses"][0]])
+    assert summed[0] < per_token[0] < 0  # a mean over the reply's tokens, not their sum

@@ -80,8 +80,9 @@ def probe_logp(model, tokenizer) -> float:
     return value
 
 
-def sequence_logps(model, tokenizer, prompts: list[list[dict]], replies: list[str]):
-    """Summed log-prob of each reply given its prompt, under `model` as it is now (adapter set)."""
+def sequence_logps(model, tokenizer, prompts: list[list[dict]], replies: list[str], per_token: bool = False):
+    """Summed log-prob of each reply given its prompt, under `model` as it is now (adapter set); per_token
+    divides by the reply's length in tokens, so a long reply is not less likely merely for being long."""
     import torch
 
     rows = []
@@ -92,7 +93,8 @@ def sequence_logps(model, tokenizer, prompts: list[list[dict]], replies: list[st
         with torch.no_grad():
             logits = model(ids).logits[0, :-1].float()
         logps = torch.log_softmax(logits, -1).gather(1, ids[0, 1:, None])[:, 0]
-        rows.append(logps[n_context - 1:].sum().item())
+        reply_logps = logps[n_context - 1:]
+        rows.append(reply_logps.mean().item() if per_token else reply_logps.sum().item())
     return rows
 
 

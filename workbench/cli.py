@@ -365,7 +365,7 @@ def _prioritize(store, args: argparse.Namespace) -> int:
 
     if not args.by:
         raise ActiveError("give the order: --by margin, disagreement, variance or task-order")
-    models = [m.strip() for m in (args.reward_model or "").split(",") if m.strip()]
+    models = [m.strip() for m in (args.model or "").split(",") if m.strip()]
     done = prioritize(store, args.name, args.by, models)
     if args.json:
         print(json.dumps(done, indent=2))
@@ -580,9 +580,11 @@ def make_parser() -> argparse.ArgumentParser:
                                                       "judged per prompt, model replies first (default 1)")
     p.add_argument("--guidelines", help="guidelines text, or a Markdown file with them")
     p.add_argument("--by", choices=["margin", "disagreement", "variance", "task-order"],
-                   help="prioritize: margin (smallest reward-model margin first), disagreement (two reward models "
-                        "disagree most first), variance (responses vary most first), task-order (undo)")
-    p.add_argument("--reward-model", help="prioritize: the reward model version (disagreement: two, A,B)")
+                   help="prioritize: margin (smallest margin first), disagreement (two model versions disagree "
+                        "most first), variance (responses vary most first), task-order (undo)")
+    p.add_argument("--model", "--reward-model", dest="model",
+                   help="prioritize: the model version that scores replies, a reward model or a policy "
+                        "(disagreement: two, A,B)")
     p.add_argument("--json", action="store_true", help="progress, agreement or prioritize as JSON")
     p.set_defaults(func=cmd_tasks)
 
