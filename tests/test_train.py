@@ -366,25 +366,32 @@ def test_rloo_is_the_maintained_alternative_with_the_same_reward_model(trained, 
 
 def test_the_reward_gate_refuses_a_random_reward_model_with_its_figure(trained, capsys):
     root = str(trained.root)
-    # learning rate 0: the score head stays at its random start, a reward model that knows nothing
+    # learning rate 0: the score head stays at its random start, a reward model that learned nothing. On the
+    # demo's pairs (the chosen reply is the longer in 91%) such a head can still rank most pairs right from
+    # length alone, so the gate is set above what it scores, and the message gives the length baseline.
     assert main(["train", "reward", root, *FAST, "--val-split", "0.2", "--set", "learning_rate=0"]) == 0
     capsys.readouterr()
     ppo = ["train", "ppo", root, "--parent", "sft-1", "--reward-model", "reward-1", "--set", "total_episodes=8",
            "--set", "response_length=8"]
-    assert main(ppo) == 1
+    assert main([*ppo, "--min-reward-accuracy", "1"]) == 1
     err = capsys.readouterr().err
     found = re.search(r"reward model reward-1 ranks (\d\.\d\d) of (\d+) held-out human pairs right, below the gate "
-                      r"of 0\.60: .* pass --min-reward-accuracy ([\d.]+) \(0 turns the check off\)", err)
+                      r"of 1\.00 \(preferring the longer reply alone ranks (\d\.\d\d)\): .* pass "
+                      r"--min-reward-accuracy ([\d.]+) \(0 turns the check off\)", err)
     assert found, err
-    accuracy, pairs = float(found[1]), int(found[2])
+    accuracy, pairs, longer = float(found[1]), int(found[2]), float(found[3])
     with Store.open(trained.store_path) as store:
         assert store.run("ppo-1")["status"] == "failed" and store.model_version("ppo-1") is None
-    assert pairs == len(pq.read_table(trained.runs_dir / "ppo-1/data/gate.parquet"))
-    assert accuracy < 0.6
+    gate_pairs = pq.read_table(trained.runs_dir / "ppo-1/data/gate.parquet").to_pylist()
+    assert pairs == len(gate_pairs)
+    assert longer == pytest.approx(sum(len(r["chosen"][0]["content"]) > len(r["rejected"][0]["content"])
+                                       for r in gate_pairs) / pairs, abs=0.005)
+    assert accuracy < 1.0
     # The figure the message suggests lets the run go on, and the version records what the gate measured.
-    assert main([*ppo, "--min-reward-accuracy", found[3]]) == 0
+    assert main([*ppo, "--min-reward-accuracy", found[4]]) == 0
     gate = version(trained, "ppo-2")["metrics"]["reward_gate"]
     assert gate["accuracy"] == pytest.approx(accuracy, abs=0.005) and gate["pairs"] == pairs
+    assert gate["longer_reply_accuracy"] == pytest.approx(longer, abs=0.005)
 
 
 def test_kto_trains_on_thumbs_over_the_sft_version(trained, capsys):

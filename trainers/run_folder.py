@@ -27,7 +27,14 @@ def is_main_process() -> bool:
 
 
 def read_run(run_dir: Path) -> dict:
-    return json.loads((Path(run_dir) / "run.json").read_text(encoding="utf-8"))
+    """The run's settings, read at the start of a stage, which also seeds every RNG from the run's seed: TRL
+    seeds only when its trainer is built, after the model is, so a fresh score head or LoRA init would
+    otherwise differ from one run of the same settings to the next."""
+    from transformers import set_seed
+
+    run = json.loads((Path(run_dir) / "run.json").read_text(encoding="utf-8"))
+    set_seed(run.get("trl", {}).get("seed", 0))
+    return run
 
 
 def write_status(run_dir: Path, status: str, *, error: str | None = None, summary: dict | None = None) -> None:
