@@ -195,7 +195,7 @@ MIGRATIONS: list[list[str]] = [
         "ALTER TABLE tasks_v5 RENAME TO tasks",
     ],
     # 6: active selection. An admin may reorder a task's open items by where a label is worth most (a small
-    # reward margin, two reward models disagreeing, responses that vary); `priority` and `priority_reason`
+    # margin, two model versions disagreeing, responses that vary); `priority` and `priority_reason`
     # say why an item sits where it does, `first_position` keeps the order the task was made with (to go
     # back to), and tasks.queue_order records how the queue was last ordered.
     [
