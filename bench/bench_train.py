@@ -99,6 +99,9 @@ def main() -> None:
     parser.add_argument("--dpo-batch-size", type=int, help="default: --batch-size (a DPO row is two sequences)")
     parser.add_argument("--repeats", type=int, default=3, help="workbench and plain alternate, this many times each")
     parser.add_argument("--stages", default="sft,reward,dpo")
+    parser.add_argument("--aa", action="store_true",
+                        help="also run the plain script a second time in each repeat: the plain/plain ratio is the "
+                             "machine's own noise, the yardstick for the workbench/plain ratio")
     args = parser.parse_args()
 
     from trainers.tiny_model import TinyModelSpec, build_tiny_model
@@ -121,29 +124,38 @@ def main() -> None:
             parent = "sft-1" if stage == "dpo" else None
             script = work / f"plain_{stage}.py"
             script.write_text(PLAIN.format(**STAGES[stage]))
-            ours, plain = [], []
+            ours, plain, again = [], [], []
+            sides = ["ours", "plain"] + (["again"] if args.aa else [])
             for repeat in range(args.repeats):
                 request = TrainRequest(stage=stage, parent=parent,
                                        trl={**common, "max_steps": steps[stage], "per_device_train_batch_size": batch})
                 run_id, run_dir, _ = prepare_run(project, store, request)
-                first, second = (("ours", "plain") if repeat % 2 == 0 else ("plain", "ours"))
-                for side in (first, second):  # alternate who goes first: the machine drifts
+                k = repeat % len(sides)
+                for side in sides[k:] + sides[:k]:  # rotate who goes first: the machine drifts
                     if side == "ours":
                         result = measure([sys.executable, "-m", f"trainers.{stage}", str(run_dir)])
                         result["phases"] = json.loads((run_dir / "status.json").read_text())["summary"]["seconds"]
                         ours.append(result)
                     else:
-                        plain.append(measure([sys.executable, str(script), str(run_dir)]))
+                        (plain if side == "plain" else again).append(measure([sys.executable, str(script), str(run_dir)]))
                 ingest(store, run_id, run_dir, 0)
                 o, p = ours[-1], plain[-1]
+                aa = (f" | plain again {again[-1]['seconds']:.1f} s {fmt(again[-1]['phases'])}, plain/plain "
+                      f"{again[-1]['seconds'] / p['seconds']:.3f}") if args.aa else ""
                 print(f"{stage} #{repeat + 1}: {steps[stage]} steps, batch {batch}  workbench {o['seconds']:.1f} s "
                       f"{fmt(o['phases'])} peak {o['peak_mib']:.0f} MiB | plain TRL {p['seconds']:.1f} s "
-                      f"{fmt(p['phases'])} peak {p['peak_mib']:.0f} MiB | ratio {o['seconds'] / p['seconds']:.3f}",
+                      f"{fmt(p['phases'])} peak {p['peak_mib']:.0f} MiB | ratio {o['seconds'] / p['seconds']:.3f}{aa}",
                       flush=True)
             whole = median([o["seconds"] / p["seconds"] for o, p in zip(ours, plain, strict=True)])
             no_checks = median([(o["seconds"] - o["phases"].get("checks", 0)) / p["seconds"]
                                 for o, p in zip(ours, plain, strict=True)])
             train = median([o["phases"]["train"] / p["phases"]["train"] for o, p in zip(ours, plain, strict=True)])
+            if args.aa:
+                whole_aa = [a["seconds"] / p["seconds"] for a, p in zip(again, plain, strict=True)]
+                train_aa = [a["phases"]["train"] / p["phases"]["train"] for a, p in zip(again, plain, strict=True)]
+                each = ", ".join(f"{r:.3f}" for r in whole_aa)
+                print(f"{stage}: noise yardstick, plain again / plain: whole process {median(whole_aa):.3f}, "
+                      f"trainer.train() alone {median(train_aa):.3f} (each repeat: {each})", flush=True)
             rows[stage] = {"ours": ours, "plain": plain}
             print(f"{stage}: median ratio whole process {whole:.3f}; without the post-run checks {no_checks:.3f}; "
                   f"trainer.train() alone {train:.3f}; checks {median([o['phases'].get('checks', 0) for o in ours]):.1f} s; "
