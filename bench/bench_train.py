@@ -106,7 +106,7 @@ def main() -> None:
 
     from trainers.tiny_model import TinyModelSpec, build_tiny_model
     from workbench.demo import create_demo_project, default_data_dir, demo_corpus
-    from workbench.runs import TrainRequest, ingest, prepare_run
+    from workbench.runs import TrainRequest, ingest, prepare_run, train
     from workbench.store import Store
 
     work = Path(tempfile.mkdtemp(prefix="bench-train-", dir=ROOT / "bench"))
@@ -119,6 +119,9 @@ def main() -> None:
     steps = {"sft": args.sft_steps, "reward": args.reward_steps, "dpo": args.dpo_steps}
     rows: dict[str, dict] = {}
     with Store.open(project.store_path) as store:
+        if "dpo" in args.stages.split(",") and "sft" not in args.stages.split(","):  # DPO continues an SFT version
+            done = train(project, store, TrainRequest(stage="sft", trl={**common, "max_steps": args.sft_steps}))
+            assert done.run_id == "sft-1" and done.status == "succeeded", done.error
         for stage in args.stages.split(","):
             batch = args.dpo_batch_size if stage == "dpo" and args.dpo_batch_size else args.batch_size
             parent = "sft-1" if stage == "dpo" else None
