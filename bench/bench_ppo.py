@@ -8,7 +8,7 @@ the SFT version it starts from, when that SFT version is well trained (the demo'
      samples each at temperature 1.0, and the reward model scores them: mean, paired gain per prompt with
      its standard error, and the share of degenerate replies.
 
-    .venv/bin/python bench/bench_ppo.py                                  # ~12 minutes on 2 CPU cores
+    .venv/bin/python bench/bench_ppo.py                                  # ~5 minutes on 2 CPU cores
     .venv/bin/python bench/bench_ppo.py --episodes 128 --lrs 1e-4
 
 Every step goes through the product's own paths. Results go in BENCHMARKS.md by hand.
@@ -31,29 +31,41 @@ sys.path.insert(0, str(ROOT))
 DATA = ROOT / "data" / "loki"
 
 
-def scores_of(project, store, version: str, reward, prompts: list[list[dict]], samples: int) -> list[float]:
-    """Mean reward per prompt over `samples` sampled replies, and the degenerate share."""
-    from trainers.evaluation import is_degenerate, sample_replies
+def scores_of(project, store, version: str, reward, rows: list[dict], samples: int) -> tuple[list[float], dict]:
+    """Mean reward per prompt over `samples` sampled replies, and what the replies look like: degenerate share,
+    mean length in words and the brand-trait share (a reward model that learned length can be raised by
+    longer replies alone; the trait is what the human labels were about)."""
+    from trainers.evaluation import has_brand_trait, is_degenerate, sample_replies
     from trainers.generation import load_for_generation
     from trainers.models import reward_scores
     from workbench.generate import resolve_versions
 
     (spec,) = resolve_versions(project, store, [version])
     model, tokenizer = load_for_generation(spec["base_model"], spec["adapter"], spec["stacked_on"])
+    policies = json.loads((DATA / "policies.json").read_text())
+    prompts = [r["prompt"] for r in rows]
     per_prompt = [0.0] * len(prompts)
-    degenerate = 0
+    replies = []
     for seed in range(samples):
-        replies = sample_replies(model, tokenizer, prompts, max_new_tokens=48, seed=100 + seed)
-        degenerate += sum(is_degenerate(r) for r in replies)
-        for i, s in enumerate(reward_scores(reward[0], reward[1], prompts, replies)):
+        batch = sample_replies(model, tokenizer, prompts, max_new_tokens=48, seed=100 + seed)
+        replies += list(zip(rows, batch, strict=True))
+        for i, s in enumerate(reward_scores(reward[0], reward[1], prompts, batch)):
             per_prompt[i] += s / samples
-    return per_prompt, degenerate / (samples * len(prompts))
+    looks = {"degenerate": sum(is_degenerate(r) for _, r in replies) / len(replies),
+             "words": statistics.mean(len(r.split()) for _, r in replies),
+             "trait": sum(has_brand_trait(r, policies["policies"][row["issue"]]["name"], policies["empathetic_openings"])
+                          for row, r in replies) / len(replies)}
+    return per_prompt, looks
+
+
+def _looks(looks: dict) -> str:
+    return f"{looks['words']:.1f} words per reply, brand trait {looks['trait']:.1%}, degenerate {looks['degenerate']:.1%}"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--episodes", type=int, default=256, help="PPO total_episodes")
-    parser.add_argument("--lrs", default="3e-5,1e-4", help="PPO learning rates, one run each")
+    parser.add_argument("--episodes", type=int, default=1024, help="PPO total_episodes")
+    parser.add_argument("--lrs", default="1e-3", help="PPO learning rates, one run each")
     parser.add_argument("--reward-steps", type=int, default=100)
     parser.add_argument("--samples", type=int, default=2, help="sampled replies per held-out prompt and version")
     args = parser.parse_args()
@@ -63,7 +75,7 @@ def main() -> None:
     from workbench.runs import TrainRequest, train
     from workbench.store import Store
 
-    heldout = [json.loads(line)["prompt"] for line in (DATA / "heldout_prompts.jsonl").read_text().splitlines()]
+    heldout = [json.loads(line) for line in (DATA / "heldout_prompts.jsonl").read_text().splitlines()]
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         project, _ = demo.create_demo_project(Path(tmp) / "ppo", DATA)
@@ -83,9 +95,8 @@ def main() -> None:
                       flush=True)
             rm = store.model_version(runs["reward"])
             reward = load_reward_version(rm["base_model"], rm["path"])
-            base, base_degenerate = scores_of(project, store, runs["sft"], reward, heldout, args.samples)
-            print(f"{runs['sft']}: mean held-out reward {statistics.mean(base):.3f}, degenerate {base_degenerate:.1%}",
-                  flush=True)
+            base, looks = scores_of(project, store, runs["sft"], reward, heldout, args.samples)
+            print(f"{runs['sft']}: mean held-out reward {statistics.mean(base):.3f}; {_looks(looks)}", flush=True)
             for lr in args.lrs.split(","):
                 t0 = time.perf_counter()
                 result = train(project, store, TrainRequest(
@@ -96,7 +107,7 @@ def main() -> None:
                     continue
                 seconds = time.perf_counter() - t0
                 m = result.version["metrics"]
-                after, degenerate = scores_of(project, store, result.run_id, reward, heldout, args.samples)
+                after, looks = scores_of(project, store, result.run_id, reward, heldout, args.samples)
                 gains = [a - b for a, b in zip(after, base, strict=True)]
                 se = statistics.stdev(gains) / math.sqrt(len(gains))
                 print(f"PPO lr {lr} ({result.run_id}, {args.episodes} episodes, {seconds:.0f} s; gate "
@@ -104,7 +115,7 @@ def main() -> None:
                       f" -> {m['heldout_reward_after']:.3f}; all {len(heldout)} held-out prompts x {args.samples}: "
                       f"{statistics.mean(base):.3f} -> {statistics.mean(after):.3f}, paired gain "
                       f"{statistics.mean(gains):+.3f} ± {1.96 * se:.3f} (95%), raised on "
-                      f"{sum(g > 0 for g in gains)} of {len(gains)} prompts; degenerate {degenerate:.1%}", flush=True)
+                      f"{sum(g > 0 for g in gains)} of {len(gains)} prompts; {_looks(looks)}", flush=True)
     print(f"whole run {time.perf_counter() - started:.0f} s")
 
 
