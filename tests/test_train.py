@@ -394,6 +394,18 @@ def test_the_reward_gate_refuses_a_random_reward_model_with_its_figure(trained, 
     assert gate["longer_reply_accuracy"] == pytest.approx(longer, abs=0.005)
 
 
+def test_a_runs_seed_fixes_the_weights_it_starts_from(project):
+    """Same settings, same start: the fresh score head (trained at learning rate 0, so it stays as initialized)
+    is the same in two runs with one seed and differs with another."""
+    root = str(project.root)
+    assert main(["import", "-p", root, str(DEMO_DATA / "preferences.jsonl")]) == 0
+    for seed in ("0", "0", "1"):
+        assert main(["train", "reward", root, *FAST, "--val-split", "0.1", "--set", "learning_rate=0",
+                     "--seed", seed]) == 0
+    first, again, other = (version(project, f"reward-{n}")["metrics"]["probe_scores"] for n in (1, 2, 3))
+    assert first == again and first != other
+
+
 def test_kto_trains_on_thumbs_over_the_sft_version(trained, capsys):
     from annotation.labeling import Labeling, User
 
