@@ -93,6 +93,10 @@ def test_the_queue_serves_the_smallest_margins_first_and_goes_back_on_request(st
     done = prioritize(store, task["name"], "margin", ["rm"], scorer_for=fixed_scorer)
     assert done["prioritized"] == done["open_items"] == 12
     assert done["head"][0]["reason"].startswith("rm margin 0.050")
+    # the reason names the two responses by their opening words, never by letters (shuffled per annotator)
+    head = next(i for i in store.open_items_for_scoring(task["id"]) if i["id"] == done["head"][0]["item"])
+    named = [t for t in head["responses"] if '"' + " ".join(t.split()[:6]) in done["head"][0]["reason"]]
+    assert len(named) == 2 and " A " not in done["head"][0]["reason"]
 
     by_margin = sorted(margins, key=lambda i: (margins[i], before.index(i)))
     assert served(labeling, BOB, task["id"], 12) == by_margin  # bob answered none: the whole order
