@@ -146,3 +146,21 @@ def test_a_failed_transaction_leaves_nothing(store):
         con.execute("INSERT INTO responses (id, prompt_id, text, origin, source) VALUES ('r2', ?, 't', 'alien', 'x')",
                     [pid])
     assert store.dump() == before
+
+
+def test_content_ids_are_the_same_from_python_and_from_sql(store, load):
+    """Ids are written once (store/rules.py) and used from SQL (imports) and Python (Argilla rows, a person's
+    reply): both must name the same prompt, response and item, or a re-import would duplicate them."""
+    from tests.conftest import DEMO_DATA
+    from workbench.store.rules import content_id, item_id
+
+    load(DEMO_DATA / "preferences.jsonl")
+    con = store.cursor()
+    prompt_id, system, messages = con.execute("SELECT id, system, messages FROM prompts LIMIT 1").fetchone()
+    assert store.prompt_ids([(system, messages)]) == [prompt_id]
+    texts = dict(con.execute("SELECT id, text FROM responses WHERE prompt_id = ?", [prompt_id]).fetchall())
+    assert texts and all(content_id(prompt_id, text) == rid for rid, text in texts.items())
+    task = store.create_task(name="ids", kind="pairwise", overlap=1, guidelines="", created_by="admin")
+    for task_item_id, item_prompt, response_ids in con.execute(
+            "SELECT id, prompt_id, response_ids FROM task_items WHERE task_id = ?", [task["id"]]).fetchall():
+        assert item_id(task["id"], item_prompt, list(response_ids)) == task_item_id

@@ -31,6 +31,8 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from workbench.store.rules import content_id, item_id
+
 USERS_FILE = "workbench_users.json"
 PROMPT_NAMES = ("prompt", "instruction", "input", "question", "query", "text", "chat", "messages", "conversation")
 USER_NAMESPACE = uuid.UUID("6f1c2a52-5d0e-4b8e-9a57-7c1f0b2f6a11")  # annotator name -> stable Argilla user id
@@ -403,7 +405,12 @@ class ImportReport:
 
 
 def to_task(dataset: Dataset, the_plan: Plan, task_name: str) -> tuple[dict, list[dict], list[dict], ImportReport]:
-    """The task, items and labels the store's `import_task_labels` takes, and what they hold."""
+    """The task, its items and labels as `store_rows` reads them, and what they hold.
+
+    `items`: external_id, system, messages, responses (texts, in the item's order), draft (text or None).
+    `labels`: item (index into items), kind, question, annotator, status, payload, and by kind: chosen /
+    rejected / outcome (indexes into the item's responses), ranking (indexes, best first), response
+    (index), text (a written answer)."""
     questions = {q.name: q for q in dataset.questions}
     items: list[dict] = []
     labels: list[dict] = []
@@ -484,6 +491,50 @@ def _ranking_label(value: list[dict], present: list[str], where: str, question: 
     return label
 
 
+def store_rows(task_id: str, items: list[dict], labels: list[dict],
+               prompt_ids: list[str]) -> tuple[list[tuple], list[tuple], list[tuple]]:
+    """The response, item and label rows `Store.import_task` stores for a dataset's items and labels.
+
+    Every id is a content hash (the store's rules), so the same dataset imported twice gives the same rows:
+    a record keeps its Argilla id as the item's external id (and its item id), and a label's id hashes
+    everything it says, so a changed answer is a new label that supersedes the old one.
+    """
+    response_rows: list[tuple] = []
+    item_rows: list[tuple] = []
+    for n, (item, prompt_id) in enumerate(zip(items, prompt_ids, strict=True)):
+        ids = [content_id(prompt_id, text) for text in item["responses"]]
+        response_rows += [(rid, prompt_id, text, "import", None, n + 1)
+                          for rid, text in zip(ids, item["responses"], strict=True)]
+        draft = content_id(prompt_id, item["draft"]) if item.get("draft") else None
+        if draft:
+            response_rows.append((draft, prompt_id, item["draft"], "import", None, n + 1))
+        the_id = item_id(task_id, prompt_id, ids) if not item["external_id"] else \
+            content_id(task_id, "external", item["external_id"])[:16]
+        item_rows.append((the_id, n + 1, prompt_id, ids, draft, item["external_id"]))
+    label_rows: list[tuple] = []
+    for label in labels:
+        the_id, _, prompt_id, ids, _, external_id = item_rows[label["item"]]
+        response_id = None
+        if label.get("text") is not None:  # a written answer is a person's response to the prompt
+            response_id = content_id(prompt_id, label["text"])
+            response_rows.append((response_id, prompt_id, label["text"], "person", label["annotator"],
+                                  label["item"] + 1))
+        elif label.get("response") is not None:
+            response_id = ids[label["response"]]
+        chosen = ids[label["chosen"]] if label.get("chosen") is not None else None
+        rejected = ids[label["rejected"]] if label.get("rejected") is not None else None
+        ranking = [ids[i] for i in label["ranking"]] if label.get("ranking") is not None else None
+        payload = {"question": label["question"], **label.get("payload", {})}
+        label_id = "lbl-" + content_id("import", task_id, external_id or the_id, label["question"],
+                                       label["annotator"], label["kind"], json.dumps(payload, sort_keys=True),
+                                       response_id or "", chosen or "", rejected or "", label.get("outcome") or "",
+                                       ",".join(ranking or []))
+        label_rows.append((label_id, label["kind"], prompt_id, response_id, chosen, rejected, label.get("outcome"),
+                           ranking, json.dumps(payload), label["annotator"], label["item"] + 1, task_id, the_id,
+                           label["question"]))
+    return response_rows, item_rows, label_rows
+
+
 def import_dataset(store, path: str | Path, *, task: str | None = None, prompt_field: str | None = None,
                    users_file: str | Path | None = None, tags: list[str] | None = None) -> ImportReport:
     """Read, check and plan first; then store the whole dataset in one transaction (or nothing)."""
@@ -492,8 +543,12 @@ def import_dataset(store, path: str | Path, *, task: str | None = None, prompt_f
     task_row, items, labels, report = to_task(dataset, the_plan, task or dataset.name)
     if not items:
         raise ArgillaFormatError(f"{path}: no records to import")
-    added = store.import_task_labels(task=task_row, items=items, labels=labels, path=str(Path(path).resolve()),
-                                     file_hash=dataset.file_hash, fmt=f"argilla-{dataset.layout}", tags=tags)
+    prompts = [(i["system"], i["messages"]) for i in items]
+    responses, item_rows, label_rows = store_rows(f"task-{task_row['name']}", items, labels,
+                                                  store.prompt_ids(prompts))
+    added = store.import_task(task=task_row, prompts=prompts, responses=responses, items=item_rows,
+                              labels=label_rows, path=str(Path(path).resolve()), file_hash=dataset.file_hash,
+                              fmt=f"argilla-{dataset.layout}", tags=tags)
     report.added = added
     return report
 
