@@ -8,8 +8,7 @@ import pyarrow as pa
 import pytest
 
 from tests.conftest import DEMO_DATA
-from workbench import columnar
-from workbench.importers import Limits, read_records
+from workbench.importers import Limits, columnar, read_records
 
 LIMIT = 1_000_000
 

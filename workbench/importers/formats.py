@@ -1,25 +1,16 @@
-"""Read the files people actually have and turn each row into one normalized record.
+"""Row formats: each format's normalizer turns one row into one normalized record, with field checks.
 
-File types: JSONL, JSON (an array, or JSON lines in a .json file), CSV/TSV, Parquet, gzip of any of these,
-and a folder written by `datasets`' `save_to_disk`. Formats (auto-detected from the first row's fields,
-or named with --format): TRL's standard and conversational prompt/completion, messages and preference
-formats (explicit or implicit prompt), Anthropic HH-RLHF transcripts, Alpaca, ShareGPT and
-UltraFeedback-style scored completions.
-
-Every problem is an `ImportError_` that names the file, the line (or row) and the field. Nothing here
-touches the store: `read_records` returns an Arrow table the store inserts in one transaction.
+Formats (auto-detected from the first row's fields, or named with --format): TRL's standard and
+conversational prompt/completion, messages and preference formats (explicit or implicit prompt),
+Anthropic HH-RLHF transcripts, Alpaca, ShareGPT and UltraFeedback-style scored completions. A problem
+is a `RowError` naming the field; the reader adds the file and line.
 """
 
 from __future__ import annotations
 
-import csv
-import gzip
-import hashlib
-import io
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import orjson
 import pyarrow as pa
@@ -71,7 +62,6 @@ class SkipRow(Exception):
         self.reason = reason
 
 
-# ----------------------------------------------------------------------------- field checks
 class Limits:
     def __init__(self, max_field_bytes: int):
         self.max_field_bytes = max_field_bytes
@@ -80,7 +70,7 @@ class Limits:
         if value is None:
             raise RowError(name, f"field '{name}' is missing (null)")
         if not isinstance(value, str):
-            raise RowError(name, f"field '{name}' must be text, got {_type_name(value)}")
+            raise RowError(name, f"field '{name}' must be text, got {type_name(value)}")
         if not value.strip():
             raise RowError(name, f"field '{name}' is empty")
         # Four bytes per character at most: only long texts need encoding to be measured.
@@ -98,7 +88,7 @@ class Limits:
             except orjson.JSONDecodeError as exc:
                 raise RowError(name, f"field '{name}' is not a valid JSON list of messages: {exc}") from None
         if not isinstance(value, list | tuple):
-            raise RowError(name, f"field '{name}' must be a list of messages, got {_type_name(value)}")
+            raise RowError(name, f"field '{name}' must be a list of messages, got {type_name(value)}")
         if not value:
             raise RowError(name, f"field '{name}' is an empty list of messages")
         out = []
@@ -106,7 +96,7 @@ class Limits:
             where = f"{name}[{i}]"
             if not isinstance(msg, dict):
                 raise RowError(name, f"field '{where}' must be a message with 'role' and 'content', "
-                                     f"got {_type_name(msg)}")
+                                     f"got {type_name(msg)}")
             role = msg.get("role")
             if role not in ROLES:
                 raise RowError(name, f"field '{where}.role' must be one of {sorted(ROLES)}, got {role!r}")
@@ -115,7 +105,7 @@ class Limits:
 
     def score(self, value: object, name: str) -> float:
         if isinstance(value, bool) or value is None:
-            raise RowError(name, f"field '{name}' must be a number, got {_type_name(value)}")
+            raise RowError(name, f"field '{name}' must be a number, got {type_name(value)}")
         if isinstance(value, int | float):
             return float(value)
         if isinstance(value, str):
@@ -126,7 +116,7 @@ class Limits:
         raise RowError(name, f"field '{name}' must be a number, got {value!r}")
 
 
-def _type_name(value: object) -> str:
+def type_name(value: object) -> str:
     return {type(None): "null", bool: "true/false", int: "a number", float: "a number", str: "text",
             list: "a list", dict: "an object"}.get(type(value), type(value).__name__)
 
@@ -143,7 +133,6 @@ def _require(row: dict, *names: str) -> None:
             raise RowError(name, f"missing field '{name}' (fields present: {', '.join(sorted(row)) or 'none'})")
 
 
-# ----------------------------------------------------------------------------- formats
 # A normalizer takes one row and returns (system, prompt messages, completion, chosen, rejected,
 # chosen score, rejected score).
 Record = tuple[str | None, list[dict], str | None, str | None, str | None, float | None, float | None]
@@ -284,7 +273,7 @@ def norm_alpaca(row: dict, lim: Limits) -> Record:
     instruction = lim.text(row["instruction"], "instruction")
     extra = row.get("input")
     if extra is not None and not isinstance(extra, str):
-        raise RowError("input", f"field 'input' must be text, got {_type_name(extra)}")
+        raise RowError("input", f"field 'input' must be text, got {type_name(extra)}")
     user = f"{instruction}\n\n{extra}" if extra and extra.strip() else instruction
     turns: list[dict] = []
     for i, pair in enumerate(row.get("history") or []):
@@ -310,7 +299,7 @@ def norm_sharegpt(row: dict, lim: Limits) -> Record:
         except orjson.JSONDecodeError as exc:
             raise RowError("conversations", f"field 'conversations' is not valid JSON: {exc}") from None
     if not isinstance(conv, list) or not conv:
-        raise RowError("conversations", f"field 'conversations' must be a non-empty list, got {_type_name(conv)}")
+        raise RowError("conversations", f"field 'conversations' must be a non-empty list, got {type_name(conv)}")
     turns = []
     for i, turn in enumerate(conv):
         if not isinstance(turn, dict) or "from" not in turn or "value" not in turn:
@@ -340,7 +329,7 @@ def norm_ultrafeedback(row: dict, lim: Limits) -> Record:
     system, turns = _prompt_of(row[key], lim, key)
     completions = row["completions"]
     if not isinstance(completions, list):
-        raise RowError("completions", f"field 'completions' must be a list, got {_type_name(completions)}")
+        raise RowError("completions", f"field 'completions' must be a list, got {type_name(completions)}")
     scored = []
     for i, comp in enumerate(completions):
         if not isinstance(comp, dict):
@@ -414,283 +403,8 @@ def detect_format(row: dict) -> Format:
                          + ". Pass --format to choose one.")
 
 
-# ----------------------------------------------------------------------------- file reading
-@dataclass
-class Source:
-    """Rows of one input, with what to call a position in it ('line' or 'row')."""
-
-    label: str
-    unit: str
-    rows: Iterator[tuple[int, dict]]
-    file_hash: str
-    arrow: Callable[[], pa.Table | None] = lambda: None
-    """The whole input as one Arrow table, row i being position i + 1, or None where that cannot be
-    promised (then only the row-by-row path runs)."""
-
-
-def _file_hash(path: Path) -> str:
-    if path.is_dir():
-        digest = hashlib.sha256()
-        for f in sorted(path.rglob("*")):
-            if f.is_file():
-                digest.update(str(f.relative_to(path)).encode())
-                with f.open("rb") as fh:
-                    digest.update(hashlib.file_digest(fh, "sha256").digest())
-        return digest.hexdigest()
-    with path.open("rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
-
-
-SUPPORTED = ".jsonl, .ndjson, .json, .csv, .tsv, .parquet (each optionally .gz), or a datasets folder"
-
-
-def open_source(path: Path) -> Source:
-    label = str(path)
-    if not path.exists():
-        raise ImportError_(f"{label}: no such file or folder")
-    if path.is_dir():
-        return _datasets_source(path)
-    suffixes = [s.lower() for s in path.suffixes]
-    gz = bool(suffixes) and suffixes[-1] == ".gz"
-    inner = suffixes[-2] if gz and len(suffixes) >= 2 else (suffixes[-1] if suffixes and not gz else "")
-    if inner not in (".jsonl", ".ndjson", ".json", ".csv", ".tsv", ".parquet"):
-        raise ImportError_(f"{label}: unsupported file type {''.join(suffixes[-2:]) or '(no extension)'}; "
-                           f"supported: {SUPPORTED}")
-    if path.stat().st_size == 0:
-        raise ImportError_(f"{label}: the file is empty, there are no rows to import")
-    with path.open("rb") as fh:
-        head = fh.read(4)
-    if gz and head[:2] != b"\x1f\x8b":
-        raise ImportError_(f"{label}: the name ends in .gz but the file is not gzip-compressed "
-                           f"(it starts with {head!r})")
-    if not gz and head[:2] == b"\x1f\x8b":
-        raise ImportError_(f"{label}: the file is gzip-compressed but its name does not end in .gz; "
-                           f"rename it to {path.name}.gz")
-    data = gzip.decompress(path.read_bytes()) if gz else None
-    file_hash = _file_hash(path)
-    if inner == ".parquet":
-        raw = data if data is not None else path.read_bytes()
-        if raw[:4] != b"PAR1" or raw[-4:] != b"PAR1":
-            raise ImportError_(f"{label}: the name says Parquet but the file is not a Parquet file "
-                               f"(it starts with {raw[:12]!r})")
-        return Source(label, "row", _parquet_rows(label, raw), file_hash, lambda: _parquet_table(raw))
-    raw = data if data is not None else path.read_bytes()
-    if not raw or raw.isspace():  # no strip(): it would copy the whole file
-        raise ImportError_(f"{label}: the file is empty, there are no rows to import")
-    if raw[:4] == b"PAR1":
-        raise ImportError_(f"{label}: the file is a Parquet file but its name ends in {inner}; rename it to .parquet")
-    if inner in (".csv", ".tsv"):
-        return Source(label, "line", _csv_rows(label, raw, "\t" if inner == ".tsv" else ","), file_hash)
-    if inner == ".json" and raw.lstrip()[:1] == b"[":
-        return Source(label, "row", _json_array_rows(label, raw), file_hash)
-    return Source(label, "line", _jsonl_rows(label, raw), file_hash, lambda: _jsonl_table(raw))
-
-
-def _decode_error(label: str, unit: str, n: int, exc: UnicodeDecodeError) -> ImportError_:
-    return ImportError_(f"{label}: {unit} {n}: invalid UTF-8 (byte 0x{exc.object[exc.start]:02x} at "
-                        f"column {exc.start + 1}); save the file as UTF-8")
-
-
-def _jsonl_rows(label: str, raw: bytes) -> Iterator[tuple[int, dict]]:
-    for n, line in enumerate(raw.split(b"\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            line.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise _decode_error(label, "line", n, exc) from None
-        try:
-            row = orjson.loads(line)
-        except orjson.JSONDecodeError as exc:
-            raise ImportError_(f"{label}: line {n}: invalid JSON ({exc.msg} at column {exc.colno})") from None
-        if not isinstance(row, dict):
-            raise ImportError_(f"{label}: line {n}: expected a JSON object, got {_type_name(row)}")
-        yield n, row
-
-
-def _json_array_rows(label: str, raw: bytes) -> Iterator[tuple[int, dict]]:
-    try:
-        raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        raise ImportError_(f"{label}: line {line}: invalid UTF-8 (byte 0x{raw[exc.start]:02x}); "
-                           "save the file as UTF-8") from None
-    try:
-        rows = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise ImportError_(f"{label}: line {exc.lineno}: invalid JSON ({exc.msg} at column {exc.colno})") from None
-    for n, row in enumerate(rows, start=1):
-        if not isinstance(row, dict):
-            raise ImportError_(f"{label}: row {n}: expected a JSON object, got {_type_name(row)}")
-        yield n, row
-
-
-def _csv_rows(label: str, raw: bytes, delimiter: str) -> Iterator[tuple[int, dict]]:
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        raise ImportError_(f"{label}: line {line}: invalid UTF-8 (byte 0x{raw[exc.start]:02x}); "
-                           "save the file as UTF-8") from None
-    # The size limit is enforced per field later; the csv module's own cap must not cut in first.
-    csv.field_size_limit(max(csv.field_size_limit(), len(raw) + 1))
-    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
-    if not reader.fieldnames:
-        raise ImportError_(f"{label}: the file has no header row")
-    start = 2
-    try:
-        for row in reader:
-            if None in row:
-                raise ImportError_(f"{label}: line {start}: more values than the header's "
-                                   f"{len(reader.fieldnames)} columns")
-            yield start, row
-            start = reader.line_num + 1
-    except csv.Error as exc:
-        raise ImportError_(f"{label}: line {reader.line_num}: malformed CSV ({exc})") from None
-
-
-def _arrow_rows(table_batches: Iterator[pa.RecordBatch]) -> Iterator[tuple[int, dict]]:
-    n = 0
-    for batch in table_batches:
-        for row in batch.to_pylist():
-            n += 1
-            yield n, {k: v for k, v in row.items() if v is not None}
-
-
-def _parquet_rows(label: str, raw: bytes) -> Iterator[tuple[int, dict]]:
-    import pyarrow.parquet as pq
-
-    try:
-        pf = pq.ParquetFile(pa.BufferReader(raw))
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise ImportError_(f"{label}: not a readable Parquet file ({exc})") from None
-    if pf.metadata.num_rows == 0:
-        raise ImportError_(f"{label}: the file is empty, there are no rows to import")
-    return _arrow_rows(pf.iter_batches(batch_size=BATCH_ROWS))
-
-
-def _datasets_source(path: Path) -> Source:
-    label = str(path)
-    if not ((path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists()):
-        raise ImportError_(f"{label}: a folder must be a `datasets` save_to_disk folder "
-                           "(with dataset_info.json or dataset_dict.json)")
-    import datasets
-
-    try:
-        loaded = datasets.load_from_disk(str(path))
-    except Exception as exc:  # datasets raises many types for a broken folder
-        raise ImportError_(f"{label}: cannot load the datasets folder ({exc})") from None
-    splits = loaded.items() if isinstance(loaded, datasets.DatasetDict) else [(None, loaded)]
-    if sum(len(ds) for _, ds in splits) == 0:
-        raise ImportError_(f"{label}: the dataset is empty, there are no rows to import")
-
-    def rows() -> Iterator[tuple[int, dict]]:
-        # Rows are numbered across splits in order; an error names the split too (see read_records).
-        offset = 0
-        for _, ds in splits:
-            table = ds.with_format("arrow")[:]
-            for n, row in _arrow_rows(iter(table.to_batches(max_chunksize=BATCH_ROWS))):
-                yield offset + n, row
-            offset += len(ds)
-
-    def table() -> pa.Table:
-        return pa.concat_tables([ds.with_format("arrow")[:] for _, ds in splits], promote_options="permissive")
-
-    split_names = [name for name, _ in splits if name]
-    suffix = f" (splits {', '.join(split_names)})" if split_names else ""
-    return Source(label + suffix, "row", rows(), _file_hash(path), table)
-
-
-# ----------------------------------------------------------------------------- whole-file Arrow readers
-def _parquet_table(raw: bytes) -> pa.Table | None:
-    import pyarrow.parquet as pq
-
-    try:
-        return pq.read_table(pa.BufferReader(raw))
-    except (pa.ArrowException, OSError):
-        return None
-
-
-def _jsonl_table(raw: bytes) -> pa.Table | None:
-    """pyarrow's multi-threaded JSON reader, kept only when every line is exactly one row."""
-    import pyarrow.json as pj
-
-    try:
-        table = pj.read_json(pa.BufferReader(raw), read_options=pj.ReadOptions(block_size=64 << 20))
-        table.validate(full=True)  # the JSON reader lets invalid UTF-8 through; this catches it
-    except (pa.ArrowException, OSError):
-        return None
-    lines = raw.count(b"\n") + (0 if raw.endswith(b"\n") else 1)  # no rstrip: it would copy the file
-    if b"\n\n" in raw or raw.startswith(b"\n") or lines != table.num_rows:
-        return None
-    return table
-
-
-# ----------------------------------------------------------------------------- the entry point
-def read_records(path: str | Path, *, fmt: str | None = None, kind: str | None = None,
-                 max_field_bytes: int) -> ReadResult:
-    """Parse and validate a whole file into normalized records, or raise ImportError_ naming the spot."""
-    if fmt is not None and fmt not in FORMATS:
-        raise ImportError_(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    if kind is not None and kind not in KINDS:
-        raise ImportError_(f"unknown kind {kind!r}; choose one of {', '.join(KINDS)}")
-    path = Path(path)
-    source = open_source(path)
-    lim = Limits(max_field_bytes)
-    chosen_format = FORMATS[fmt] if fmt else None
-    abs_source = str(path.resolve())
-    from workbench.columnar import fast_records
-
-    fast = fast_records(source.arrow(), chosen_format, kind, lim, abs_source)
-    if fast is not None:
-        table, chosen_format = fast
-        return ReadResult(table, chosen_format.name, kind or chosen_format.kind, source.file_hash)
-    columns: dict[str, list] = {name: [] for name in RECORD_SCHEMA.names}
-    skipped: dict[str, int] = {}
-    batches: list[pa.RecordBatch] = []
-    n = 0
-    for n, row in source.rows:
-        try:
-            if chosen_format is None:
-                chosen_format = detect_format(row)
-                _check_kind(chosen_format, kind, source.label)
-            record = chosen_format.normalize(row, lim)
-        except RowError as exc:
-            where = f"{source.label}: {source.unit} {n}"
-            fmt_note = f" [format {chosen_format.name}]" if chosen_format else ""
-            raise ImportError_(f"{where}: {exc.message}{fmt_note}") from None
-        except SkipRow as exc:
-            skipped[exc.reason] = skipped.get(exc.reason, 0) + 1
-            continue
-        system, prompt, completion, chosen, rejected, cs, rs = record
-        columns["line"].append(n)
-        columns["system"].append(system)
-        columns["prompt"].append(prompt)
-        columns["completion"].append(completion)
-        columns["chosen"].append(chosen)
-        columns["rejected"].append(rejected)
-        columns["chosen_score"].append(cs)
-        columns["rejected_score"].append(rs)
-        if len(columns["line"]) >= BATCH_ROWS:
-            batches.append(_to_batch(columns, abs_source))
-            columns = {name: [] for name in RECORD_SCHEMA.names}
-    if n == 0:
-        raise ImportError_(f"{source.label}: the file holds no rows to import")
-    if columns["line"]:
-        batches.append(_to_batch(columns, abs_source))
-    assert chosen_format is not None
-    effective_kind = kind or chosen_format.kind
-    table = pa.Table.from_batches(batches, schema=RECORD_SCHEMA)
-    return ReadResult(table, chosen_format.name, effective_kind, source.file_hash, skipped)
-
-
-def _check_kind(fmt: Format, kind: str | None, label: str) -> None:
+def check_kind(fmt: Format, kind: str | None, label: str) -> None:
     if kind is None or kind == fmt.kind or kind == "prompts":
         return
     raise RowError(None, f"the rows are {fmt.kind} ({fmt.name}: {fmt.description}), not {kind}; "
                          f"import them with --kind {fmt.kind}, or --kind prompts to take only their prompts")
-
-
-def _to_batch(columns: dict[str, list], source: str) -> pa.RecordBatch:
-    columns["source"] = [source] * len(columns["line"])
-    return pa.RecordBatch.from_pydict(columns, schema=RECORD_SCHEMA)

@@ -16,14 +16,14 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from workbench.importers import (
+from workbench.importers.formats import (
     MESSAGE_TYPE,
     RECORD_SCHEMA,
     ROLES,
     Format,
     Limits,
     RowError,
-    _check_kind,
+    check_kind,
     detect_format,
 )
 
@@ -131,7 +131,7 @@ def fast_records(table: pa.Table | None, fmt: Format | None, kind: str | None, l
         first = {k: v for k, v in table.slice(0, 1).to_pylist()[0].items() if v is not None}
         try:
             fmt = detect_format(first)
-            _check_kind(fmt, kind, source)
+            check_kind(fmt, kind, source)
         except RowError:
             return None
     fields = FAST_FIELDS.get(fmt.name)
