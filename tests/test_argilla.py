@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from workbench.argilla_io import USERS_FILE, ArgillaFormatError, export_task, import_dataset
+from workbench.argilla import USERS_FILE, ArgillaFormatError, export_task, import_dataset
 from workbench.cli import main as cli
 from workbench.exporters import export
 from workbench.store import ExportFilters, Store

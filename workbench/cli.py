@@ -402,23 +402,23 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
 
 def cmd_argilla(args: argparse.Namespace) -> int:
-    from workbench import argilla_io
+    from workbench import argilla
     from workbench.store import Store
 
     project = _project(args)
     if args.action == "import":
         with Store.open(project.store_path) as store:
-            report = argilla_io.import_dataset(store, args.source, task=args.task, prompt_field=args.prompt_field,
+            report = argilla.import_dataset(store, args.source, task=args.task, prompt_field=args.prompt_field,
                                                users_file=args.users, tags=args.tag)
         print(report.summary())
     elif args.action == "export":
         if not args.out:
-            raise argilla_io.ArgillaFormatError("export needs --out FOLDER (a new or empty folder)")
+            raise argilla.ArgillaFormatError("export needs --out FOLDER (a new or empty folder)")
         with Store.open(project.store_path, read_only=True) as store:
-            report = argilla_io.export_task(store, args.source, args.out, version=args.version, users_file=args.users)
+            report = argilla.export_task(store, args.source, args.out, version=args.version, users_file=args.users)
         print(report.summary())
     else:
-        from workbench import argilla_live
+        from workbench.argilla import live as argilla_live
 
         server = argilla_live.Server.configured(args.api_url, args.api_key)
         with Store.open(project.store_path, read_only=args.action == "push") as store:
@@ -646,7 +646,7 @@ def main(argv: list[str] | None = None) -> int:
     from annotation.active import ActiveError
     from annotation.labeling import LabelingError
     from workbench.app import ServeError
-    from workbench.argilla_io import ArgillaFormatError
+    from workbench.argilla import ArgillaFormatError
     from workbench.auth import AuthError
     from workbench.config import ProjectError
     from workbench.exporters import ExportError

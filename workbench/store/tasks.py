@@ -184,7 +184,7 @@ class Tasks(StoreCore):
 
         `task`: name, kind, overlap, guidelines, selection (with an `origin` key naming the dataset).
         `prompts`: (system, turns) per item. The rows, shaped by the caller with `prompt_ids` and
-        rules.content_id (workbench.argilla_io does it for Argilla): `responses` (id, prompt_id, text, origin,
+        rules.content_id (workbench.argilla does it for Argilla): `responses` (id, prompt_id, text, origin,
         author, source_line), `items` (id, offset from 1, prompt_id, response_ids, draft_response_id,
         external_id) and `labels` (id, kind, prompt_id, response_id, chosen_id, rejected_id, outcome,
         ranking, payload, annotator, source_line, task_id, item_id, question). Rows already stored are

@@ -1,6 +1,6 @@
 """Push a task to a running Argilla server, or pull a dataset from one, through Argilla's own SDK.
 
-Both go through the folder layout of `workbench.argilla_io`, so a live exchange checks and stores exactly
+Both go through the folder layout of `workbench.argilla`, so a live exchange checks and stores exactly
 what a file exchange does: push writes the task with `export_task` and hands the folder to the SDK's
 `Dataset.from_disk`; pull writes the server's dataset to a folder (with each response's status and the
 users' names, which Argilla's own `to_disk` leaves out) and imports it with `import_dataset`.
@@ -16,7 +16,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from workbench.argilla_io import USERS_FILE, ArgillaFormatError, ImportReport, export_task, import_dataset
+from workbench.argilla import USERS_FILE, ArgillaFormatError, ImportReport, export_task, import_dataset
 
 
 class ArgillaServerError(ArgillaFormatError):
