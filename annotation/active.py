@@ -7,6 +7,9 @@ moves it. The scores come from model versions the project trained: a reward mode
 own preference (mean log-prob per token of each reply), so two policy versions (SFT and DPO) can disagree
 too. The order is written by the store (`Store.set_queue_order`) and the queue serves items in it.
 
+This module is the maths only: the scores come in. A model scores in a scoring job's own process
+(trainers/scoring.py, run by workbench/scoring.py), so nothing here loads a model or imports trainers/.
+
     workbench tasks prioritize NAME --by margin --model reward-1
     workbench tasks prioritize NAME --by disagreement --model sft-1,dpo-2    (or two reward models)
     workbench tasks prioritize NAME --by variance [--model reward-1]
@@ -19,7 +22,6 @@ shown to admins beside the item.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from itertools import combinations
 
 from workbench.store import Store
@@ -101,43 +103,16 @@ def lexical_variance_priority(responses: list[str]) -> tuple[float, str]:
     return distance, f"responses share {1 - distance:.0%} of their words"
 
 
-Scorer = Callable[[list[list[dict]], list[str]], list[float]]
+Scores = dict[str, dict[str, list[float]]]  # model version -> item id -> one score per response, in item order
 
 
-def version_scorer(store: Store, version_name: str) -> Scorer:
-    """Score (prompt, reply) pairs with a model version of the project: a reward model's score, or for a policy
-    version (SFT, DPO, KTO, PPO...) the reply's mean log-prob per token, the policy's own preference."""
-    version = store.model_version(version_name)
-    if version is None:
-        raise ActiveError(f"--model {version_name}: no model version of that name (see `workbench stats`)")
-    if version["stage"] == "reward":
-        from trainers.models import load_reward_version, reward_scores
-
-        model, tokenizer = load_reward_version(version["base_model"], version["path"])
-        return lambda prompts, replies: reward_scores(model, tokenizer, prompts, replies)
-    from trainers.evaluation import sequence_logps
-    from trainers.generation import load_for_generation
-    from workbench.generate import how_to_load
-
-    spec = how_to_load(version)
-    model, tokenizer = load_for_generation(spec["base_model"], spec["adapter"], spec["stacked_on"])
-    return lambda prompts, replies: sequence_logps(model, tokenizer, prompts, replies, per_token=True)
-
-
-def _score_items(items: list[dict], scorer: Scorer) -> list[list[float]]:
-    prompts = [item["prompt"] for item in items for _ in item["responses"]]
-    replies = [text for item in items for text in item["responses"]]
-    flat = iter(scorer(prompts, replies))
-    return [[next(flat) for _ in item["responses"]] for item in items]
-
-
-def priorities(items: list[dict], by: str, scorers: dict[str, Scorer]) -> dict[str, tuple[float, str]]:
-    """(priority, reason) for each item under strategy `by`, scoring with the named reward models."""
-    names = list(scorers)
-    scored = {name: _score_items(items, scorer) for name, scorer in scorers.items()}
+def priorities(items: list[dict], by: str, scores: Scores) -> dict[str, tuple[float, str]]:
+    """(priority, reason) for each item under strategy `by`, from the named model versions' scores."""
+    names = list(scores)
+    scored = {name: [per_item.get(item["id"], []) for item in items] for name, per_item in scores.items()}
     medians = {}  # a reward model's scores have no fixed zero: single responses are read against the median
     for name, per_item in scored.items():
-        flat = sorted(s for scores in per_item for s in scores)
+        flat = sorted(s for item_scores in per_item for s in item_scores)
         medians[name] = flat[len(flat) // 2] if flat else 0.0
     out = {}
     for k, item in enumerate(items):
@@ -158,33 +133,62 @@ def priorities(items: list[dict], by: str, scorers: dict[str, Scorer]) -> dict[s
     return out
 
 
-def prioritize(store: Store, task_name: str, by: str, reward_models: list[str],
-               scorer_for: Callable[[Store, str], Scorer] = version_scorer) -> dict:
-    """Reorder a task's queue by `by`; returns what was done and the first items with their reasons."""
+def needs_scores(by: str, models: list[str]) -> bool:
+    """Whether an order needs model versions to score the items (a scoring job) or is worked out at once."""
+    return by != "task-order" and bool(models)
+
+
+def _check_order(store: Store, task_name: str, by: str, models: list[str]) -> dict:
     task = store.task(task_name)
     if task is None:
         raise ActiveError(f"no task named {task_name!r}: see `workbench tasks list`")
     if by not in STRATEGIES:
         raise ActiveError(f"unknown order {by!r}; choose one of {', '.join(STRATEGIES)}")
     if by == "task-order":
-        store.set_queue_order(task["id"], {}, {"by": "task order"})
-        return {"task": task["name"], "by": by, "prioritized": 0, "head": []}
+        return task
     if task["kind"] not in KINDS:
         raise ActiveError(f"task {task['name']} is a {task['kind']} task: only tasks with responses to compare "
                           f"({', '.join(KINDS)}) can be ordered by {by}")
     wanted = {"margin": 1, "disagreement": 2}.get(by, 0)
-    if by == "variance" and len(reward_models) > 1:
+    if by == "variance" and len(models) > 1:
         raise ActiveError("--by variance uses at most one --model (none: word overlap)")
-    if wanted and len(reward_models) != wanted:
+    if wanted and len(models) != wanted:
         raise ActiveError(f"--by {by} needs {'one model version' if wanted == 1 else 'two model versions'}: "
                           f"--model {'VERSION' if wanted == 1 else 'A,B'}")
-    if len(set(reward_models)) != len(reward_models):
+    if len(set(models)) != len(models):
         raise ActiveError("--by disagreement compares two different model versions")
-    scorers = {name: scorer_for(store, name) for name in reward_models}  # unknown versions fail before scoring
-    items = store.open_items_for_scoring(task["id"])
-    ranked = priorities(items, by, scorers)
-    how = {"by": by, "reward_models": reward_models}
+    return task
+
+
+def check_request(store: Store, task_name: str, by: str, models: list[str]) -> tuple[dict, list[dict]]:
+    """The task and the model versions that would score it, or ActiveError saying what is wrong: a scoring job
+    checks this before it writes anything or loads a model."""
+    task = _check_order(store, task_name, by, models)
+    versions = []
+    for name in models if by != "task-order" else []:
+        version = store.model_version(name)
+        if version is None:
+            raise ActiveError(f"--model {name}: no model version of that name (see `workbench stats`)")
+        versions.append(version)
+    return task, versions
+
+
+def prioritize(store: Store, task_name: str, by: str, models: list[str], scores: Scores | None = None,
+               items: list[dict] | None = None) -> dict:
+    """Reorder a task's queue by `by`, from each model's `scores` of `items` (by default the task's open items
+    now; a scoring job passes the items it scored); returns what was done and the first items with reasons."""
+    task = _check_order(store, task_name, by, models)
+    if by == "task-order":
+        store.set_queue_order(task["id"], {}, {"by": "task order"})
+        return {"task": task["name"], "by": by, "prioritized": 0, "head": []}
+    scores = scores or {}
+    if set(scores) != set(models):
+        raise ActiveError(f"scores from {', '.join(sorted(scores)) or 'no model'}, but the order names "
+                          f"{', '.join(models) or 'no model'}")
+    items = store.open_items_for_scoring(task["id"]) if items is None else items
+    ranked = priorities(items, by, {name: scores[name] for name in models})
+    how = {"by": by, "reward_models": models}
     count = store.set_queue_order(task["id"], ranked, how)
     head = sorted(ranked.items(), key=lambda kv: -kv[1][0])[:5]
-    return {"task": task["name"], "by": by, "reward_models": reward_models, "prioritized": count,
+    return {"task": task["name"], "by": by, "reward_models": models, "prioritized": count,
             "open_items": len(items), "head": [{"item": i, "priority": p, "reason": r} for i, (p, r) in head]}

@@ -9,11 +9,15 @@ from collections.abc import Callable
 
 import gradio as gr
 
-from annotation.active import STRATEGIES, ActiveError, prioritize
+from annotation.active import STRATEGIES, ActiveError, needs_scores, prioritize
 from annotation.labeling import FLAG_REASONS, KINDS, LETTERS, ItemView, Labeling, LabelingError, User, require
 from annotation.reports import agreement_markdown, progress_markdown
 
 UserOf = Callable[[gr.Request], User | None]
+# An order that needs models runs as a scoring job on the server's job runner: the app hands the Tasks tab these
+# two (task, by, models -> a status line; -> a status line), so nothing under annotation/ imports the runner.
+StartScoring = Callable[[str, str, list[str]], str]
+CancelScoring = Callable[[], str]
 
 HELP = """**Keys** (outside a text box): `Enter` submit · `s` skip · `f` flag · `u` undo last · `p` edit last ·
 `g` guidelines. Pairwise: `a` A better, `b` B better, `t` tie, `x` both bad. Ranking: press the letters best
@@ -222,11 +226,37 @@ class LabelView:
         return [gr.update(choices=choices, value=task_id), *self.render(self.labeling.open_next(user, task_id))]
 
 
-class TasksView:
-    """The admin's Tasks tab: create tasks, follow progress and agreement, adjudicate."""
+def order_markdown(done: dict) -> str:
+    """What a queue order did (annotation.active.prioritize's summary), for the Tasks tab."""
+    if done["by"] == "task-order":
+        return f"**{done['task']}** is back in the order it was made with."
+    lines = [f"**{done['task']}**: {done['prioritized']} of {done['open_items']} open items ordered by "
+             f"{done['by']}. First in the queue:"]
+    lines += [f"- `{h['item']}`: {html.escape(h['reason'])}" for h in done["head"]]
+    return "\n".join(lines)
 
-    def __init__(self, labeling: Labeling, user_of: UserOf):
+
+def scoring_markdown(status: dict) -> str:
+    """The Tasks tab's line on the job runner's current job when it is a scoring job (else nothing): progress
+    while it runs, the new order once it is stored."""
+    if status.get("stage") != "score":
+        return ""
+    if status["state"] == "succeeded":
+        return order_markdown(status["done"])
+    line = f"**{status['run_id']}** (scoring): {status['state']}"
+    if status["state"] == "running":
+        progress = status.get("progress") or {}
+        return line + f", {progress.get('done', 0)}/{progress.get('total') or '?'} responses scored"
+    return line + f": {html.escape(status['error'] or '')}"
+
+
+class TasksView:
+    """The admin's Tasks tab: create tasks, follow progress and agreement, order the queue, adjudicate."""
+
+    def __init__(self, labeling: Labeling, user_of: UserOf, start_scoring: StartScoring,
+                 cancel_scoring: CancelScoring):
         self.labeling, self.user_of = labeling, user_of
+        self.start_scoring, self.cancel_scoring = start_scoring, cancel_scoring
         with gr.Accordion("New task", open=True):
             with gr.Row():
                 self.name = gr.Textbox(label="Name", elem_id="new-task-name")
@@ -255,7 +285,9 @@ class TasksView:
                 self.order_models = gr.Textbox(label="Model version: reward model or policy (disagreement: A,B)",
                                                elem_id="order-models")
                 self.reorder = gr.Button("Reorder queue", elem_id="reorder")
+                self.cancel_order = gr.Button("Cancel scoring", variant="stop", elem_id="cancel-scoring")
             self.reordered = gr.Markdown(elem_id="reorder-status")
+            self.scoring = gr.Markdown(elem_id="scoring-status")  # the scoring job's progress, filled by the app's timer
         with gr.Accordion("Adjudicate an item", open=False):
             with gr.Row():
                 self.item = gr.Textbox(label="Item id", elem_id="adjudicate-item")
@@ -313,17 +345,22 @@ class TasksView:
         def reorder(task, by, models, request: gr.Request):
             def go(user):
                 require(user, "admin")
-                done = prioritize(lab.store, task or "", by, split(models))
-                if by == "task-order":
-                    return f"**{done['task']}** is back in the order it was made with."
-                lines = [f"**{done['task']}**: {done['prioritized']} of {done['open_items']} open items ordered by "
-                         f"{by}. First in the queue:"]
-                lines += [f"- `{h['item']}`: {html.escape(h['reason'])}" for h in done["head"]]
-                return "\n".join(lines)
+                names = split(models)
+                if needs_scores(by, names):  # models score in a job's process, never in the server's
+                    return self.start_scoring(task or "", by, names)
+                return order_markdown(prioritize(lab.store, task or "", by, names))
             return self._admin(request, go)
 
         self.reorder.click(reorder, inputs=[self.task, self.order_by, self.order_models], outputs=self.reordered,
                            api_name="reorder_queue")
+
+        def cancel_order(request: gr.Request):
+            def go(user):
+                require(user, "admin")
+                return self.cancel_scoring()
+            return self._admin(request, go)
+
+        self.cancel_order.click(cancel_order, outputs=self.scoring, api_name="cancel_scoring")
 
         def show(task, item_id, request: gr.Request):
             def go(user):

@@ -10,6 +10,7 @@ import pytest
 
 from annotation.active import (
     ActiveError,
+    check_request,
     disagreement_priority,
     lexical_variance_priority,
     margin_priority,
@@ -60,6 +61,12 @@ def fixed_scorer(_store, _name):
     return score
 
 
+def fixed_scores(store, task_id, name="rm"):
+    """What a scoring job by `name` hands back for the task's open items, scored by fixed_scorer."""
+    return {name: {item["id"]: fixed_scorer(None, name)(None, item["responses"])
+                   for item in store.open_items_for_scoring(task_id)}}
+
+
 def served(labeling, user, task_id, n):
     """The next n items this user gets, answering each (choice A)."""
     items = []
@@ -90,7 +97,7 @@ def test_the_queue_serves_the_smallest_margins_first_and_goes_back_on_request(st
     clock.now += 3600  # the item cat was shown after the skip is no longer held for cat
     margins = margins_of(store, task["id"])
 
-    done = prioritize(store, task["name"], "margin", ["rm"], scorer_for=fixed_scorer)
+    done = prioritize(store, task["name"], "margin", ["rm"], fixed_scores(store, task["id"]))
     assert done["prioritized"] == done["open_items"] == 12
     assert done["head"][0]["reason"].startswith("rm margin 0.050")
     # the reason names the two responses by their opening words, never by letters (shuffled per annotator)
@@ -109,7 +116,7 @@ def test_the_queue_serves_the_smallest_margins_first_and_goes_back_on_request(st
 
     # admins see why an item sits where it does; annotators do not
     fresh = make_task(labeling, "ranking", overlap=1)
-    prioritize(store, fresh["name"], "variance", [], scorer_for=fixed_scorer)
+    prioritize(store, fresh["name"], "variance", [])
     admin_view = labeling.open_next(ADMIN, fresh["id"])
     assert admin_view.why.startswith("Queue position 1: responses share")
     assert labeling.open_next(ANN, fresh["id"]).why == ""
@@ -137,7 +144,7 @@ def test_bad_requests_are_refused_and_leave_the_order_alone(store, load, tmp_pat
     ]
     for name, by, models, message in cases:
         with pytest.raises(ActiveError, match=message):
-            prioritize(store, name, by, models)  # the real scorer: refuses unknown versions
+            check_request(store, name, by, models)  # what a scoring job checks first: refuses unknown versions
     assert store.dump() == dump
 
 

@@ -56,11 +56,11 @@ def test_stats_handler_is_a_plain_function(store, load):
     assert "| prompts | 300 |" in text and "| labels: preference | 500 |" in text
 
 
-def start_server(root) -> tuple[str, subprocess.Popen]:
+def start_server(root, python_flags: tuple[str, ...] = (), stderr=subprocess.STDOUT) -> tuple[str, subprocess.Popen]:
     """`workbench serve ROOT` on a free port; returns once the port answers."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "workbench.cli", "serve", str(root), "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen([sys.executable, *python_flags, "-m", "workbench.cli", "serve", str(root), "--port",
+                             str(port)], stdout=subprocess.PIPE, stderr=stderr, text=True)
     deadline = time.time() + 120
     while time.time() < deadline:
         try:
@@ -146,6 +146,42 @@ def test_the_api_is_scoped_by_role(server):
     admin = Client(url, auth=("root", PASSWORD), verbose=False)
     progress, _ = admin.predict("task-compare", api_name="/task_overview")
     assert "1 of 600 answers" in progress and "| ann | 1 | 0 | 0 |" in progress
+
+
+@pytest.mark.e2e
+def test_the_server_process_never_imports_torch(demo_project, tmp_path):
+    """Active selection scored by a model version and a Playground chat, through the real server: the models load
+    in a scoring job and in the model worker, never in the server process. `-X importtime` logs every module the
+    server imports (its child processes are not traced), so the log is that process's sys.modules, over time."""
+    from gradio_client import Client
+
+    from tests.test_jobs import register_version
+    from workbench.store import Store
+
+    root = str(demo_project.root)
+    assert main(["tasks", "add", "few", "--kind", "pairwise", "--query", "Loki Watch", "-p", root]) == 0
+    with Store.open(demo_project.store_path) as store:
+        register_version(demo_project, store, "sft-1", demo_project.base_model_path())
+    log = tmp_path / "imports.log"
+    with log.open("w") as stderr:
+        url, proc = start_server(root, ("-X", "importtime"), stderr=stderr)
+    try:
+        admin = Client(url, auth=("root", PASSWORD), verbose=False)
+        admin.predict("task-few", "margin", "sft-1", api_name="/reorder_queue")
+        deadline = time.time() + 300
+        while "Queue position" not in (view := admin.predict("task-few", api_name="/open_task"))[-4]:
+            assert time.time() < deadline, "the queue was not reordered in 300 s"
+            time.sleep(1)
+        assert "sft-1 margin" in view[-4]  # scored by the model version
+        chat, _, _ = admin.predict("base", None, 0.0, "", "My Loki Watch strap broke.", [], [], api_name="/playground")
+        assert len(chat) == 2 and "strap broke" in str(chat[0])  # the question and the version's reply
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    imported = {line.rsplit("|", 1)[-1].strip() for line in log.read_text().splitlines()
+                if line.startswith("import time:")}
+    assert {"gradio", "duckdb", "gradio_client"} <= imported  # the log is the server's own
+    assert sorted(m for m in imported if m.split(".")[0] in ("torch", "transformers")) == []
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -75,15 +75,16 @@ def test_stored_replies_are_all_or_none_and_never_twice(heldout_project):
 
 def test_the_ui_job_runs_one_at_a_time_with_progress(heldout_project):
     """What the Train tab's Generate button starts: a job in its own process, followed, then stored."""
+    from workbench.generate import GENERATION
     from workbench.jobs import JobRunner
     from workbench.runs import RunError
 
     with Store.open(heldout_project.store_path) as store:
         runner = JobRunner(heldout_project, store)
-        job = runner.start_generation(GenerateRequest(versions=["base"], tags=["heldout"], limit=3,
-                                                      sampling={"n": 2, "max_new_tokens": 8}))
+        job = runner.start(GENERATION, GenerateRequest(versions=["base"], tags=["heldout"], limit=3,
+                                                       sampling={"n": 2, "max_new_tokens": 8}))
         with pytest.raises(RunError, match="still running"):
-            runner.start_generation(GenerateRequest(versions=["base"], tags=["heldout"], limit=1))
+            runner.start(GENERATION, GenerateRequest(versions=["base"], tags=["heldout"], limit=1))
         runner.wait(timeout=120)
         status = runner.status()
         assert (status["state"], status["progress"]) == ("succeeded", {"done": 6, "total": 6})

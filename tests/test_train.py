@@ -16,7 +16,8 @@ from tests.conftest import DEMO_DATA
 from trainers.evaluation import is_degenerate, probe_logp
 from trainers.models import load_tokenizer, load_version
 from workbench.cli import main
-from workbench.runs import RunError, TrainRequest, ingest, launch, prepare_run
+from workbench.jobs import launch
+from workbench.runs import RunError, TrainRequest, ingest, prepare_run
 from workbench.store import Store
 
 pytestmark = pytest.mark.slow

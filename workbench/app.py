@@ -1,15 +1,15 @@
 """The Gradio app shell. The server process owns the project's store (one DuckDB writer per file); every
-handler is a plain function of the store so tests call it without a browser."""
+handler is a plain function of the store so tests call it without a browser.
+
+The server process never imports torch or transformers: training, generation and the scoring behind active
+selection run as jobs in their own processes (workbench/jobs.py), and the Playground talks to a model worker
+process (workbench/playground.py). tests/test_app.py checks the server's imports."""
 
 # No `from __future__ import annotations` here: Gradio injects `gr.Request` by reading annotations at run
 # time, and `gr` is imported inside build_app (importing gradio costs seconds; the CLI imports this module).
-from typing import TYPE_CHECKING
-
 from workbench.config import Project
+from workbench.jobs import JobRunner, RunError
 from workbench.store import Store
-
-if TYPE_CHECKING:  # the jobs module imports transformers: keep the CLI's start-up light
-    from workbench.jobs import JobRunner
 
 
 def stats_markdown(store: Store, project_name: str) -> str:
@@ -27,23 +27,23 @@ def version_choices(store: Store, stage: str | None = None) -> list[str]:
     return [v["id"] for v in store.stats()["model_versions"] if stage is None or v["stage"] == stage]
 
 
-def start_job(runner: "JobRunner", stage: str, parent: str | None, reward_model: str | None, max_steps: float | None,
+def start_job(runner: JobRunner, stage: str, parent: str | None, reward_model: str | None, max_steps: float | None,
               learning_rate: float | None, full: bool) -> str:
     """Start a training job from the UI's settings; returns a line for the status box."""
-    from workbench.runs import RunError, TrainRequest
+    from workbench.runs import TRAINING, TrainRequest
 
     trl = {k: v for k, v in {"max_steps": int(max_steps) if max_steps else None,
                              "learning_rate": learning_rate or None}.items() if v is not None}
     request = TrainRequest(stage=stage, parent=parent or None, reward_model=reward_model or None,
                            adapter={"full": True} if full else {}, trl=trl)
     try:
-        job = runner.start(request)
+        job = runner.start(TRAINING, request)
     except RunError as exc:
         return f"**Not started:** {exc}"
     return f"Started **{job.run_id}**: logs and adapter in `{job.run_dir}`"
 
 
-def job_view(runner: "JobRunner"):
+def job_view(runner: JobRunner):
     """(status markdown, loss table) for the live view."""
     import pandas as pd
 
@@ -65,11 +65,10 @@ def job_view(runner: "JobRunner"):
     return "\n\n".join(lines), pd.DataFrame({"step": list(steps), "loss": list(losses)})
 
 
-def start_generation_job(runner: "JobRunner", versions: list[str], tags: str, n: float | None,
+def start_generation_job(runner: JobRunner, versions: list[str], tags: str, n: float | None,
                          temperature: float | None, max_new_tokens: float | None, limit: float | None) -> str:
     """Start a generation job from the UI's settings; returns a line for the status box."""
-    from workbench.generate import GenerateRequest, GenerationError
-    from workbench.runs import RunError
+    from workbench.generate import GENERATION, GenerateRequest, GenerationError
 
     sampling = {k: v for k, v in {"n": int(n) if n else None, "temperature": temperature,
                                   "max_new_tokens": int(max_new_tokens) if max_new_tokens else None}.items()
@@ -78,15 +77,37 @@ def start_generation_job(runner: "JobRunner", versions: list[str], tags: str, n:
                                                                      if t.strip()],
                               limit=int(limit) if limit else None, sampling=sampling)
     try:
-        job = runner.start_generation(request)
+        job = runner.start(GENERATION, request)
     except (RunError, GenerationError) as exc:
         return f"**Not started:** {exc}"
     return f"Started **{job.run_id}**: generating from {', '.join(request.versions)}"
 
 
-def cancel_job(runner: "JobRunner") -> str:
+def cancel_job(runner: JobRunner) -> str:
     job = runner.cancel()
     return f"**{job.run_id}**: {job.state}" if job else "No job to cancel."
+
+
+def start_scoring_job(runner: JobRunner, task: str, by: str, models: list[str]) -> str:
+    """Start the scoring job behind a queue order that needs models (the Tasks tab's Reorder); a bad request
+    raises annotation.active.ActiveError, as an order worked out at once does."""
+    from workbench.scoring import SCORING, ScoreRequest
+
+    try:
+        job = runner.start(SCORING, ScoreRequest(task=task, by=by, models=models))
+    except RunError as exc:
+        return f"**Not started:** {exc}"
+    return f"Started **{job.run_id}**: {', '.join(models)} score{'s' if len(models) == 1 else ''} the open items; " \
+           f"the new order follows below when it is done."
+
+
+def cancel_scoring_job(runner: JobRunner) -> str:
+    from workbench.scoring import SCORING
+
+    job = runner.cancel(SCORING)
+    if job is None or job.stage != "score":
+        return "No scoring job to cancel."
+    return f"**{job.run_id}**: {job.state}" + (": the queue order is as it was" if job.state == "cancelled" else "")
 
 
 def build_app(project: Project, store: Store):
@@ -97,8 +118,7 @@ def build_app(project: Project, store: Store):
     from annotation.labeling import REVIEWERS, AccessDenied, Labeling, User, require
     from annotation.leaderboard import leaderboard
     from annotation.reports import leaderboard_markdown, leaderboard_svg
-    from annotation.views import LabelView, TasksView
-    from workbench.jobs import JobRunner
+    from annotation.views import LabelView, TasksView, scoring_markdown
     from workbench.playground import Playground, PlaygroundError
 
     runner = JobRunner(project, store)
@@ -128,7 +148,8 @@ def build_app(project: Project, store: Store):
         with gr.Tab("Label", id="label-tab"):
             label_view = LabelView(labeling, user_of)
         with gr.Tab("Tasks", id="tasks-tab", visible=False) as tasks_tab:
-            tasks_view = TasksView(labeling, user_of)
+            tasks_view = TasksView(labeling, user_of, lambda task, by, models: start_scoring_job(runner, task, by, models),
+                                   lambda: cancel_scoring_job(runner))
         with gr.Tab("Project", id="project-tab", visible=False) as project_tab:
             stats = gr.Markdown(elem_id="stats")
             refresh = gr.Button("Refresh", elem_id="refresh")
@@ -245,7 +266,7 @@ def build_app(project: Project, store: Store):
 
         def tick(request: gr.Request):
             admin(request)
-            return job_view(runner)
+            return (*job_view(runner), scoring_markdown(runner.status()))
 
         project_tab.select(show_stats, outputs=stats, api_name="stats")
         refresh.click(show_stats, outputs=stats, api_name=False)
@@ -260,7 +281,7 @@ def build_app(project: Project, store: Store):
         play_send.click(play, inputs=play_inputs, outputs=[chat_a, chat_b, play_message], api_name="playground")
         play_message.submit(play, inputs=play_inputs, outputs=[chat_a, chat_b, play_message], api_name=False)
         play_clear.click(lambda: ([], [], ""), outputs=[chat_a, chat_b, play_message], api_name=False)
-        timer.tick(tick, outputs=[job_status, plot], api_name=False)
+        timer.tick(tick, outputs=[job_status, plot, tasks_view.scoring], api_name=False)
     app.labeling, app.label_view = labeling, label_view  # for benchmarks that swap a handler
     return app
 

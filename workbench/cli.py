@@ -344,7 +344,7 @@ def cmd_tasks(args: argparse.Namespace) -> int:
         if store.task(args.name) is None:
             raise LabelingError(f"no task named {args.name!r}: see `workbench tasks list`")
         if args.action == "prioritize":
-            return _prioritize(store, args)
+            return _prioritize(project, store, args)
         result = (labeling.progress(cli_admin, args.name) if args.action == "progress"
                   else labeling.agreement(cli_admin, args.name))
         if args.json:
@@ -360,13 +360,24 @@ def cmd_tasks(args: argparse.Namespace) -> int:
     return 0
 
 
-def _prioritize(store, args: argparse.Namespace) -> int:
-    from annotation.active import ActiveError, prioritize
+def _prioritize(project, store, args: argparse.Namespace) -> int:
+    from annotation.active import ActiveError
+    from workbench.scoring import ScoreRequest, order_queue
 
     if not args.by:
         raise ActiveError("give the order: --by margin, disagreement, variance or task-order")
     models = [m.strip() for m in (args.model or "").split(",") if m.strip()]
-    done = prioritize(store, args.name, args.by, models)
+
+    def show(progress: dict) -> None:  # on stderr: --json keeps stdout for the result
+        if progress.get("total"):
+            print(f"  {progress['done']}/{progress['total']} responses scored", file=sys.stderr, flush=True)
+
+    result = order_queue(project, store, ScoreRequest(task=args.name, by=args.by, models=models), on_progress=show)
+    if result.status != "succeeded":
+        print(f"workbench tasks prioritize: job {result.job_id} {result.status}: {result.error}", file=sys.stderr)
+        print(f"  logs: {result.job_dir}/stderr.log; the queue order is as it was", file=sys.stderr)
+        return 1
+    done = result.done
     if args.json:
         print(json.dumps(done, indent=2))
     elif args.by == "task-order":

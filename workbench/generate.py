@@ -8,16 +8,12 @@ job shows as failed with its error and stores nothing.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from workbench import jobs
 from workbench.config import Project
-from workbench.runs import how_it_ended
 from workbench.store import Store
 
 
@@ -81,7 +77,7 @@ def how_to_load(version: dict) -> dict:
 
 def prepare_generation(project: Project, store: Store, request: GenerateRequest) -> tuple[str, Path, dict]:
     """Check everything, then write the job folder (job.json + prompts.jsonl) and record the job."""
-    from trainers.generation import Sampling
+    from trainers.generation import Sampling  # light at import: transformers loads only in the job's process
     from trainers.models import SettingsError, check_base_model
 
     if not request.versions:
@@ -127,52 +123,30 @@ def prepare_generation(project: Project, store: Store, request: GenerateRequest)
     return job_id, job_dir, job
 
 
-def launch_generation(job_dir: Path) -> subprocess.Popen:
-    env = {**os.environ, "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"),
-           "HF_HUB_DISABLE_TELEMETRY": "1", "TOKENIZERS_PARALLELISM": "false"}
-    with (job_dir / "stdout.log").open("ab") as out, (job_dir / "stderr.log").open("ab") as err:
-        return subprocess.Popen([sys.executable, "-m", "trainers.generation", str(job_dir)], stdout=out, stderr=err,
-                                env=env, start_new_session=True)
+def _prepare(project: Project, store: Store, request: GenerateRequest) -> jobs.Prepared:
+    job_id, job_dir, _ = prepare_generation(project, store, request)
+    return jobs.Prepared(job_id, "generate", job_dir, "generation")
 
 
-def read_progress(job_dir: Path) -> dict:
-    path = job_dir / "progress.json"
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {"done": 0, "total": None}
-
-
-def ingest_generation(store: Store, job_id: str, job_dir: Path, returncode: int) -> GenerateResult:
+def _ingest(store: Store, job: jobs.Prepared, status: dict) -> GenerateResult:
     """Store the job's replies (all or none) and mark it ended."""
-    status, error = how_it_ended(job_dir, returncode, "generation")
-    if error is not None:
-        store.finish_run(job_id, status="failed", error=error)
-        return GenerateResult(job_id, "failed", job_dir, error=error)
-    job = json.loads((job_dir / "job.json").read_text())
-    rows = [json.loads(line) for line in (job_dir / "out.jsonl").read_text(encoding="utf-8").splitlines() if line]
+    settings = json.loads((job.job_dir / "job.json").read_text())
+    rows = jobs.read_jsonl(job.job_dir / "out.jsonl")
     summary = status["summary"]
-    added = store.add_generated(rows, job_id=job_id, sampling=job["sampling"], backend=summary.get("backend", "hf"))
-    store.finish_run(job_id, status="succeeded")
-    return GenerateResult(job_id, "succeeded", job_dir, added=added, summary=summary)
+    added = store.add_generated(rows, job_id=job.job_id, sampling=settings["sampling"],
+                                backend=summary.get("backend", "hf"))
+    store.finish_run(job.job_id, status="succeeded")
+    return GenerateResult(job.job_id, "succeeded", job.job_dir, added=added, summary=summary)
+
+
+def _view(job_dir: Path, result: GenerateResult | None) -> dict:
+    return {"progress": jobs.read_progress(job_dir), "added": result.added if result else None}
+
+
+GENERATION = jobs.JobKind(name="generation", prepare=_prepare, ingest=_ingest, result=GenerateResult, view=_view)
 
 
 def generate(project: Project, store: Store, request: GenerateRequest,
              on_progress: Callable[[dict], None] | None = None) -> GenerateResult:
     """Prepare, run to the end (reporting progress), ingest. Ctrl-C cancels and stores nothing."""
-    job_id, job_dir, _ = prepare_generation(project, store, request)
-    proc = launch_generation(job_dir)
-    last = None
-    try:
-        while proc.poll() is None:
-            time.sleep(0.5)
-            progress = read_progress(job_dir)
-            if on_progress and progress != last:
-                on_progress(progress)
-                last = progress
-    except KeyboardInterrupt:
-        proc.terminate()
-        proc.wait()
-        store.finish_run(job_id, status="cancelled", error="cancelled by the user")
-        return GenerateResult(job_id, "cancelled", job_dir, error="cancelled by the user")
-    return ingest_generation(store, job_id, job_dir, proc.returncode)
+    return jobs.run(GENERATION, project, store, request, jobs.progress_follower(on_progress) if on_progress else None)

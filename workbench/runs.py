@@ -9,16 +9,14 @@ run is marked failed with its error and no model version is created.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from workbench import jobs
 from workbench.config import Project
 from workbench.exporters import ExportError, export
+from workbench.jobs import RunError
 from workbench.store import ExportFilters, Store
 
 STAGES = {"sft": "sft", "reward": "preferences", "dpo": "preferences", "kto": "unpaired", "ppo": "preferences",
@@ -43,10 +41,6 @@ COMMON_EXCEPT = {"ppo": {"max_length", "save_strategy", "save_steps", "save_tota
                  "rloo": {"max_length"}}
 
 
-class RunError(Exception):
-    """A run that cannot start, or that failed; the message says why."""
-
-
 @dataclass
 class TrainRequest:
     stage: str
@@ -67,7 +61,7 @@ class RunResult:
     run_id: str
     status: str
     run_dir: Path
-    version: dict | None
+    version: dict | None = None
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
 
@@ -267,76 +261,44 @@ def resume_run(store: Store, run_id: str) -> tuple[str, Path, dict]:
     return run_id, run_dir, config
 
 
-def launch(run_dir: Path, stage: str, accelerate_config: str | None = None) -> subprocess.Popen:
-    """Start the stage in its own process with its own logs; the caller waits, follows or cancels it.
-    With an accelerate config (DeepSpeed ZeRO-3, FSDP, several CPU processes) the same stage module runs
-    under `accelerate launch`."""
-    env = {**os.environ, "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"),
-           "HF_HUB_DISABLE_TELEMETRY": "1", "TOKENIZERS_PARALLELISM": "false"}
-    with (run_dir / "stdout.log").open("ab") as out, (run_dir / "stderr.log").open("ab") as err:
-        launcher = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", accelerate_config] \
-            if accelerate_config else [sys.executable]
-        return subprocess.Popen([*launcher, "-m", f"trainers.{stage}", str(run_dir)], stdout=out, stderr=err,
-                                env=env, start_new_session=True)
-
-
-def how_it_ended(folder: Path, returncode: int, what: str) -> tuple[dict | None, str | None]:
-    """(status.json, None) for a process that succeeded, else (status or None, the error to record): its
-    own error when it wrote one, else its exit code and the last lines of its stderr."""
-    status_file = folder / "status.json"
-    status = json.loads(status_file.read_text()) if status_file.exists() else None
-    if status is not None and status["status"] == "succeeded" and returncode == 0:
-        return status, None
-    if status is not None and status.get("error"):
-        return status, status["error"]
-    tail = (folder / "stderr.log").read_text(errors="replace").strip().splitlines()[-5:]
-    return status, f"the {what} process exited with code {returncode}" + (": " + " | ".join(tail) if tail else "")
-
-
-def ingest(store: Store, run_id: str, run_dir: Path, returncode: int) -> RunResult:
-    """Read how the run ended from its folder and record it: a model version, or a failed run."""
-    config = json.loads((run_dir / "run.json").read_text())
-    status, error = how_it_ended(run_dir, returncode, "training")
-    if error is not None:
-        store.finish_run(run_id, status="failed", error=error)
-        return RunResult(run_id, "failed", run_dir, None, error)
-    summary = {k: v for k, v in status["summary"].items() if k != "traceback"}
-    version = {"id": run_id, "stage": config["stage"], "base_model": config["base_model"],
-               "parent_id": config["parent_version"], "dataset_hash": config["dataset_hash"],
-               "path": str(run_dir / "adapter"), "config": config, "metrics": summary}
-    store.finish_run(run_id, status="succeeded", version=version)
-    return RunResult(run_id, "succeeded", run_dir, version, warnings=summary.get("warnings", []))
-
-
-def train(project: Project, store: Store, request: TrainRequest,
-          on_metrics: Callable[[dict], None] | None = None) -> RunResult:
-    """Prepare (or resume), run to the end (following metrics.jsonl), ingest. Ctrl-C cancels cleanly."""
+def _prepare(project: Project, store: Store, request: TrainRequest) -> jobs.Prepared:
+    """A new run folder, or a failed or cancelled run's own folder to resume: the stage module runs on it."""
     if request.resume:
         run_id, run_dir, config = resume_run(store, request.resume)
         request.stage = config["stage"]
     else:
         run_id, run_dir, _ = prepare_run(project, store, request)
-    proc = launch(run_dir, request.stage, request.accelerate_config)
-    seen = 0
-    try:
-        while proc.poll() is None:
-            time.sleep(0.5)
-            seen = _follow(run_dir, seen, on_metrics)
-    except KeyboardInterrupt:
-        proc.terminate()
-        proc.wait()
-        store.finish_run(run_id, status="cancelled", error="cancelled by the user")
-        return RunResult(run_id, "cancelled", run_dir, None, "cancelled by the user")
-    _follow(run_dir, seen, on_metrics)
-    return ingest(store, run_id, run_dir, proc.returncode)
+    return jobs.Prepared(run_id, request.stage, run_dir, request.stage, request.accelerate_config)
 
 
-def _follow(run_dir: Path, seen: int, on_metrics: Callable[[dict], None] | None) -> int:
-    path = run_dir / "metrics.jsonl"
-    if on_metrics is None or not path.exists():
-        return seen
-    lines = path.read_text(encoding="utf-8").splitlines()
-    for line in lines[seen:]:
-        if line.strip():
-            on_metrics(json.loads(line))
-    return len(lines)
+def _ingest(store: Store, job: jobs.Prepared, status: dict) -> RunResult:
+    """A succeeded run becomes a model version with its lineage, in the same transaction that ends the run."""
+    config = json.loads((job.job_dir / "run.json").read_text())
+    summary = {k: v for k, v in status["summary"].items() if k != "traceback"}
+    version = {"id": job.job_id, "stage": config["stage"], "base_model": config["base_model"],
+               "parent_id": config["parent_version"], "dataset_hash": config["dataset_hash"],
+               "path": str(job.job_dir / "adapter"), "config": config, "metrics": summary}
+    store.finish_run(job.job_id, status="succeeded", version=version)
+    return RunResult(job.job_id, "succeeded", job.job_dir, version, warnings=summary.get("warnings", []))
+
+
+def _view(run_dir: Path, result: RunResult | None) -> dict:
+    """The live loss curve and the last logged figures, from metrics.jsonl as the trainer writes it."""
+    metrics = jobs.read_jsonl(run_dir / "metrics.jsonl")
+    return {"losses": [(m["step"], m["loss"]) for m in metrics if "loss" in m], "last": metrics[-1] if metrics else None,
+            "warnings": result.warnings if result else []}
+
+
+TRAINING = jobs.JobKind(name="training", prepare=_prepare, ingest=_ingest, result=RunResult, view=_view)
+
+
+def ingest(store: Store, run_id: str, run_dir: Path, returncode: int) -> RunResult:
+    """Record how a run's process ended: a model version, or a failed run with its error."""
+    stage = json.loads((run_dir / "run.json").read_text())["stage"]
+    return jobs.ingest(TRAINING, store, jobs.Prepared(run_id, stage, run_dir, stage), returncode)
+
+
+def train(project: Project, store: Store, request: TrainRequest,
+          on_metrics: Callable[[dict], None] | None = None) -> RunResult:
+    """Prepare (or resume), run to the end (following metrics.jsonl), ingest. Ctrl-C cancels cleanly."""
+    return jobs.run(TRAINING, project, store, request, jobs.metrics_follower(on_metrics) if on_metrics else None)
