@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 from itertools import combinations
 
+from workbench.errors import WorkbenchError
 from workbench.store import Store
 
 STRATEGIES = {
@@ -35,7 +36,7 @@ STRATEGIES = {
 KINDS = ("pairwise", "ranking", "feedback", "review")  # demonstrations have no responses to score
 
 
-class ActiveError(Exception):
+class ActiveError(WorkbenchError):
     """A prioritization that cannot run; the message says why and what to do."""
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from annotation.agreement import report, units_from_answers
 from annotation.queue import Leases, next_item
+from workbench.errors import WorkbenchError
 from workbench.store import Store, StoreError
 
 LABELERS = ("annotator", "reviewer", "admin")
@@ -30,7 +31,7 @@ MAX_RANKED = 5
 LETTERS = "ABCDE"
 
 
-class LabelingError(Exception):
+class LabelingError(WorkbenchError):
     """A request the user can fix (no choice made, wrong order, empty text); the message says what."""
 
 

@@ -8,6 +8,7 @@ process (workbench/playground.py). tests/test_app.py checks the server's imports
 # No `from __future__ import annotations` here: Gradio injects `gr.Request` by reading annotations at run
 # time, and `gr` is imported inside build_app (importing gradio costs seconds; the CLI imports this module).
 from workbench.config import Project
+from workbench.errors import WorkbenchError
 from workbench.jobs import JobRunner, RunError
 from workbench.store import Store
 
@@ -306,7 +307,7 @@ def _shortcuts() -> str:
     return SHORTCUTS_JS
 
 
-class ServeError(Exception):
+class ServeError(WorkbenchError):
     """The server cannot start; the message says why and what to do."""
 
 

@@ -8,6 +8,7 @@ import hmac
 import re
 import secrets
 
+from workbench.errors import WorkbenchError
 from workbench.store import Store, StoreError
 
 ROLES = ("annotator", "reviewer", "admin")
@@ -16,7 +17,7 @@ MIN_PASSWORD = 8
 SCRYPT = {"n": 2**14, "r": 8, "p": 1, "maxmem": 64 * 1024 * 1024, "dklen": 32}
 
 
-class AuthError(Exception):
+class AuthError(WorkbenchError):
     """A user that cannot be created as asked; the message says why."""
 
 

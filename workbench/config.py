@@ -10,6 +10,8 @@ import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from workbench.errors import WorkbenchError
+
 CONFIG_NAME = "workbench.toml"
 STORE_NAME = "workbench.duckdb"
 
@@ -18,7 +20,7 @@ STORE_NAME = "workbench.duckdb"
 DEFAULT_MAX_FIELD_BYTES = 1_000_000
 
 
-class ProjectError(Exception):
+class ProjectError(WorkbenchError):
     """A project that cannot be found or read; the message says where and what to do."""
 
 

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 
+from workbench.errors import WorkbenchError
 from workbench.store import ExportFilters, Store
 
 FORMATS = ("jsonl", "parquet", "hf")
@@ -69,7 +70,7 @@ def pairs_text(pairs: dict) -> list[str]:
     return lines
 
 
-class ExportError(Exception):
+class ExportError(WorkbenchError):
     """An export that cannot be written as asked; the message says why."""
 
 

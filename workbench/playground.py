@@ -17,6 +17,7 @@ import threading
 from pathlib import Path
 
 from workbench.config import Project
+from workbench.errors import WorkbenchError
 from workbench.generate import GenerationError, resolve_versions
 from workbench.jobs import job_env, stop
 from workbench.store import Store
@@ -24,7 +25,7 @@ from workbench.store import Store
 TIMEOUT_S = 600.0  # one reply, loading its version included: a 135M model loads in ~20 s on two cores
 
 
-class PlaygroundError(Exception):
+class PlaygroundError(WorkbenchError):
     """A version that cannot be chatted with, or a worker that failed; the message says why."""
 
 

@@ -6,8 +6,10 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from workbench.errors import WorkbenchError
 
-class VersionError(Exception):
+
+class VersionError(WorkbenchError):
     """A version that cannot be exported as asked; the message says why."""
 
 

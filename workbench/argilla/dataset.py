@@ -8,13 +8,15 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from workbench.errors import WorkbenchError
+
 USERS_FILE = "workbench_users.json"
 PROMPT_NAMES = ("prompt", "instruction", "input", "question", "query", "text", "chat", "messages", "conversation")
 USER_NAMESPACE = uuid.UUID("6f1c2a52-5d0e-4b8e-9a57-7c1f0b2f6a11")  # annotator name -> stable Argilla user id
 STATUSES = ("submitted", "draft", "discarded")
 
 
-class ArgillaFormatError(Exception):
+class ArgillaFormatError(WorkbenchError):
     """A folder that is not an Argilla dataset, or one whose records do not fit its settings."""
 
 

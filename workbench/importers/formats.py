@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 import orjson
 import pyarrow as pa
 
+from workbench.errors import WorkbenchError
+
 MESSAGE_TYPE = pa.struct([("role", pa.string()), ("content", pa.string())])
 RECORD_SCHEMA = pa.schema([
     ("line", pa.int64()),
@@ -32,7 +34,7 @@ ROLES = {"system", "user", "assistant", "tool"}
 BATCH_ROWS = 100_000
 
 
-class ImportError_(Exception):  # noqa: N801 - the builtin ImportError means something else
+class ImportError_(WorkbenchError):  # noqa: N801 - the builtin ImportError means something else
     """Bad input: the message names the file, the line or row, and the field."""
 
 

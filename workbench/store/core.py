@@ -17,12 +17,13 @@ from typing import Self
 
 import duckdb
 
+from workbench.errors import WorkbenchError
 from workbench.store.open_items import Annotator, Window
 from workbench.store.rules import content_id
 from workbench.store.schema import MIGRATIONS, SCHEMA_VERSION
 
 
-class StoreError(Exception):
+class StoreError(WorkbenchError):
     """A store operation that cannot go ahead; the message says why and what to do."""
 
 
