@@ -87,3 +87,21 @@ def test_tasks_commands_report_and_refuse_with_one_line(project, capsys, tmp_pat
     with Store.open(project.store_path) as store:
         assert [t["name"] for t in store.tasks()] == ["pick"]
         assert store.task("pick")["guidelines"] == "Prefer the **kind** reply."
+
+
+def test_every_command_takes_the_project_the_same_way(project, tmp_path, capsys):
+    """-p/--project on every command; the older positional form still works where the README showed it, and
+    two different projects at once are refused instead of one silently winning."""
+    from workbench.cli import make_parser
+
+    sub = next(a for a in make_parser()._actions if a.__class__.__name__ == "_SubParsersAction")
+    without = [name for name, p in sub.choices.items()
+               if not any("--project" in a.option_strings for a in p._actions)]
+    assert not without, f"commands without -p/--project: {without}"
+    assert main(["stats", "-p", str(project.root), "--json"]) == 0
+    assert main(["stats", str(project.root), "--json"]) == 0
+    capsys.readouterr()
+    assert main(["stats", str(project.root), "-p", str(tmp_path), "--json"]) == 2
+    assert "two projects given" in capsys.readouterr().err
+    assert main(["init", "-p", str(tmp_path / "by-option"), "--base-model", project.base_model_path()]) == 0
+    assert load_project(tmp_path / "by-option").root == (tmp_path / "by-option").resolve()

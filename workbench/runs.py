@@ -55,6 +55,54 @@ class TrainRequest:
     # ppo/rloo: refuse to start when the reward model ranks fewer held-out human pairs right (0 turns it off)
     min_reward_accuracy: float = 0.6
 
+    @classmethod
+    def from_options(cls, stage: str, *, algorithm: str = "ppo", min_reward_accuracy: float | None = None,
+                     epochs: float | None = None, lr: float | None = None, batch_size: int | None = None,
+                     max_length: int | None = None, max_steps: int | None = None, seed: int | None = None,
+                     lora_r: int | None = None, lora_alpha: int | None = None, lora_dropout: float | None = None,
+                     target_modules: list[str] | None = None, layers: list[int] | None = None, qlora: bool = False,
+                     full: bool = False, beta: float | None = None, loss: list[str] | None = None,
+                     loss_weights: list[float] | None = None, settings: list[str] | None = None,
+                     **request) -> TrainRequest:
+        """A request from the options a person gives (the CLI's flags, the Train tab's fields): each maps to
+        the TRL config field it means for this stage, and `settings` (KEY=VALUE, values read as JSON where
+        they parse) to any field of it. Options left None keep the stage's defaults."""
+        if algorithm == "rloo" and stage != "ppo":
+            raise RunError("--algorithm rloo applies to `train ppo`")
+        if min_reward_accuracy is not None and stage != "ppo":
+            raise RunError("--min-reward-accuracy applies to `train ppo` (the reward gate)")
+        adapter = {"r": lora_r, "alpha": lora_alpha, "dropout": lora_dropout, "target_modules": target_modules,
+                   "layers_to_transform": layers, "qlora": qlora or None, "full": full or None}
+        trl = {"num_train_epochs": epochs, "learning_rate": lr, "per_device_train_batch_size": batch_size,
+               "max_length": max_length, "max_steps": max_steps, "seed": seed}
+        if stage == "ppo":  # PPO and RLOO call the reply's length by their own names
+            trl["response_length" if algorithm == "ppo" else "max_completion_length"] = trl.pop("max_length")
+        if stage == "dpo":
+            trl |= {"beta": beta, "loss_type": loss, "loss_weights": loss_weights}
+        if stage == "kto":
+            trl["beta"] = beta
+        trl = {k: v for k, v in trl.items() if v is not None} | _key_values(settings)
+        if min_reward_accuracy is not None:
+            request["min_reward_accuracy"] = min_reward_accuracy
+        return cls(stage="rloo" if stage == "ppo" and algorithm == "rloo" else stage,
+                   adapter={k: v for k, v in adapter.items() if v is not None}, trl=trl, **request)
+
+
+def _key_values(items: list[str] | None) -> dict:
+    """KEY=VALUE pairs, values read as JSON where they parse (numbers, true, lists) else as text."""
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise RunError(f"--set {item!r}: expected KEY=VALUE")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+
 
 @dataclass
 class RunResult:

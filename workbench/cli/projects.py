@@ -1,0 +1,126 @@
+"""Projects: create one (or the demo), see what it holds, serve it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from workbench.cli import options
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from workbench.projects import init_project
+
+    corpus = None
+    if args.corpus:
+        corpus = [line for f in args.corpus for line in Path(f).read_text(encoding="utf-8").splitlines() if line]
+    project = init_project(options.path_of(args), base_model=args.base_model, corpus=corpus, name=args.name)
+    print(f"created project {project.config.name} at {project.root}")
+    print(f"  base model: {project.base_model_path()}")
+    print(f"  store:      {project.store_path}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from workbench.demo import create_demo_project
+
+    project, reports = create_demo_project(options.path_of(args), args.data)
+    for report in reports:
+        print(report.summary())
+    print(f"demo project ready at {project.root}")
+    if args.serve:
+        from workbench.demo import DEMO_PASSWORD, DEMO_USERS
+
+        print(f"serving {project.config.name} on http://{args.host}:{args.port}")
+        print("sign in as " + ", ".join(f"{name} ({role})" for name, role in DEMO_USERS)
+              + f"; the demo password is {DEMO_PASSWORD}")
+        _serve(project, args.host, args.port)
+    return 0
+
+
+def cmd_demo_loop(args: argparse.Namespace) -> int:
+    from workbench.demo import demo_loop
+
+    results = demo_loop(options.path_of(args), args.data, samples_per_prompt=args.samples_per_prompt)
+    sft, dpo = results["sft"], results["dpo"]
+    print(f"brand trait on held-out products (sampled at temperature 1.0, {dpo['samples']} replies each):")
+    print(f"  after SFT ({sft['version']}): {sft['trait_share']:.1%}  degenerate {sft['degenerate_share']:.1%}")
+    print(f"  after DPO ({dpo['version']}): {dpo['trait_share']:.1%}  degenerate {dpo['degenerate_share']:.1%}")
+    print(f"  whole loop: {results['seconds']:.0f} s")
+    for example in dpo["examples"][:2]:
+        print(f"  e.g. {example['prompt'][:60]!r} -> {example['reply'][:120]!r}")
+    return 0
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    from workbench.store import Store
+
+    project = options.load(args)
+    with Store.open(project.store_path) as store:
+        stats = store.stats()
+    if args.json:
+        print(json.dumps(stats, indent=2, default=str))
+        return 0
+    print(f"project {project.config.name} ({project.root})")
+    print(f"  base model: {project.config.base_model}")
+    print(f"  prompts: {stats['prompts']}" + "".join(f", tagged {t}: {n}" for t, n in stats["prompts_by_tag"].items()))
+    for title, key in (("responses by origin", "responses_by_origin"), ("labels by kind", "labels_by_kind"),
+                       ("labels by annotator", "labels_by_annotator")):
+        print(f"  {title}: " + (", ".join(f"{k}: {v}" for k, v in stats[key].items()) or "none"))
+    print(f"  imports: {stats['imports']}")
+    print("  runs: " + (", ".join(f"{k}: {v}" for k, v in stats["runs_by_status"].items()) or "none"))
+    print(f"  model versions: {len(stats['model_versions'])}")
+    for mv in stats["model_versions"]:
+        print(f"    {mv['id']} ({mv['stage']}, parent {mv['parent'] or '-'}, {mv['created_at']})")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    project = options.load(args)
+    print(f"serving {project.config.name} on http://{args.host}:{args.port}")
+    _serve(project, args.host, args.port)
+    return 0
+
+
+def _serve(project, host: str, port: int) -> None:
+    from workbench.app import serve
+
+    serve(project, host=host, port=port)
+
+
+def _server_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=7860)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("init", help="create a project (config + DuckDB store + tiny offline model)")
+    options.new_project_path(p)
+    p.add_argument("--base-model", help="Hub id or local model folder; default: build a tiny offline model")
+    p.add_argument("--corpus", nargs="+", help="text files to train the tiny model's tokenizer on")
+    p.add_argument("--name", help="project name (default: the folder name)")
+    p.set_defaults(func=cmd_init)
+
+    p = sub.add_parser("demo", help="create (or reuse) the Loki Phones demo project, optionally serve it")
+    options.new_project_path(p, "demo-project")
+    p.add_argument("--data", type=Path, help="demo data folder (default: data/loki of this checkout)")
+    p.add_argument("--serve", action="store_true")
+    _server_options(p)
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("demo-loop", help="SFT then DPO on the demo project; brand-trait share on held-out prompts")
+    options.new_project_path(p, "demo-loop-project")
+    p.add_argument("--data", type=Path, help="demo data folder (default: data/loki of this checkout)")
+    p.add_argument("--samples-per-prompt", type=int, default=2, help="sampled replies per held-out prompt (120 prompts)")
+    p.set_defaults(func=cmd_demo_loop)
+
+    p = sub.add_parser("stats", help="what the project holds")
+    options.project(p, positional=True)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_stats)
+
+    p = sub.add_parser("serve", help="start the workbench server")
+    options.project(p, positional=True)
+    _server_options(p)
+    p.set_defaults(func=cmd_serve)
