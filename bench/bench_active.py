@@ -7,8 +7,9 @@ are made over the pool, one per arm. A scripted annotator answers each served it
 winner, through `Labeling.open_next`/`submit` as the Label tab does.
 
   1. Both arms label the same random seed items first; a reward model (rm-seed) trains on them.
-  2. Active arm: `prioritize(..., by="margin", reward_models=[newest])`, then label the next BUDGET/ROUNDS
-     items the queue serves. Random arm: a random queue order, then the next BUDGET/ROUNDS items.
+  2. Active arm: `order_queue` by margin with the newest reward model (a scoring job, as `tasks prioritize`
+     runs it), then label the next BUDGET/ROUNDS items the queue serves. Random arm: a random queue order,
+     then the next BUDGET/ROUNDS items.
   3. After each round a reward model trains from scratch on each arm's labels so far (the same settings) and
      is scored on the held-out pairs (pairwise accuracy, mean margin); the active arm's newest one orders
      the next round.
@@ -106,12 +107,12 @@ def held_out(store, version: str, test: list[dict]) -> dict:
 
 
 def one_seed(seed: int, args, folder: Path) -> dict:
-    from annotation.active import prioritize
     from annotation.labeling import Labeling, User
     from trainers.tiny_model import default_corpus
     from workbench.demo import demo_corpus
     from workbench.ingest import import_files
     from workbench.projects import init_project
+    from workbench.scoring import ScoreRequest, order_queue
     from workbench.store import Store
 
     pool, test = split(Path(args.data), seed, args.test_prompts)
@@ -144,9 +145,11 @@ def one_seed(seed: int, args, folder: Path) -> dict:
         step = args.budget // args.rounds
         for k in range(args.rounds):  # batch-mode active learning: reorder by the newest reward model each round
             t0 = time.perf_counter()
-            done = prioritize(store, "active", "margin", [latest["active"]])
+            ordered = order_queue(project, store, ScoreRequest("active", "margin", [latest["active"]]))  # a scoring job
+            if ordered.status != "succeeded":
+                raise SystemExit(f"scoring job {ordered.job_id} {ordered.status}: {ordered.error}")
             out["prioritize_s"] = time.perf_counter() - t0
-            out["prioritized"] = done["prioritized"]
+            out["prioritized"] = ordered.done["prioritized"]
             for arm, task in tasks.items():
                 answer(labeling, User(arm, "annotator"), task["id"], winners, step, f"{arm}-{k}")
                 latest[arm] = train_reward(project, store, arm, settings, seed)

@@ -150,9 +150,10 @@ def test_the_api_is_scoped_by_role(server):
 
 @pytest.mark.e2e
 def test_the_server_process_never_imports_torch(demo_project, tmp_path):
-    """Active selection scored by a model version and a Playground chat, through the real server: the models load
-    in a scoring job and in the model worker, never in the server process. `-X importtime` logs every module the
-    server imports (its child processes are not traced), so the log is that process's sys.modules, over time."""
+    """Active selection scored by a model version, a Playground chat and a generation job, through the real
+    server: the models load in job processes and in the model worker, never in the server process. `-X
+    importtime` logs every module the server imports (its child processes are not traced), so the log is that
+    process's sys.modules, over time."""
     from gradio_client import Client
 
     from tests.test_jobs import register_version
@@ -175,6 +176,12 @@ def test_the_server_process_never_imports_torch(demo_project, tmp_path):
         assert "sft-1 margin" in view[-4]  # scored by the model version
         chat, _, _ = admin.predict("base", None, 0.0, "", "My Loki Watch strap broke.", [], [], api_name="/playground")
         assert len(chat) == 2 and "strap broke" in str(chat[0])  # the question and the version's reply
+        before = admin.predict(api_name="/stats")
+        assert "Started **generate-1**" in admin.predict(["sft-1"], "heldout", 2, 1, 0.0, 8, api_name="/generate")
+        while (after := admin.predict(api_name="/stats")) == before:  # until the job's replies are stored
+            assert time.time() < deadline, "the generation job stored nothing in 300 s"
+            time.sleep(1)
+        assert "| responses (model) | 2 |" in after
     finally:
         proc.terminate()
         proc.wait(timeout=30)

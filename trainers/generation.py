@@ -23,8 +23,6 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from trainers.run_folder import stage_status
-
 
 @dataclass
 class Sampling:
@@ -136,6 +134,9 @@ def load_for_generation(base_model: str, adapter: str | None, stacked_on: list[s
 
 
 def main(job_dir: str | Path) -> None:
+    # run_folder imports transformers, and the server imports Sampling from this module: import it only here
+    from trainers.run_folder import stage_status
+
     job_dir = Path(job_dir)
     job = json.loads((job_dir / "job.json").read_text(encoding="utf-8"))
     rows = [json.loads(line) for line in (job_dir / "prompts.jsonl").read_text(encoding="utf-8").splitlines()

@@ -14,10 +14,11 @@ from pathlib import Path
 
 from workbench import jobs
 from workbench.config import Project
+from workbench.errors import WorkbenchError
 from workbench.store import Store
 
 
-class GenerationError(Exception):
+class GenerationError(WorkbenchError):
     """A generation job that cannot start, or that failed; the message says why."""
 
 
@@ -107,20 +108,11 @@ def prepare_generation(project: Project, store: Store, request: GenerateRequest)
     if not prompts:
         raise GenerationError("no prompts match this selection" +
                               (" that lack replies" if request.skip_existing else "") + ": nothing to generate")
-    job_id = store.next_run_id("generate")
-    job_dir = project.runs_dir / job_id
-    if job_dir.exists():
-        raise GenerationError(f"{job_dir} already exists: remove it or let the workbench number the job")
-    job_dir.mkdir(parents=True)
-    job = {"job_id": job_id, "base_model": base_model, "versions": versions, "sampling": asdict(sampling),
-           "batch_size": request.batch_size, "backend": request.backend,
-           "selection": {"sources": request.sources, "tags": request.tags, "query": request.query,
-                         "limit": request.limit}, "prompts": len(prompts)}
-    (job_dir / "prompts.jsonl").write_text("".join(json.dumps(p) + "\n" for p in prompts), encoding="utf-8")
-    (job_dir / "job.json").write_text(json.dumps(job, indent=2), encoding="utf-8")
-    store.create_run(run_id=job_id, stage="generate", parent_version_id=None, config=job, dataset_hash="",
-                     run_dir=str(job_dir))
-    return job_id, job_dir, job
+    settings = {"base_model": base_model, "versions": versions, "sampling": asdict(sampling),
+                "batch_size": request.batch_size, "backend": request.backend,
+                "selection": {"sources": request.sources, "tags": request.tags, "query": request.query,
+                              "limit": request.limit}, "prompts": len(prompts)}
+    return jobs.write_job(project, store, "generate", settings, {"prompts.jsonl": prompts})
 
 
 def _prepare(project: Project, store: Store, request: GenerateRequest) -> jobs.Prepared:

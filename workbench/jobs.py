@@ -29,13 +29,14 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from workbench.config import Project
+from workbench.errors import WorkbenchError
 from workbench.store import Store
 
 POLL_S = 0.5  # how often a followed job's folder is read: live enough for a loss plot, cheap for the disk
 CANCELLED = "cancelled by the user"
 
 
-class RunError(Exception):
+class RunError(WorkbenchError):
     """A job that cannot start, or that failed; the message says why."""
 
 
@@ -66,6 +67,24 @@ class JobKind:
     ingest: Callable[[Store, Prepared, dict], Any]  # store a succeeded job's output (status.json given)
     result: Callable[..., Any]  # the kind's result type: result(job_id, status, job_dir, error=...)
     view: Callable[[Path, Any], dict]  # live figures for the UI from the folder (and the result, once ended)
+
+
+def write_job(project: Project, store: Store, stage: str, settings: dict,
+              rows: dict[str, list[dict]]) -> tuple[str, Path, dict]:
+    """Number a new job of `stage`, write its folder (job.json: its id and `settings`; a JSON-lines file for each
+    of `rows`) and record it as a running run: how a generation or scoring job starts."""
+    job_id = store.next_run_id(stage)
+    job_dir = project.runs_dir / job_id
+    if job_dir.exists():
+        raise RunError(f"{job_dir} already exists: remove it or let the workbench number the job")
+    job_dir.mkdir(parents=True)
+    job = {"job_id": job_id, **settings}
+    for name, lines in rows.items():
+        (job_dir / name).write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    (job_dir / "job.json").write_text(json.dumps(job, indent=2), encoding="utf-8")
+    store.create_run(run_id=job_id, stage=stage, parent_version_id=None, config=job, dataset_hash="",
+                     run_dir=str(job_dir))
+    return job_id, job_dir, job
 
 
 def job_env() -> dict[str, str]:

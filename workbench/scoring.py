@@ -55,18 +55,10 @@ def prepare_scoring(project: Project, store: Store, request: ScoreRequest) -> jo
     if not needs_scores(request.by, request.models):
         raise jobs.RunError(f"--by {request.by} without a model needs no scoring job")
     items = store.open_items_for_scoring(task["id"])
-    job_id = store.next_run_id("score")
-    job_dir = project.runs_dir / job_id
-    if job_dir.exists():
-        raise jobs.RunError(f"{job_dir} already exists: remove it or let the workbench number the job")
-    job_dir.mkdir(parents=True)
-    job = {"job_id": job_id, "task": task["id"], "by": request.by, "models": [load_spec(v) for v in versions],
-           "items": len(items), "responses": sum(len(i["responses"]) for i in items)}
-    (job_dir / "items.jsonl").write_text("".join(json.dumps({k: i[k] for k in ("id", "prompt", "responses")}) + "\n"
-                                                 for i in items), encoding="utf-8")
-    (job_dir / "job.json").write_text(json.dumps(job, indent=2), encoding="utf-8")
-    store.create_run(run_id=job_id, stage="score", parent_version_id=None, config=job, dataset_hash="",
-                     run_dir=str(job_dir))
+    settings = {"task": task["id"], "by": request.by, "models": [load_spec(v) for v in versions],
+                "items": len(items), "responses": sum(len(i["responses"]) for i in items)}
+    rows = [{k: i[k] for k in ("id", "prompt", "responses")} for i in items]
+    job_id, job_dir, _ = jobs.write_job(project, store, "score", settings, {"items.jsonl": rows})
     return jobs.Prepared(job_id, "score", job_dir, "scoring")
 
 
