@@ -125,8 +125,8 @@ PASSWORD = "bench-password"
 def serve_for_bench(args) -> None:
     """The server process of the HTTP benchmark: the real app, or the same app whose submit does nothing."""
 
-    from workbench.app import authenticate, build_app
     from workbench.config import load_project
+    from workbench.ui.app import authenticate, build_app
 
     project = load_project(args.dir)
     store = Store.open(project.store_path)

@@ -15,8 +15,8 @@ import time
 import pytest
 
 from tests.conftest import ARTIFACTS, DEMO_DATA
-from workbench.app import stats_markdown
 from workbench.cli import main
+from workbench.ui.project import stats_markdown
 
 
 def free_port() -> int:
@@ -348,9 +348,9 @@ def test_a_busy_port_is_a_clear_error_and_frees_the_store(demo_project, capsys):
 @pytest.mark.slow
 def test_train_tab_starts_follows_and_cancels_jobs(demo_project):
     """The Train tab's handlers, called as the UI calls them, against a real trainer process."""
-    from workbench.app import cancel_job, job_view, start_job
     from workbench.jobs import JobRunner
     from workbench.store import Store
+    from workbench.ui.train import cancel_job, job_view, start_job
 
     with Store.open(demo_project.store_path) as store:
         runner = JobRunner(demo_project, store)

@@ -57,10 +57,9 @@ def test_a_scoring_job_orders_the_queue_by_the_models_own_scores(scored_project,
 
 
 def test_a_cancelled_or_failed_scoring_job_leaves_the_order_alone(scored_project, capsys):
-    from annotation.views import scoring_markdown
-    from workbench.app import cancel_scoring_job, start_scoring_job
     from workbench.jobs import JobRunner, RunError
     from workbench.scoring import SCORING, ScoreRequest
+    from workbench.ui.tasks import cancel_scoring_job, scoring_markdown, start_scoring_job
 
     root = str(scored_project.root)
     assert main(["tasks", "prioritize", "compare", "-p", root, "--by", "margin", "--model", "gone-1"]) == 1

@@ -84,7 +84,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _serve(project, host: str, port: int) -> None:
-    from workbench.app import serve
+    from workbench.ui.app import serve
 
     serve(project, host=host, port=port)
 

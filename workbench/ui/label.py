@@ -1,0 +1,163 @@
+"""The Label tab: an annotator's next item, answered by mouse or keys. It only lays out components and turns
+handler results into updates; what happens is in annotation.labeling, and every event resolves the signed-in
+user from the request and lets the handler check the role."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable
+
+import gradio as gr
+
+from annotation.labeling import FLAG_REASONS, LETTERS, ItemView, Labeling, LabelingError, User
+from workbench.ui.shortcuts import HELP
+
+UserOf = Callable[[gr.Request], User | None]
+
+
+def progress_html(view: ItemView) -> str:
+    total = view.done + view.remaining
+    return (f'<div id="progress-text">{view.done} done · {view.remaining} left</div>'
+            f'<progress id="progress-bar" value="{view.done}" max="{max(total, 1)}" style="width:100%"></progress>')
+
+
+def conversation(view: ItemView) -> list[dict]:
+    return [{"role": m["role"], "content": m["content"]} for m in view.messages if m["role"] in ("user", "assistant")]
+
+
+class LabelView:
+    """The Label tab. `outputs` is the order every item-changing event fills."""
+
+    def __init__(self, labeling: Labeling, user_of: UserOf):
+        self.labeling, self.user_of = labeling, user_of
+        gr.Markdown(HELP, elem_id="label-help")
+        with gr.Row():
+            # custom values allowed: choices are filled per session on load, and the handlers check the task
+            self.task = gr.Dropdown([], label="Task", elem_id="task", scale=3, allow_custom_value=True)
+            self.progress = gr.HTML(elem_id="progress")
+        with gr.Accordion("Guidelines (g)", open=False, elem_id="guidelines-box"):
+            self.guidelines = gr.Markdown(elem_id="guidelines")
+        self.system = gr.Markdown(elem_id="system")
+        self.chat = gr.Chatbot(label="Conversation", elem_id="conversation", height=260)
+        with gr.Group(visible=False, elem_id="demo-group") as self.demo_group:
+            self.completion = gr.Textbox(lines=6, label="Your reply (Ctrl+Enter submits; saved as you type)",
+                                         elem_id="completion")
+        with gr.Group(visible=False, elem_id="compare-group") as self.compare_group:
+            self.columns, self.replies, self.ratings = [], [], []
+            with gr.Row():
+                for letter in LETTERS:
+                    with gr.Column(visible=False, min_width=200) as col:
+                        self.columns.append(col)
+                        self.replies.append(gr.Markdown(elem_id=f"response-{letter}"))
+                        self.ratings.append(gr.Radio(["1", "2", "3", "4", "5"], label=f"Rating {letter} (optional)",
+                                                     elem_id=f"rating-{letter}"))
+            self.choice = gr.Radio(["A", "B", "tie", "both bad"], label="Which is better?", elem_id="choice",
+                                   visible=False)
+            self.order = gr.Textbox(label="Order, best first (press the letters)", elem_id="order", visible=False)
+            self.thumb = gr.Radio([("Thumbs up (y)", "up"), ("Thumbs down (n)", "down")], label="Is this reply good?",
+                                  elem_id="thumb", visible=False)
+            self.rationale = gr.Textbox(label="Rationale (optional)", elem_id="rationale", lines=2)
+        with gr.Row(elem_id="label-actions"):
+            self.submit = gr.Button("Submit (Enter)", variant="primary", elem_id="submit")
+            self.skip = gr.Button("Skip (s)", elem_id="skip")
+            self.flag_reason = gr.Dropdown(list(FLAG_REASONS), value="unclear", label="Flag reason",
+                                           elem_id="flag-reason")
+            self.flag = gr.Button("Flag (f)", elem_id="flag")
+            self.undo = gr.Button("Undo last (u)", elem_id="undo")
+            self.edit = gr.Button("Edit last (p)", elem_id="edit")
+        self.status = gr.Markdown(elem_id="label-status")
+        self.why = gr.Markdown(elem_id="item-priority")  # admins: the reason an active order put this item here
+        self.item_id = gr.Textbox(visible=False, elem_id="item-id")
+        self.client_id = gr.Textbox(visible=False, elem_id="client-id")
+        self.outputs = [self.progress, self.guidelines, self.system, self.chat, self.demo_group, self.completion,
+                        self.compare_group, *self.columns, *self.replies, *self.ratings, self.choice, self.order,
+                        self.thumb, self.rationale, self.why, self.status, self.item_id, self.client_id]
+
+    def render(self, view: ItemView) -> list:
+        has_item = view.item_id is not None
+        demo = has_item and view.kind == "demonstration"
+        compare = has_item and view.kind != "demonstration"
+        n = len(view.responses)
+        ratings = view.prefill.get("ratings", {})
+        system = f"**System prompt:** {html.escape(view.system)}" if has_item and view.system else ""
+        return [
+            progress_html(view), view.guidelines or "_No guidelines for this task._", system,
+            conversation(view) if has_item else [],
+            gr.update(visible=demo), gr.update(value=view.draft if demo else "", visible=demo),
+            gr.update(visible=compare),
+            *[gr.update(visible=compare and i < n) for i in range(len(LETTERS))],
+            *[f"**{LETTERS[i]}**\n\n{view.responses[i]}" if i < n else "" for i in range(len(LETTERS))],
+            *[gr.update(value=str(ratings[LETTERS[i]]) if LETTERS[i] in ratings else None)
+              for i in range(len(LETTERS))],
+            gr.update(value=view.prefill.get("choice"), visible=compare and view.kind in ("pairwise", "review")),
+            gr.update(value=view.prefill.get("order", ""), visible=compare and view.kind == "ranking"),
+            gr.update(value=view.prefill.get("thumb"), visible=compare and view.kind == "feedback"),
+            view.prefill.get("rationale", ""),
+            f"_Why here:_ {html.escape(view.why)}" if view.why else "",
+            view.message, view.item_id or "", view.client_id,
+        ]
+
+    def _run(self, request: gr.Request, fn: Callable[[User], ItemView]) -> list:
+        try:
+            return self.render(fn(self.user_of(request)))
+        except LabelingError as exc:
+            raise gr.Error(str(exc)) from None
+
+    # ------------------------------------------------------------ events
+    def wire(self) -> None:
+        lab = self.labeling
+
+        def open_task(task, request: gr.Request):
+            return self._run(request, lambda u: lab.open_next(u, task))
+
+        def submit(task, item_id, client_id, completion, choice, order, rationale, r1, r2, r3, r4, r5, thumb,
+                   request: gr.Request):
+            ratings = dict(zip(LETTERS, (int(r) if r else None for r in (r1, r2, r3, r4, r5)), strict=True))
+            return self._run(request, lambda u: lab.submit(u, task, item_id, client_id, completion=completion or "",
+                                                           choice=choice or "", order=order or "",
+                                                           ratings=ratings, rationale=rationale or "",
+                                                           thumb=thumb or ""))
+
+        def skip(task, item_id, client_id, request: gr.Request):
+            return self._run(request, lambda u: lab.skip(u, task, item_id, client_id))
+
+        def flag(task, item_id, client_id, reason, request: gr.Request):
+            return self._run(request, lambda u: lab.flag(u, task, item_id, client_id, reason))
+
+        def undo(task, client_id, request: gr.Request):
+            return self._run(request, lambda u: lab.undo(u, task, f"{client_id}-undo"))
+
+        def edit_last(task, request: gr.Request):
+            return self._run(request, lambda u: lab.edit_last(u, task))
+
+        self.task.input(open_task, inputs=self.task, outputs=self.outputs, api_name="open_task")
+        self.submit.click(submit, inputs=[self.task, self.item_id, self.client_id, self.completion, self.choice,
+                                          self.order, self.rationale, *self.ratings, self.thumb],
+                          outputs=self.outputs, api_name="submit", concurrency_limit=None)
+        self.skip.click(skip, inputs=[self.task, self.item_id, self.client_id], outputs=self.outputs,
+                        api_name="skip", concurrency_limit=None)
+        self.flag.click(flag, inputs=[self.task, self.item_id, self.client_id, self.flag_reason],
+                        outputs=self.outputs, api_name="flag", concurrency_limit=None)
+        self.undo.click(undo, inputs=[self.task, self.client_id], outputs=self.outputs, api_name="undo")
+        self.edit.click(edit_last, inputs=[self.task], outputs=self.outputs, api_name="edit_last")
+
+        def save_draft(task, item_id, text, request: gr.Request) -> str:
+            try:
+                return lab.save_draft(self.user_of(request), task, item_id, text)
+            except LabelingError as exc:
+                raise gr.Error(str(exc)) from None
+
+        self.completion.input(save_draft, inputs=[self.task, self.item_id, self.completion], outputs=self.status,
+                              api_name="save_draft", trigger_mode="always_last", show_progress="hidden",
+                              concurrency_limit=None)
+
+    def on_load(self, user: User) -> list:
+        """The task list and, when there is a task, its next item for this user."""
+        choices = self.labeling.task_choices(user)
+        task_id = self.labeling.leases.any_task(user.name) or (choices[0][1] if choices else None)
+        if task_id is None:
+            empty = ItemView(task_id="", task_name="", kind="", guidelines="",
+                             message="No labeling tasks yet: an admin creates them in the Tasks tab or with "
+                                     "`workbench tasks add`.")
+            return [gr.update(choices=choices, value=None), *self.render(empty)]
+        return [gr.update(choices=choices, value=task_id), *self.render(self.labeling.open_next(user, task_id))]

@@ -1,0 +1,206 @@
+"""The admin's Tasks tab: create tasks, follow progress and agreement, order the queue (a scoring job where a
+model scores), adjudicate."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable
+
+import gradio as gr
+
+from annotation.active import STRATEGIES, ActiveError, needs_scores, prioritize
+from annotation.labeling import KINDS, LETTERS, Labeling, LabelingError, User, require
+from annotation.reports import agreement_markdown, progress_markdown
+from workbench.jobs import JobRunner, RunError
+from workbench.ui.label import UserOf
+
+# An order that needs models runs as a scoring job on the server's job runner: the app hands the Tasks tab these
+# two (task, by, models -> a status line; -> a status line), so the tab can be tested without a runner.
+StartScoring = Callable[[str, str, list[str]], str]
+CancelScoring = Callable[[], str]
+
+
+def start_scoring_job(runner: JobRunner, task: str, by: str, models: list[str]) -> str:
+    """Start the scoring job behind a queue order that needs models (the Tasks tab's Reorder); a bad request
+    raises annotation.active.ActiveError, as an order worked out at once does."""
+    from workbench.scoring import SCORING, ScoreRequest
+
+    try:
+        job = runner.start(SCORING, ScoreRequest(task=task, by=by, models=models))
+    except RunError as exc:
+        return f"**Not started:** {exc}"
+    return f"Started **{job.run_id}**: {', '.join(models)} score{'s' if len(models) == 1 else ''} the open items; " \
+           f"the new order follows below when it is done."
+
+
+def cancel_scoring_job(runner: JobRunner) -> str:
+    from workbench.scoring import SCORING
+
+    job = runner.cancel(SCORING)
+    if job is None or job.stage != "score":
+        return "No scoring job to cancel."
+    return f"**{job.run_id}**: {job.state}" + (": the queue order is as it was" if job.state == "cancelled" else "")
+
+
+def order_markdown(done: dict) -> str:
+    """What a queue order did (annotation.active.prioritize's summary), for the Tasks tab."""
+    if done["by"] == "task-order":
+        return f"**{done['task']}** is back in the order it was made with."
+    lines = [f"**{done['task']}**: {done['prioritized']} of {done['open_items']} open items ordered by "
+             f"{done['by']}. First in the queue:"]
+    lines += [f"- `{h['item']}`: {html.escape(h['reason'])}" for h in done["head"]]
+    return "\n".join(lines)
+
+
+def scoring_markdown(status: dict) -> str:
+    """The Tasks tab's line on the job runner's current job when it is a scoring job (else nothing): progress
+    while it runs, the new order once it is stored."""
+    if status.get("stage") != "score":
+        return ""
+    if status["state"] == "succeeded":
+        return order_markdown(status["done"])
+    line = f"**{status['run_id']}** (scoring): {status['state']}"
+    if status["state"] == "running":
+        progress = status.get("progress") or {}
+        return line + f", {progress.get('done', 0)}/{progress.get('total') or '?'} responses scored"
+    return line + f": {html.escape(status['error'] or '')}"
+
+
+class TasksView:
+    """The admin's Tasks tab: create tasks, follow progress and agreement, order the queue, adjudicate."""
+
+    def __init__(self, labeling: Labeling, user_of: UserOf, start_scoring: StartScoring,
+                 cancel_scoring: CancelScoring):
+        self.labeling, self.user_of = labeling, user_of
+        self.start_scoring, self.cancel_scoring = start_scoring, cancel_scoring
+        with gr.Accordion("New task", open=True):
+            with gr.Row():
+                self.name = gr.Textbox(label="Name", elem_id="new-task-name")
+                self.kind = gr.Radio(list(KINDS), value="pairwise", label="Kind", elem_id="new-task-kind")
+                self.overlap = gr.Number(value=1, precision=0, label="Annotators per item", elem_id="new-task-overlap")
+                self.max_responses = gr.Number(value=None, precision=0, label="Responses per prompt (2-5)",
+                                               elem_id="new-task-max-responses")
+            with gr.Row():
+                self.sources = gr.Textbox(label="Sources (globs, comma separated)", elem_id="new-task-sources")
+                self.tags = gr.Textbox(label="Tags (comma separated)", elem_id="new-task-tags")
+                self.query = gr.Textbox(label="Text contains", elem_id="new-task-query")
+                self.versions = gr.Textbox(label="Review: the two versions (A,B); default prompts: tag heldout",
+                                           elem_id="new-task-versions")
+            self.guidelines = gr.Textbox(label="Guidelines (Markdown)", lines=4, elem_id="new-task-guidelines")
+            self.create = gr.Button("Create task", variant="primary", elem_id="create-task")
+            self.created = gr.Markdown(elem_id="create-status")
+        with gr.Row():
+            self.task = gr.Dropdown([], label="Task", elem_id="admin-task", scale=3, allow_custom_value=True)
+            self.refresh = gr.Button("Refresh", elem_id="admin-refresh")
+        self.progress = gr.Markdown(elem_id="task-progress")
+        self.agreement = gr.Markdown(elem_id="task-agreement")
+        with gr.Accordion("Queue order: label first where it is worth most", open=False):
+            with gr.Row():
+                self.order_by = gr.Dropdown([(f"{k}: {v}", k) for k, v in STRATEGIES.items()], value="margin",
+                                            label="Order open items by", elem_id="order-by", scale=2)
+                self.order_models = gr.Textbox(label="Model version: reward model or policy (disagreement: A,B)",
+                                               elem_id="order-models")
+                self.reorder = gr.Button("Reorder queue", elem_id="reorder")
+                self.cancel_order = gr.Button("Cancel scoring", variant="stop", elem_id="cancel-scoring")
+            self.reordered = gr.Markdown(elem_id="reorder-status")
+            self.scoring = gr.Markdown(elem_id="scoring-status")  # the scoring job's progress, filled by the app's timer
+        with gr.Accordion("Adjudicate an item", open=False):
+            with gr.Row():
+                self.item = gr.Textbox(label="Item id", elem_id="adjudicate-item")
+                self.show = gr.Button("Show", elem_id="adjudicate-show")
+            self.review = gr.Markdown(elem_id="adjudicate-review")
+            with gr.Row():
+                self.final_choice = gr.Radio(["A", "B", "tie", "both bad"], label="Final (pairwise)",
+                                             elem_id="adjudicate-choice")
+                self.final_order = gr.Textbox(label="Final order (ranking), best first", elem_id="adjudicate-order")
+                self.final_note = gr.Textbox(label="Rationale", elem_id="adjudicate-rationale")
+            self.decide = gr.Button("Save final answer", variant="primary", elem_id="adjudicate-save")
+            self.decided = gr.Markdown(elem_id="adjudicate-status")
+
+    def _admin(self, request: gr.Request, fn):
+        try:
+            return fn(self.user_of(request))
+        except (LabelingError, ActiveError) as exc:
+            raise gr.Error(str(exc)) from None
+
+    def overview(self, user: User, task_id: str) -> tuple[str, str]:
+        if not task_id:
+            return "_Choose a task._", ""
+        progress = progress_markdown(self.labeling.progress(user, task_id))
+        kind = self.labeling.store.task(task_id)["kind"]
+        agreement = ("_Demonstrations are free text: no agreement figures._" if kind == "demonstration"
+                     else agreement_markdown(self.labeling.agreement(user, task_id)))
+        return progress, agreement
+
+    def wire(self, label_task: gr.Dropdown) -> None:
+        lab = self.labeling
+        split = lambda text: [s.strip() for s in (text or "").split(",") if s.strip()]  # noqa: E731
+
+        def create(name, kind, overlap, max_responses, sources, tags, query, guidelines, versions,
+                   request: gr.Request):
+            def go(user):
+                task = lab.create_task(user, name=name, kind=kind, overlap=int(overlap or 1), guidelines=guidelines,
+                                       sources=split(sources), tags=split(tags), query=query,
+                                       max_responses=int(max_responses) if max_responses else None,
+                                       versions=split(versions) if kind == "review" else None)
+                choices = lab.task_choices(user)
+                return (f"Created **{task['name']}**: {task['items']} items.", gr.update(choices=choices),
+                        gr.update(choices=choices, value=task["id"]))
+            return self._admin(request, go)
+
+        self.create.click(create, inputs=[self.name, self.kind, self.overlap, self.max_responses, self.sources,
+                                          self.tags, self.query, self.guidelines, self.versions],
+                          outputs=[self.created, label_task, self.task], api_name="create_task")
+        def overview(task, request: gr.Request):
+            return self._admin(request, lambda u: self.overview(u, task))
+
+        self.task.change(overview, inputs=self.task, outputs=[self.progress, self.agreement],
+                         api_name="task_overview")
+        self.refresh.click(overview, inputs=self.task, outputs=[self.progress, self.agreement], api_name=False)
+
+        def reorder(task, by, models, request: gr.Request):
+            def go(user):
+                require(user, "admin")
+                names = split(models)
+                if needs_scores(by, names):  # models score in a job's process, never in the server's
+                    return self.start_scoring(task or "", by, names)
+                return order_markdown(prioritize(lab.store, task or "", by, names))
+            return self._admin(request, go)
+
+        self.reorder.click(reorder, inputs=[self.task, self.order_by, self.order_models], outputs=self.reordered,
+                           api_name="reorder_queue")
+
+        def cancel_order(request: gr.Request):
+            def go(user):
+                require(user, "admin")
+                return self.cancel_scoring()
+            return self._admin(request, go)
+
+        self.cancel_order.click(cancel_order, outputs=self.scoring, api_name="cancel_scoring")
+
+        def show(task, item_id, request: gr.Request):
+            def go(user):
+                item = lab.item_for_review(user, task, (item_id or "").strip())
+                letter = {r["id"]: LETTERS[i] for i, r in enumerate(item["responses"])}
+                lines = [f"**{LETTERS[i]}**: {html.escape(r['text'])}" for i, r in enumerate(item["responses"])]
+                for a in item["answers"] + item["finals"]:
+                    who = a["annotator"] + (" (final)" if a["final"] else "")
+                    if a["kind"] == "ranking":
+                        what = "".join(letter.get(r, "?") for r in a["ranking"])
+                    else:
+                        what = letter.get(a["chosen_id"], "?") if a["outcome"] == "chosen" else a["outcome"]
+                    lines.append(f"- {who}: **{what}** {html.escape(a['payload'].get('rationale', ''))}")
+                return "\n\n".join(lines)
+            return self._admin(request, go)
+
+        self.show.click(show, inputs=[self.task, self.item], outputs=self.review, api_name="review_item")
+
+        def decide(task, item_id, choice, order, note, request: gr.Request):
+            import uuid
+
+            return self._admin(request, lambda u: "Final answer saved: " + lab.adjudicate(
+                u, task, (item_id or "").strip(), uuid.uuid4().hex, choice=choice or "", order=order or "",
+                rationale=note or ""))
+
+        self.decide.click(decide, inputs=[self.task, self.item, self.final_choice, self.final_order, self.final_note],
+                          outputs=self.decided, api_name="adjudicate")
