@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from workbench import jobs
@@ -253,18 +253,26 @@ def prepare_run(project: Project, store: Store, request: TrainRequest) -> tuple[
     # disabled state, the reference, is then exactly the parent).
     parent_is_full = bool(parent and parent["config"].get("adapter", {}).get("full"))
     run_base = parent["path"] if parent_is_full else base_model
-    config = {"run_id": run_id, "stage": request.stage, "base_model": run_base, "project_base_model": base_model,
-              "parent_version": request.parent,
-              "parent_adapter": parent["path"] if parent and not parent_is_full else None,
-              "reward_version": request.reward_model, "reward_adapter": reward["path"] if reward else None,
-              "reward_base_model": reward["base_model"] if reward else None, "reward_gate": gate,
-              "adapter": request.adapter, "trl": trl, "val_split": request.val_split,
-              "filters": json.loads(json.dumps(asdict(request.filters), default=str)),
-              "dataset_hash": snapshot.content_hash, "rows": snapshot.counts}
-    (run_dir / "run.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
-    store.create_run(run_id=run_id, stage=request.stage, parent_version_id=request.parent, config=config,
+    from trainers.run_config import RunConfig, RunConfigError
+
+    try:
+        config = RunConfig(
+            run_id=run_id, stage=request.stage, base_model=run_base, project_base_model=base_model,
+            parent_version=request.parent, parent_adapter=parent["path"] if parent and not parent_is_full else None,
+            reward_version=request.reward_model, reward_adapter=reward["path"] if reward else None,
+            reward_base_model=reward["base_model"] if reward else None, reward_gate=gate,
+            adapter=request.adapter, trl=trl, val_split=request.val_split,
+            filters=json.loads(json.dumps(asdict(request.filters), default=str)),
+            dataset_hash=snapshot.content_hash, rows=snapshot.counts)
+    except RunConfigError as exc:  # the checks above missed something: leave no half-made run behind
+        import shutil
+
+        shutil.rmtree(run_dir)
+        raise RunError(str(exc)) from None
+    config.write(run_dir)
+    store.create_run(run_id=run_id, stage=request.stage, parent_version_id=request.parent, config=config.to_dict(),
                      dataset_hash=snapshot.content_hash, run_dir=str(run_dir))
-    return run_id, run_dir, config
+    return run_id, run_dir, config.to_dict()
 
 
 GATE_PAIRS = 200  # held-out pairs the reward gate scores at most: a second or two on a CPU for a small model
@@ -301,12 +309,16 @@ def resume_run(store: Store, run_id: str) -> tuple[str, Path, dict]:
     if latest_checkpoint(run_dir) is None:
         raise RunError(f"--resume {run_id}: no complete checkpoint in {run_dir / 'checkpoints'} (the run ended "
                        f"before its first save; lower --set save_steps=N next time)")
-    config = json.loads((run_dir / "run.json").read_text())
-    config["resume"] = True
-    (run_dir / "run.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
+    from trainers.run_config import RunConfig, RunConfigError
+
+    try:  # every stage that checkpoints resumes, PPO and RLOO included (trainers/driver.py, trainers/ppo.py)
+        config = replace(RunConfig.from_file(run_dir / "run.json"), resume=True)
+    except RunConfigError as exc:
+        raise RunError(f"--resume {run_id}: {exc}") from None
+    config.write(run_dir)
     (run_dir / "status.json").unlink(missing_ok=True)
     store.restart_run(run_id)
-    return run_id, run_dir, config
+    return run_id, run_dir, config.to_dict()
 
 
 def _prepare(project: Project, store: Store, request: TrainRequest) -> jobs.Prepared:
