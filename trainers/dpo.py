@@ -10,13 +10,16 @@ Without a parent, a fresh adapter trains over the base, and the base is the refe
 
 After training it reports what reward accuracy cannot: KL to the reference on the policy's own samples,
 the chosen log-prob trend, and sampled replies on held-out prompts with the share that degenerated.
+Status, phases, resume and the save are trainers/driver.py's.
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
+from trainers.driver import Stage, data_rows, run_stage, trainer_inputs, trl_config
 from trainers.evaluation import (
     chosen_logp_trend,
     is_degenerate,
@@ -25,18 +28,9 @@ from trainers.evaluation import (
     sample_replies,
     vocabulary_of,
 )
-from trainers.models import Adapter, hardware_args, load_causal_lm, load_tokenizer, save_trained
-from trainers.run_folder import (
-    MetricsLog,
-    is_main_process,
-    latest_checkpoint,
-    load_heldout,
-    load_snapshot,
-    phase,
-    read_metrics,
-    read_run,
-    stage_status,
-)
+from trainers.models import load_causal_lm, load_tokenizer
+from trainers.run_config import RunConfig
+from trainers.run_folder import is_main_process, load_heldout, load_snapshot, read_metrics
 
 SAMPLES = 16  # held-out prompts sampled after the run: enough to see a collapse, quick on a CPU
 
@@ -83,6 +77,22 @@ def after_training(model, tokenizer, run_dir: Path, summary: dict, heldout: list
     summary["warnings"] = warnings
 
 
+def preference_checks(trainer, tokenizer, run_dir: Path, train, test, loss_types: list[str],
+                      text_columns: tuple[str, ...]) -> Callable[[dict], None]:
+    """The checks of a preference stage (DPO, KTO), for the driver: the eval split's figures on every rank,
+    then, on rank 0, what `after_training` reports, judging samples against the words of `text_columns`."""
+
+    def checks(summary: dict) -> None:
+        if test is not None:
+            summary.update({k: v for k, v in trainer.evaluate().items() if k.startswith("eval_")})
+        heldout = load_heldout(run_dir, SAMPLES)
+        if is_main_process():
+            vocabulary = vocabulary_of(m["content"] for row in train for key in text_columns for m in row[key])
+            after_training(trainer.model, tokenizer, run_dir, summary, heldout, loss_types, vocabulary)
+
+    return checks
+
+
 def per_pair_smoothing(dpo_trainer: type, floor: float) -> type:
     """DPOTrainer whose label_smoothing is each pair's own (its vote split, a snapshot column) instead of one
     number for the run, so a 3-to-2 vote pulls its pair's odds to 0.6 and a 5-to-0 one to near 1. TRL's
@@ -121,42 +131,25 @@ def per_pair_smoothing(dpo_trainer: type, floor: float) -> type:
     return PerPairSmoothingDPOTrainer
 
 
-def main(run_dir: str | Path) -> None:
+def build(run: RunConfig, run_dir: Path) -> Stage:
     from trl import DPOConfig, DPOTrainer
 
-    run_dir = Path(run_dir)
-    run = read_run(run_dir)
-    with stage_status(run_dir) as summary:
-        with phase(summary, "load"):
-            train, test = load_snapshot(run_dir)
-            tokenizer = load_tokenizer(run["base_model"])
-            model, peft_config = load_causal_lm(run["base_model"], Adapter(**run["adapter"]), run.get("parent_adapter"))
-            args = DPOConfig(output_dir=str(run_dir / "checkpoints"), **hardware_args(), **run["trl"],
-                             eval_strategy="epoch" if test is not None else "no")
-            trainer_class = DPOTrainer
-            if "label_smoothing" in train.column_names:  # --vote-smoothing or --ties keep
-                trainer_class = per_pair_smoothing(DPOTrainer, args.label_smoothing if "exo_pair" in args.loss_type
-                                                   else 0.0)
-            trainer = trainer_class(model=model, args=args, train_dataset=train, eval_dataset=test,
-                                 processing_class=tokenizer, peft_config=peft_config, callbacks=[MetricsLog(run_dir)])
-        with phase(summary, "train"):
-            result = trainer.train(resume_from_checkpoint=latest_checkpoint(run_dir) if run.get("resume") else None)
-        with phase(summary, "save"):
-            if is_main_process():
-                save_trained(trainer.model, run_dir / "adapter")
-                tokenizer.save_pretrained(run_dir / "adapter")
-        summary.update({"world_size": trainer.args.world_size, "train_loss": result.training_loss,
-                        "steps": result.global_step, "train_rows": len(train),
-                        "test_rows": len(test) if test is not None else 0})
-        with phase(summary, "checks"):
-            if test is not None:
-                summary.update({k: v for k, v in trainer.evaluate().items() if k.startswith("eval_")})
-            heldout = load_heldout(run_dir, SAMPLES)
-            if not is_main_process():
-                return
-            after_training(trainer.model, tokenizer, run_dir, summary, heldout, list(args.loss_type),
-                           vocabulary_of(m["content"] for row in train for key in ("prompt", "chosen", "rejected")
-                                         for m in row[key]))
+    train, test = load_snapshot(run_dir)
+    tokenizer = load_tokenizer(run.base_model)
+    model, peft_config = load_causal_lm(run.base_model, run.lora(), run.parent_adapter)
+    args = trl_config(DPOConfig, run, run_dir, evaluate=test is not None)
+    trainer_class = DPOTrainer
+    if "label_smoothing" in train.column_names:  # --vote-smoothing or --ties keep
+        trainer_class = per_pair_smoothing(DPOTrainer, args.label_smoothing if "exo_pair" in args.loss_type else 0.0)
+    trainer = trainer_class(model=model, args=args, **trainer_inputs(run_dir, tokenizer, peft_config, train, test))
+    checks = preference_checks(trainer, tokenizer, run_dir, train, test, list(args.loss_type),
+                               ("prompt", "chosen", "rejected"))
+    return Stage(trainer, tokenizer, checks, summary=data_rows(train, test))
+
+
+def main(run_dir: str | Path) -> None:
+    run_stage(run_dir, build)
+
 
 if __name__ == "__main__":
     main(sys.argv[1])

@@ -16,19 +16,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from trainers.dpo import SAMPLES, after_training
-from trainers.evaluation import vocabulary_of
-from trainers.models import Adapter, hardware_args, load_causal_lm, load_tokenizer, save_trained
-from trainers.run_folder import (
-    MetricsLog,
-    is_main_process,
-    latest_checkpoint,
-    load_heldout,
-    load_snapshot,
-    phase,
-    read_run,
-    stage_status,
-)
+from trainers.dpo import preference_checks
+from trainers.driver import Stage, data_rows, run_stage, trainer_inputs, trl_config
+from trainers.models import load_causal_lm, load_tokenizer
+from trainers.run_config import RunConfig
+from trainers.run_folder import load_snapshot
 
 
 def balance_weights(labels: list[bool], trl: dict) -> dict:
@@ -42,41 +34,24 @@ def balance_weights(labels: list[bool], trl: dict) -> dict:
     return {"desirable_weight": round(bad / good, 4)} if bad > good else {"undesirable_weight": round(good / bad, 4)}
 
 
-def main(run_dir: str | Path) -> None:
+def build(run: RunConfig, run_dir: Path) -> Stage:
     from trl import KTOConfig, KTOTrainer
 
-    run_dir = Path(run_dir)
-    run = read_run(run_dir)
-    with stage_status(run_dir) as summary:
-        with phase(summary, "load"):
-            train, test = load_snapshot(run_dir)
-            weights = balance_weights(list(train["label"]), run["trl"])
-            tokenizer = load_tokenizer(run["base_model"])
-            model, peft_config = load_causal_lm(run["base_model"], Adapter(**run["adapter"]), run.get("parent_adapter"))
-            args = KTOConfig(output_dir=str(run_dir / "checkpoints"), **hardware_args(), **run["trl"], **weights,
-                             eval_strategy="epoch" if test is not None else "no")
-            trainer = KTOTrainer(model=model, args=args, train_dataset=train, eval_dataset=test,
-                                 processing_class=tokenizer, peft_config=peft_config, callbacks=[MetricsLog(run_dir)])
-        with phase(summary, "train"):
-            result = trainer.train(resume_from_checkpoint=latest_checkpoint(run_dir) if run.get("resume") else None)
-        with phase(summary, "save"):
-            if is_main_process():
-                save_trained(trainer.model, run_dir / "adapter")
-                tokenizer.save_pretrained(run_dir / "adapter")
-        summary.update({"world_size": trainer.args.world_size, "train_loss": result.training_loss,
-                        "steps": result.global_step, "train_rows": len(train),
-                        "desirable_rows": sum(train["label"]), "undesirable_rows": len(train) - sum(train["label"]),
-                        "desirable_weight": args.desirable_weight, "undesirable_weight": args.undesirable_weight,
-                        "test_rows": len(test) if test is not None else 0})
-        with phase(summary, "checks"):
-            if test is not None:
-                summary.update({k: v for k, v in trainer.evaluate().items() if k.startswith("eval_")})
-            heldout = load_heldout(run_dir, SAMPLES)
-            if not is_main_process():
-                return
-            after_training(trainer.model, tokenizer, run_dir, summary, heldout, ["kto"],
-                           vocabulary_of(m["content"] for row in train for key in ("prompt", "completion")
-                                         for m in row[key]))
+    train, test = load_snapshot(run_dir)
+    weights = balance_weights(list(train["label"]), run.trl)
+    tokenizer = load_tokenizer(run.base_model)
+    model, peft_config = load_causal_lm(run.base_model, run.lora(), run.parent_adapter)
+    args = trl_config(KTOConfig, run, run_dir, evaluate=test is not None, **weights)
+    trainer = KTOTrainer(model=model, args=args, **trainer_inputs(run_dir, tokenizer, peft_config, train, test))
+    good = sum(train["label"])
+    summary = {**data_rows(train, test), "desirable_rows": good, "undesirable_rows": len(train) - good,
+               "desirable_weight": args.desirable_weight, "undesirable_weight": args.undesirable_weight}
+    checks = preference_checks(trainer, tokenizer, run_dir, train, test, ["kto"], ("prompt", "completion"))
+    return Stage(trainer, tokenizer, checks, summary=summary)
+
+
+def main(run_dir: str | Path) -> None:
+    run_stage(run_dir, build)
 
 
 if __name__ == "__main__":

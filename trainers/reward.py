@@ -5,7 +5,7 @@
 
 A one-score sequence classifier over the project's base model, trained as a LoRA adapter with its score
 head. It reports held-out pairwise accuracy (chosen scored above rejected) and the mean margin, the
-figures a PPO run's reward gate needs.
+figures a PPO run's reward gate needs. Status, phases, resume and the save are trainers/driver.py's.
 """
 
 from __future__ import annotations
@@ -13,23 +13,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from trainers.models import (
-    Adapter,
-    hardware_args,
-    load_reward_model,
-    load_tokenizer,
-    reward_scores,
-    save_trained,
-)
-from trainers.run_folder import (
-    MetricsLog,
-    is_main_process,
-    latest_checkpoint,
-    load_snapshot,
-    phase,
-    read_run,
-    stage_status,
-)
+from trainers.driver import Stage, data_rows, run_stage, trainer_inputs, trl_config
+from trainers.models import load_reward_model, load_tokenizer, reward_scores
+from trainers.run_config import RunConfig
+from trainers.run_folder import is_main_process, load_snapshot
 
 
 def pairwise(model, tokenizer, rows) -> dict:
@@ -42,39 +29,31 @@ def pairwise(model, tokenizer, rows) -> dict:
             "scored_pairs": len(margins)}
 
 
-def main(run_dir: str | Path) -> None:
+def build(run: RunConfig, run_dir: Path) -> Stage:
     from trl import RewardConfig, RewardTrainer
 
-    run_dir = Path(run_dir)
-    run = read_run(run_dir)
-    with stage_status(run_dir) as summary:
-        with phase(summary, "load"):
-            train, test = load_snapshot(run_dir)
-            tokenizer = load_tokenizer(run["base_model"])
-            model, peft_config = load_reward_model(run["base_model"], Adapter(**run["adapter"]), tokenizer)
-            args = RewardConfig(output_dir=str(run_dir / "checkpoints"), **hardware_args(), **run["trl"],
-                                eval_strategy="epoch" if test is not None else "no")
-            trainer = RewardTrainer(model=model, args=args, train_dataset=train, eval_dataset=test,
-                                    processing_class=tokenizer, peft_config=peft_config,
-                                    callbacks=[MetricsLog(run_dir)])
-        with phase(summary, "train"):
-            result = trainer.train(resume_from_checkpoint=latest_checkpoint(run_dir) if run.get("resume") else None)
-        with phase(summary, "save"):
-            if is_main_process():
-                save_trained(trainer.model, run_dir / "adapter")
-                tokenizer.save_pretrained(run_dir / "adapter")
-        summary.update({"world_size": trainer.args.world_size, "train_loss": result.training_loss,
-                        "steps": result.global_step, "train_rows": len(train),
-                        "test_rows": len(test) if test is not None else 0})
+    train, test = load_snapshot(run_dir)
+    tokenizer = load_tokenizer(run.base_model)
+    model, peft_config = load_reward_model(run.base_model, run.lora(), tokenizer)
+    args = trl_config(RewardConfig, run, run_dir, evaluate=test is not None)
+    trainer = RewardTrainer(model=model, args=args, **trainer_inputs(run_dir, tokenizer, peft_config, train, test))
+
+    def checks(summary: dict) -> None:
         if not is_main_process():
             return
-        with phase(summary, "checks"):
-            trainer.model.eval()
-            held_out = test if test is not None else train.select(range(min(64, len(train))))
-            summary.update(pairwise(trainer.model, tokenizer, held_out))
-            summary["held_out_is_test_split"] = test is not None
-            summary["probe_scores"] = reward_scores(trainer.model, tokenizer, [list(held_out[0]["prompt"])],
-                                                    [held_out[0]["chosen"][0]["content"]])
+        trainer.model.eval()
+        held_out = test if test is not None else train.select(range(min(64, len(train))))
+        summary.update(pairwise(trainer.model, tokenizer, held_out))
+        summary["held_out_is_test_split"] = test is not None
+        summary["probe_scores"] = reward_scores(trainer.model, tokenizer, [list(held_out[0]["prompt"])],
+                                                [held_out[0]["chosen"][0]["content"]])
+
+    return Stage(trainer, tokenizer, checks, summary=data_rows(train, test))
+
+
+def main(run_dir: str | Path) -> None:
+    run_stage(run_dir, build)
+
 
 if __name__ == "__main__":
     main(sys.argv[1])

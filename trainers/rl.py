@@ -10,6 +10,7 @@ from pathlib import Path
 
 from trainers.evaluation import is_degenerate, mean_reward
 from trainers.models import load_merged, load_reward_version, load_tokenizer
+from trainers.run_config import RunConfig
 from trainers.run_folder import load_heldout, load_snapshot
 
 SAMPLES = 16  # held-out prompts scored before and after
@@ -32,11 +33,11 @@ class RewardGateError(Exception):
     """The reward model ranks too few held-out human pairs right for RL to be worth running on it."""
 
 
-def reward_gate(run: dict, run_dir: Path, reward_model, reward_tokenizer) -> dict | None:
+def reward_gate(run: RunConfig, run_dir: Path, reward_model, reward_tokenizer) -> dict | None:
     """Score the reward model on the human pairs it never trained on (data/gate.parquet, written when the run
     was prepared) and refuse below the run's threshold: RL against a reward model that cannot tell chosen
     from rejected only teaches the policy that model's noise."""
-    gate = run.get("reward_gate")
+    gate = run.reward_gate
     if not gate:
         return None
     from datasets import load_dataset
@@ -50,7 +51,7 @@ def reward_gate(run: dict, run_dir: Path, reward_model, reward_tokenizer) -> dic
               "longer_reply_accuracy": longer_reply_accuracy(rows)}
     if result["accuracy"] < gate["min_accuracy"]:
         raise RewardGateError(
-            f"reward model {run['reward_version']} ranks {result['accuracy']:.2f} of {result['pairs']} held-out "
+            f"reward model {run.reward_version} ranks {result['accuracy']:.2f} of {result['pairs']} held-out "
             f"human pairs right, below the gate of {gate['min_accuracy']:.2f} (preferring the longer reply alone "
             f"ranks {result['longer_reply_accuracy']:.2f}): retrain it (more pairs, more steps) "
             f"or pass --min-reward-accuracy {max(0.0, round(result['accuracy'] - 0.05, 2))} (0 turns the check off)")
@@ -65,15 +66,17 @@ def longer_reply_accuracy(rows) -> float:
     return sum(longer) / max(len(longer), 1)
 
 
-def rl_start(run: dict, run_dir: Path) -> RLStart:
-    reward_model, reward_tokenizer = load_reward_version(run["reward_base_model"], run["reward_adapter"])
+def rl_start(run: RunConfig, run_dir: Path) -> RLStart:
+    """Everything both RL stages load before their trainer: the reward model (checked by the gate), the
+    prompts, the policy (base + SFT merged) and its held-out reward before training."""
+    reward_model, reward_tokenizer = load_reward_version(run.reward_base_model, run.reward_adapter)
     gate = reward_gate(run, run_dir, reward_model, reward_tokenizer)
     pairs, _ = load_snapshot(run_dir)
     prompts = list({json.dumps(list(p)): list(p) for p in pairs["prompt"]}.values())
-    tokenizer = load_tokenizer(run["base_model"])
+    tokenizer = load_tokenizer(run.base_model)
     tokenizer.padding_side = "left"  # generation pads on the left
-    stacked_on = [run["parent_adapter"]] if run.get("parent_adapter") else []
-    policy = load_merged(run["base_model"], stacked_on)
+    stacked_on = [run.parent_adapter] if run.parent_adapter else []
+    policy = load_merged(run.base_model, stacked_on)
     policy.generation_config.pad_token_id = tokenizer.pad_token_id
     heldout = load_heldout(run_dir, SAMPLES) or prompts[:SAMPLES]
     before, _ = mean_reward(policy.eval(), tokenizer, reward_model, reward_tokenizer, heldout)

@@ -1,9 +1,10 @@
 """What a stage reads and writes in its run folder. The folder is the whole contract between the workbench
 (which owns the store) and a training process (which never opens it):
 
-    run.json          stage, base model, parent adapter, adapter and TRL settings, dataset hash
+    run.json          a RunConfig (trainers/run_config.py): stage, base model, parent, adapter and TRL settings
     data/             train.parquet (+ test.parquet), the snapshot with its README card; heldout.parquet
     metrics.jsonl     every TRL log line, one JSON object per line, as it happens
+    checkpoints/      TRL's checkpoints, which a resumed run goes on from (trainers/driver.py)
     adapter/          the trained version (PEFT adapter, or a full model with --full)
     status.json       {"status": "succeeded" | "failed", "error": ..., "summary": {...}}
 """
@@ -20,20 +21,22 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
+from trainers.run_config import RunConfig
+
 
 def is_main_process() -> bool:
     """Under `accelerate launch` every process runs the stage; only rank 0 writes the run folder."""
     return int(os.environ.get("RANK", "0")) == 0
 
 
-def read_run(run_dir: Path) -> dict:
+def read_run(run_dir: Path) -> RunConfig:
     """The run's settings, read at the start of a stage, which also seeds every RNG from the run's seed: TRL
     seeds only when its trainer is built, after the model is, so a fresh score head or LoRA init would
     otherwise differ from one run of the same settings to the next."""
     from transformers import set_seed
 
-    run = json.loads((Path(run_dir) / "run.json").read_text(encoding="utf-8"))
-    set_seed(run.get("trl", {}).get("seed", 0))
+    run = RunConfig.from_file(Path(run_dir) / "run.json")
+    set_seed(run.seed)
     return run
 
 

@@ -4,7 +4,8 @@
     python -m trainers.sft RUN_DIR                                  # the stage alone, on a prepared run folder
 
 The snapshot is TRL's conversational prompt/completion format, so the loss covers only the completion
-(TRL's default for prompt/completion data), rendered with the model's chat template.
+(TRL's default for prompt/completion data), rendered with the model's chat template. Status, phases, resume
+and the save are trainers/driver.py's.
 """
 
 from __future__ import annotations
@@ -12,47 +13,34 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from trainers.driver import Stage, data_rows, run_stage, trainer_inputs, trl_config
 from trainers.evaluation import probe_logp
-from trainers.models import Adapter, hardware_args, load_causal_lm, load_tokenizer, save_trained
-from trainers.run_folder import (
-    MetricsLog,
-    is_main_process,
-    latest_checkpoint,
-    load_snapshot,
-    phase,
-    read_run,
-    stage_status,
-)
+from trainers.models import load_causal_lm, load_tokenizer
+from trainers.run_config import RunConfig
+from trainers.run_folder import is_main_process, load_snapshot
+
+
+def build(run: RunConfig, run_dir: Path) -> Stage:
+    from trl import SFTConfig, SFTTrainer
+
+    train, test = load_snapshot(run_dir)
+    tokenizer = load_tokenizer(run.base_model)
+    model, peft_config = load_causal_lm(run.base_model, run.lora(), run.parent_adapter)
+    args = trl_config(SFTConfig, run, run_dir, evaluate=test is not None)
+    trainer = SFTTrainer(model=model, args=args, **trainer_inputs(run_dir, tokenizer, peft_config, train, test))
+
+    def checks(summary: dict) -> None:
+        if test is not None:
+            summary["eval_loss"] = trainer.evaluate()["eval_loss"]
+        if is_main_process():
+            summary["probe_logp"] = probe_logp(trainer.model, tokenizer)
+
+    return Stage(trainer, tokenizer, checks, summary=data_rows(train, test))
 
 
 def main(run_dir: str | Path) -> None:
-    from trl import SFTConfig, SFTTrainer
+    run_stage(run_dir, build)
 
-    run_dir = Path(run_dir)
-    run = read_run(run_dir)
-    with stage_status(run_dir) as summary:
-        with phase(summary, "load"):
-            train, test = load_snapshot(run_dir)
-            tokenizer = load_tokenizer(run["base_model"])
-            model, peft_config = load_causal_lm(run["base_model"], Adapter(**run["adapter"]), run.get("parent_adapter"))
-            args = SFTConfig(output_dir=str(run_dir / "checkpoints"), **hardware_args(), **run["trl"],
-                             eval_strategy="epoch" if test is not None else "no")
-            trainer = SFTTrainer(model=model, args=args, train_dataset=train, eval_dataset=test,
-                                 processing_class=tokenizer, peft_config=peft_config, callbacks=[MetricsLog(run_dir)])
-        with phase(summary, "train"):
-            result = trainer.train(resume_from_checkpoint=latest_checkpoint(run_dir) if run.get("resume") else None)
-        with phase(summary, "save"):
-            if is_main_process():
-                save_trained(trainer.model, run_dir / "adapter")
-                tokenizer.save_pretrained(run_dir / "adapter")
-        summary.update({"world_size": trainer.args.world_size, "train_loss": result.training_loss,
-                        "steps": result.global_step,
-                        "train_rows": len(train), "test_rows": len(test) if test is not None else 0})
-        with phase(summary, "checks"):
-            if test is not None:
-                summary["eval_loss"] = trainer.evaluate()["eval_loss"]
-            if is_main_process():
-                summary["probe_logp"] = probe_logp(trainer.model, tokenizer)
 
 if __name__ == "__main__":
     main(sys.argv[1])
