@@ -1,6 +1,7 @@
 """What annotators and admins do with tasks, as plain functions of the store: the Gradio views call these
 and so do the tests. Every function takes the signed-in user and checks the role itself, so the HTTP API
-is scoped the same as the buttons are.
+is scoped the same as the buttons are; the store checks each answer's lease, overlap and client id in the
+transaction that stores it, and the handlers pass its refusals on as `Refused`.
 
 An annotator sees a task item's prompt and, for comparisons, its responses in an order shuffled per
 annotator and item, labelled A, B, C... with their origin hidden; they never see anyone else's answer.
@@ -14,12 +15,15 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from annotation.agreement import report, units_from_answers
 from annotation.queue import Leases, next_item
 from workbench.errors import WorkbenchError
 from workbench.store import Store, StoreError
+from workbench.store.answers import AnswerRefused
 
 LABELERS = ("annotator", "reviewer", "admin")
 KINDS = ("demonstration", "pairwise", "ranking", "review", "feedback")
@@ -37,6 +41,21 @@ class LabelingError(WorkbenchError):
 
 class AccessDenied(LabelingError):
     """The signed-in user's role does not allow this."""
+
+
+class Refused(LabelingError):
+    """The store would not take this answer, draft, undo, skip or flag: the item is leased to someone else or
+    has its answers, the user holds no lease on it, or the client id names another submit. Its cause is the
+    store's own error (workbench.store.answers), raised in the transaction that checked it."""
+
+
+@contextmanager
+def refused_as_labeling_errors() -> Iterator[None]:
+    """The store's refusals, as the one-line errors the Label tab shows."""
+    try:
+        yield
+    except AnswerRefused as exc:
+        raise Refused(str(exc)) from exc
 
 
 @dataclass
@@ -214,7 +233,6 @@ class Labeling:
         return out
 
     def _stored(self, user: User, task: dict, item_id: str, label_id: str, created: bool) -> ItemView:
-        self.leases.release(task["id"], user.name, item_id)
         note = "Saved." if created else "Already saved (a repeated submit is stored once)."
         return self.open_next(user, task["id"], message=note, answered=1 if created else 0)
 
@@ -225,8 +243,10 @@ class Labeling:
             raise LabelingError(f"task {task['name']} asks for a {task['kind']} answer, not a demonstration")
         self._response_ids(task, item_id)
         text = self._text(text, "completion", required=True)
-        label_id, created = self.store.add_answer(task_id=task["id"], item_id=item_id, annotator=user.name,
-                                                  client_id=_client_id(client_id), kind="demonstration", text=text)
+        with refused_as_labeling_errors():
+            label_id, created = self.store.add_answer(task_id=task["id"], item_id=item_id, annotator=user.name,
+                                                      client_id=_client_id(client_id), kind="demonstration",
+                                                      text=text, lease=self.leases)
         return self._stored(user, task, item_id, label_id, created)
 
     def submit(self, user: User, task_id: str, item_id: str, client_id: str, *, completion: str = "",
@@ -251,8 +271,9 @@ class Labeling:
             {"id": rid} for rid in self._response_ids(task, item_id)]})
         fields = self.comparison_fields(task["kind"], shown, choice=choice, order=order, ratings=ratings,
                                         rationale=rationale, thumb=thumb)
-        label_id, created = self.store.add_answer(task_id=task["id"], item_id=item_id, annotator=user.name,
-                                                  client_id=_client_id(client_id), **fields)
+        with refused_as_labeling_errors():
+            label_id, created = self.store.add_answer(task_id=task["id"], item_id=item_id, annotator=user.name,
+                                                      client_id=_client_id(client_id), lease=self.leases, **fields)
         view = self._stored(user, task, item_id, label_id, created)
         if task["kind"] == "review":  # blind until the vote is in; then say which version was which
             versions = self.store.response_versions(shown)
@@ -293,8 +314,9 @@ class Labeling:
         require(user, *LABELERS)
         task = self._task(task_id, user)
         self._item(task, item_id, user)
-        self.store.add_item_event(task_id=task["id"], item_id=item_id, annotator=user.name, event="skip",
-                                  client_id=_client_id(client_id))
+        with refused_as_labeling_errors():
+            self.store.add_item_event(task_id=task["id"], item_id=item_id, annotator=user.name, event="skip",
+                                      client_id=_client_id(client_id))
         self.leases.release(task["id"], user.name, item_id)
         return self.open_next(user, task["id"], message="Skipped: it comes back at the end.")
 
@@ -305,34 +327,42 @@ class Labeling:
             raise LabelingError(f"flag reason {reason!r}: choose one of {', '.join(FLAG_REASONS)}")
         task = self._task(task_id, user)
         self._item(task, item_id, user)
-        self.store.add_item_event(task_id=task["id"], item_id=item_id, annotator=user.name, event="flag",
-                                  reason=reason, client_id=_client_id(client_id))
+        with refused_as_labeling_errors():
+            self.store.add_item_event(task_id=task["id"], item_id=item_id, annotator=user.name, event="flag",
+                                      reason=reason, client_id=_client_id(client_id))
         self.leases.release(task["id"], user.name, item_id)
         return self.open_next(user, task["id"], message=f"Flagged as {reason}.")
 
     def save_draft(self, user: User, task_id: str, item_id: str, text: str) -> str:
-        """Keep a half-written demonstration server-side (a reload brings it back)."""
+        """Keep a half-written demonstration server-side (a reload brings it back), on an item the user holds
+        (typing renews the lease) or their own answer being edited."""
         require(user, *LABELERS)
         task = self._task(task_id, user)
         if not item_id:
             return ""
         self._item(task, item_id, user)
         text = self._text(text, "draft", required=False)
-        self.store.save_draft(task_id=task["id"], item_id=item_id, annotator=user.name, text=text)
-        self.leases.take(task["id"], item_id, user.name)  # typing keeps the lease alive
+        with refused_as_labeling_errors():
+            self.store.save_draft(task_id=task["id"], item_id=item_id, annotator=user.name, text=text,
+                                  lease=self.leases)
         return "Draft saved."
 
     def undo(self, user: User, task_id: str, client_id: str) -> ItemView:
-        """Withdraw the last answer in this task and show its item again."""
+        """Withdraw the last answer in this task and show its item again. The same undo twice (a retry with
+        its client id) changes nothing and says so."""
         require(user, *LABELERS)
         task = self._task(task_id, user)
-        last = self.store.last_answer(task["id"], user.name)
-        if last is None:
+        with refused_as_labeling_errors():
+            done, item_id = self.store.undo_last(task_id=task["id"], annotator=user.name,
+                                                 client_id=_client_id(client_id), lease=self.leases)
+        if done == "nothing":
             return self.open_next(user, task["id"], message="Nothing to undo.")
-        self.store.retract(label_id=last["id"], annotator=user.name, client_id=_client_id(client_id))
+        if done == "repeat":
+            return self.open_next(user, task["id"], message="Already undone: a repeated undo changes nothing.")
         self._progress.pop((task["id"], user.name), None)
-        self.leases.take(task["id"], last["item_id"], user.name)
-        return self._view(user, task, last["item_id"], message="Undone: answer this item again.")
+        if self.leases.held(task["id"], user.name) != item_id:  # its slot went to someone else meanwhile
+            return self.open_next(user, task["id"], message="Undone; that item is taken now.")
+        return self._view(user, task, item_id, message="Undone: answer this item again.")
 
     def edit_last(self, user: User, task_id: str) -> ItemView:
         """Show the last answered item with the answer filled in; submitting stores an edit that supersedes it."""
@@ -421,8 +451,9 @@ class Labeling:
         shown = [r["id"] for r in item["responses"]]
         fields = self.comparison_fields(task["kind"], shown, choice=choice, order=order, ratings=None,
                                         rationale=rationale)
-        label_id, _ = self.store.add_answer(task_id=task["id"], item_id=item_id, annotator=user.name,
-                                            client_id=_client_id(client_id), final=True, **fields)
+        with refused_as_labeling_errors():  # a final answer is not leased: only its client id is checked
+            label_id, _ = self.store.add_answer(task_id=task["id"], item_id=item_id, annotator=user.name,
+                                                client_id=_client_id(client_id), final=True, **fields)
         return label_id
 
     def item_for_review(self, user: User, task_id: str, item_id: str) -> dict:

@@ -1,6 +1,9 @@
 """Who labels what next. Items are leased so two annotators do not take the same slot: a lease is an
 in-memory claim that expires, so an abandoned item goes back to the pool by itself and a server restart
-frees every lease (the labels, the drafts and the skips are in the store; leases need not survive)."""
+frees every lease (the labels, the drafts and the skips are in the store; leases need not survive).
+
+Leases are enforced, not advisory: the store asks `holds` inside the transaction that stores each answer or
+draft, under its write lock, and refuses one on an item the annotator does not hold."""
 
 from __future__ import annotations
 
@@ -45,8 +48,27 @@ class Leases:
         """How many other annotators hold an unexpired lease on the item."""
         now = self.clock()
         with self._lock:
-            return sum(1 for (task, who), (item, expiry) in self._held.items()
-                       if task == task_id and item == item_id and who != annotator and expiry > now)
+            return self._others(task_id, item_id, annotator, now)
+
+    def _others(self, task_id: str, item_id: str, annotator: str, now: float) -> int:
+        return sum(1 for (task, who), (item, expiry) in self._held.items()
+                   if task == task_id and item == item_id and who != annotator and expiry > now)
+
+    def holds(self, task_id: str, item_id: str, annotator: str, free: int) -> bool:
+        """Whether this annotator may fill one of the item's `free` open slots now, renewing their lease if so.
+
+        The store asks this inside the transaction that stores an answer or a draft. The item must be the one
+        the annotator last took; a lease that ran out still counts while no one else has taken the slot it
+        held (other annotators' live leases fewer than `free`), so a slow answer is not thrown away."""
+        now = self.clock()
+        with self._lock:
+            entry = self._held.get((task_id, annotator))
+            if entry is None or entry[0] != item_id:
+                return False
+            if entry[1] <= now and self._others(task_id, item_id, annotator, now) >= free:
+                return False
+            self._held[(task_id, annotator)] = (item_id, now + self.ttl_s)
+            return True
 
     def take(self, task_id: str, item_id: str, annotator: str) -> None:
         with self._lock:

@@ -204,9 +204,9 @@ def test_roles_scope_every_handler(labeling):
 
 
 def test_concurrent_answers_on_one_item_are_all_kept(labeling, store):
-    task = make_task(labeling, "pairwise", overlap=1)
-    view = labeling.open_next(ANN, task["id"])
+    task = make_task(labeling, "pairwise", overlap=8)  # room for all eight (the store refuses answers past it)
     users = [User(f"u{i}", "annotator") for i in range(8)]
+    view = [labeling.open_next(u, task["id"]) for u in users][0]  # each holds the first item
     barrier = threading.Barrier(len(users))
 
     def submit(user):
