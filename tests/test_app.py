@@ -150,8 +150,8 @@ def test_the_api_is_scoped_by_role(server):
 
 @pytest.mark.e2e
 def test_the_server_process_never_imports_torch(demo_project, tmp_path):
-    """Active selection scored by a model version, a Playground chat and a generation job, through the real
-    server: the models load in job processes and in the model worker, never in the server process. `-X
+    """Active selection scored by a model version, a Playground chat, a generation and a training job, through
+    the real server: the models load in job processes and in the model worker, never in the server process. `-X
     importtime` logs every module the server imports (its child processes are not traced), so the log is that
     process's sys.modules, over time."""
     from gradio_client import Client
@@ -182,6 +182,11 @@ def test_the_server_process_never_imports_torch(demo_project, tmp_path):
             assert time.time() < deadline, "the generation job stored nothing in 300 s"
             time.sleep(1)
         assert "| responses (model) | 2 |" in after
+        # a training job: its settings are checked in a short process of their own, the model in the job's
+        assert "Started **sft-2**" in admin.predict("sft", "", "", 2, 0, False, api_name="/start_training")
+        while "| model versions | 2 |" not in admin.predict(api_name="/stats"):
+            assert time.time() < deadline + 300, "the training job stored no version in 600 s"
+            time.sleep(1)
     finally:
         proc.terminate()
         proc.wait(timeout=30)

@@ -54,6 +54,8 @@ class TrainRequest:
     resume: str | None = None  # a failed or cancelled run to continue from its last checkpoint
     # ppo/rloo: refuse to start when the reward model ranks fewer held-out human pairs right (0 turns it off)
     min_reward_accuracy: float = 0.6
+    # The server sets this: it never imports torch, so the settings check runs in a short process of its own.
+    isolated_checks: bool = False
 
     @classmethod
     def from_options(cls, stage: str, *, algorithm: str = "ppo", min_reward_accuracy: float | None = None,
@@ -102,8 +104,6 @@ def _key_values(items: list[str] | None) -> dict:
     return out
 
 
-
-
 @dataclass
 class RunResult:
     run_id: str
@@ -115,41 +115,25 @@ class RunResult:
 
 
 def _check_settings(request: TrainRequest, trl: dict) -> None:
-    """Build the stage's TRL config here, so an unknown or bad field fails before anything is written."""
-    from trainers.models import Adapter, SettingsError, qlora_problem
+    """Refuse settings the stage cannot train with (trainers/settings_check.py builds TRL's own config), before
+    anything is written; in a short process of its own where the caller must not import torch (the server)."""
+    asked = {"stage": request.stage, "adapter": request.adapter, "trl": trl, "has_parent": bool(request.parent)}
+    if request.isolated_checks:
+        import subprocess
+        import sys
 
-    try:
-        adapter = Adapter(**request.adapter)
-    except TypeError as exc:
-        raise RunError(f"adapter settings: {exc}") from None
-    if adapter.qlora and (problem := qlora_problem()):
-        raise RunError(f"--qlora: {problem}. Train without --qlora (LoRA) instead.")
-    if adapter.full and (adapter.qlora or request.parent):
-        raise RunError("--full trains every weight of the base model: it cannot start from --parent or use --qlora")
-    if request.stage == "sft":
-        from trl import SFTConfig as Config
-    elif request.stage == "reward":
-        from trl import RewardConfig as Config
-        if request.parent:
-            raise RunError("a reward model trains over the base model: it takes no --parent")
-    elif request.stage == "ppo":
-        from trl.experimental.ppo import PPOConfig as Config  # PPO lives only here; TRL 1.13 removed it
-    elif request.stage == "rloo":
-        from trl import RLOOConfig as Config
-    elif request.stage == "kto":
-        from trl import KTOConfig as Config
-        if trl.get("per_device_train_batch_size", 8) < 2:
-            raise RunError("kto estimates its KL term from other rows of the same batch: --batch-size must be 2 or more")
+        done = subprocess.run([sys.executable, "-m", "trainers.settings_check"], input=json.dumps(asked),
+                              capture_output=True, text=True, env=jobs.job_env(), timeout=600)
+        if done.returncode != 0:
+            tail = " | ".join(done.stderr.strip().splitlines()[-3:])
+            raise RunError(f"the settings check exited with code {done.returncode}: {tail}")
+        problem = json.loads(done.stdout.strip().splitlines()[-1])["problem"]
     else:
-        from trl import DPOConfig as Config
-    import tempfile
+        from trainers.settings_check import problem as settings_problem
 
-    try:
-        Config(output_dir=tempfile.gettempdir(), report_to="none", use_cpu=True, bf16=False, **trl)
-    except (TypeError, ValueError) as exc:
-        raise RunError(f"TRL settings for {request.stage}: {exc}") from None
-    except SettingsError as exc:
-        raise RunError(str(exc)) from None
+        problem = settings_problem(**asked)
+    if problem:
+        raise RunError(problem)
 
 
 # DPO losses that read label_smoothing (TRL 1.12's sigmoid no longer does): exo_pair drives a pair's odds to

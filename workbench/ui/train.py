@@ -22,7 +22,7 @@ def start_job(runner: JobRunner, stage: str, parent: str | None, reward_model: s
     try:
         request = TrainRequest.from_options(stage, parent=parent or None, reward_model=reward_model or None,
                                             max_steps=int(max_steps) if max_steps else None,
-                                            lr=learning_rate or None, full=bool(full))
+                                            lr=learning_rate or None, full=bool(full), isolated_checks=True)
         job = runner.start(TRAINING, request)
     except RunError as exc:
         return f"**Not started:** {exc}"
