@@ -97,8 +97,8 @@ def held_out(store, version: str, test: list[dict]) -> dict:
     from trainers.reward import pairwise
 
     v = store.model_version(version)
-    model, _ = load_reward_version(v["base_model"], v["path"])
-    tokenizer = load_tokenizer(v["base_model"])
+    model, _ = load_reward_version(v.base_model, v.path)
+    tokenizer = load_tokenizer(v.base_model)
     # 91% of the demo's pairs have the longer reply chosen: a model that learned length alone gets those right.
     # The rest are the pairs only the content decides (a polite reply with the wrong policy beats a short one).
     counter = [r for r in test if len(r["chosen"][0]["content"]) <= len(r["rejected"][0]["content"])]

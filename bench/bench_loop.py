@@ -105,8 +105,8 @@ def main() -> None:
             if second.status != "succeeded":
                 raise SystemExit(f"DPO round 2 {second.status}: {second.error}")
             dpo2 = second.run_id
-            rows1 = store.model_version(dpo1)["config"]["rows"]
-            rows2 = second.version["config"]["rows"]
+            rows1 = store.model_version(dpo1).config["rows"]
+            rows2 = second.version.config["rows"]
             print(f"DPO round 2 ({dpo2}) on {rows2} preference rows (round 1: {rows1}), "
                   f"{time.perf_counter() - t0:.0f} s", flush=True)
 

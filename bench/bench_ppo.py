@@ -91,10 +91,10 @@ def main() -> None:
                     raise SystemExit(f"{name} {result.status}: {result.error}")
                 runs[name] = result.run_id
                 print(f"{name} ({result.run_id}) in {time.perf_counter() - t0:.0f} s; "
-                      f"{json.dumps({k: v for k, v in result.version['metrics'].items() if k in ('train_loss', 'pairwise_accuracy')})}",
+                      f"{json.dumps({k: v for k, v in result.version.metrics.items() if k in ('train_loss', 'pairwise_accuracy')})}",
                       flush=True)
             rm = store.model_version(runs["reward"])
-            reward = load_reward_version(rm["base_model"], rm["path"])
+            reward = load_reward_version(rm.base_model, rm.path)
             base, looks = scores_of(project, store, runs["sft"], reward, heldout, args.samples)
             print(f"{runs['sft']}: mean held-out reward {statistics.mean(base):.3f}; {_looks(looks)}", flush=True)
             for lr in args.lrs.split(","):
@@ -106,7 +106,7 @@ def main() -> None:
                     print(f"PPO lr {lr}: {result.status}: {result.error}", flush=True)
                     continue
                 seconds = time.perf_counter() - t0
-                m = result.version["metrics"]
+                m = result.version.metrics
                 after, looks = scores_of(project, store, result.run_id, reward, heldout, args.samples)
                 gains = [a - b for a, b in zip(after, base, strict=True)]
                 se = statistics.stdev(gains) / math.sqrt(len(gains))

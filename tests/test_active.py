@@ -169,7 +169,7 @@ def test_the_cli_orders_a_task_by_a_trained_reward_models_margin(project, capsys
         items = store.open_items_for_scoring(task["id"])  # in queue order now
         version = store.model_version("reward-1")
         priorities = [store.item_priority(task["id"], item["id"]) for item in items]
-    model, tokenizer = load_reward_version(version["base_model"], version["path"])
+    model, tokenizer = load_reward_version(version.base_model, version.path)
     margins = [abs(a - b) for a, b in (reward_scores(model, tokenizer, [item["prompt"]] * 2, item["responses"])
                                        for item in items)]
     assert len(margins) > 5 and margins == sorted(margins)  # the queue starts where the model is least sure
@@ -203,7 +203,7 @@ def test_the_cli_orders_a_task_by_a_trained_reward_models_margin(project, capsys
     from trainers.evaluation import sequence_logps
     from trainers.generation import load_for_generation
 
-    policy, tokenizer = load_for_generation(sft["base_model"], sft["path"])
+    policy, tokenizer = load_for_generation(sft.base_model, sft.path)
     per_token = sequence_logps(policy, tokenizer, [items[0]["prompt"]], [items[0]["responses"][0]], per_token=True)
     summed = sequence_logps(policy, tokenizer, [items[0]["prompt"]], [items[0]["responses"][0]])
     assert summed[0] < per_token[0] < 0  # a mean over the reply's tokens, not their sum

@@ -372,7 +372,7 @@ def test_train_tab_starts_follows_and_cancels_jobs(demo_project):
         while not (demo_project.runs_dir / "sft-2" / "metrics.jsonl").exists() and time.time() < deadline:
             time.sleep(0.5)
         assert "sft-2**: cancelled" in cancel_job(runner)
-        assert store.run("sft-2")["status"] == "cancelled" and store.model_version("sft-2") is None
+        assert store.run("sft-2").status == "cancelled" and store.model_version("sft-2") is None
         assert "Not started" in start_job(runner, "ppo", "sft-1", None, 3, None, False)
 
 

@@ -53,7 +53,7 @@ def test_a_crashed_job_is_marked_failed_and_stores_nothing(heldout_project, monk
         monkeypatch.setattr(gen, "prepare_generation", broken)
         result = generate(heldout_project, store, GenerateRequest(versions=["base"], tags=["heldout"], limit=2))
         assert result.status == "failed" and "gone" in result.error
-        assert store.run(result.job_id)["status"] == "failed"
+        assert store.run(result.job_id).status == "failed"
         assert store.table_counts()["responses"] == responses
 
 
@@ -89,4 +89,4 @@ def test_the_ui_job_runs_one_at_a_time_with_progress(heldout_project):
         status = runner.status()
         assert (status["state"], status["progress"]) == ("succeeded", {"done": 6, "total": 6})
         assert status["added"] == store.table_counts()["responses"] == 6
-        assert store.run(job.run_id)["status"] == "succeeded"
+        assert store.run(job.run_id).status == "succeeded"

@@ -91,8 +91,8 @@ def test_a_killed_run_resumes_from_its_checkpoint_not_from_step_0(project, stage
     lr = "lr" if "lr" in first else "learning_rate"
     assert resumed[0][lr] < first[lr]
     with Store.open(project.store_path) as store:
-        assert store.run(run_id)["status"] == "succeeded"
-        assert store.model_version(run_id)["metrics"]["steps"] == STEPS
+        assert store.run(run_id).status == "succeeded"
+        assert store.model_version(run_id).metrics["steps"] == STEPS
 
 
 def test_run_config_round_trips_and_refuses_what_no_stage_can_run(tmp_path):

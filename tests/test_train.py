@@ -40,10 +40,10 @@ def version(project, version_id):
 
 def test_sft_makes_a_version_that_loads_back_the_same(trained):
     v = version(trained, "sft-1")
-    assert v["stage"] == "sft" and v["parent_id"] is None and len(v["dataset_hash"]) == 64
+    assert v.stage == "sft" and v.parent_id is None and len(v.dataset_hash) == 64
     run_dir = trained.runs_dir / "sft-1"
     assert (run_dir / "data/train.parquet").exists() and (run_dir / "data/test.parquet").exists()
-    assert json.loads((run_dir / "run.json").read_text())["dataset_hash"] == v["dataset_hash"]
+    assert json.loads((run_dir / "run.json").read_text())["dataset_hash"] == v.dataset_hash
     metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert any("loss" in m for m in metrics)
     # Training changed the adapter (LoRA's B matrices start at zero) ...
@@ -52,10 +52,10 @@ def test_sft_makes_a_version_that_loads_back_the_same(trained):
     weights = load_file(run_dir / "adapter/adapter_model.safetensors")
     assert any(torch.count_nonzero(w) for n, w in weights.items() if "lora_B" in n)
     # ... and the saved version, loaded with plain transformers + peft, gives what training ended with.
-    model = load_version(v["base_model"], v["path"])
-    assert probe_logp(model, load_tokenizer(v["base_model"])) == pytest.approx(v["metrics"]["probe_logp"], abs=1e-3)
-    base = load_version(v["base_model"], None)
-    assert probe_logp(base, load_tokenizer(v["base_model"])) != pytest.approx(v["metrics"]["probe_logp"], abs=1e-3)
+    model = load_version(v.base_model, v.path)
+    assert probe_logp(model, load_tokenizer(v.base_model)) == pytest.approx(v.metrics["probe_logp"], abs=1e-3)
+    base = load_version(v.base_model, None)
+    assert probe_logp(base, load_tokenizer(v.base_model)) != pytest.approx(v.metrics["probe_logp"], abs=1e-3)
 
 
 def test_dpo_reference_is_the_sft_parent_and_health_is_reported(trained, capsys):
@@ -65,9 +65,9 @@ def test_dpo_reference_is_the_sft_parent_and_health_is_reported(trained, capsys)
     out = capsys.readouterr().out
     assert "model version dpo-1" in out and "kl_to_reference" in out
     sft, dpo = version(trained, "sft-1"), version(trained, "dpo-1")
-    assert dpo["parent_id"] == "sft-1"
-    m = dpo["metrics"]
-    assert m["reference_probe_logp"] == pytest.approx(sft["metrics"]["probe_logp"], abs=1e-3)
+    assert dpo.parent_id == "sft-1"
+    m = dpo.metrics
+    assert m["reference_probe_logp"] == pytest.approx(sft.metrics["probe_logp"], abs=1e-3)
     assert m["probe_logp"] != pytest.approx(m["reference_probe_logp"], abs=1e-4)  # the policy moved
     assert len(m["samples"]) == 16 and 0.0 <= m["degenerate_share"] <= 1.0
     assert "chosen_logp_first" in m and "kl_to_reference" in m
@@ -94,7 +94,7 @@ def test_dpo_trains_each_pair_by_its_vote_split_and_keeps_ties_at_even_odds(trai
     assert sorted(r["label_smoothing"] for r in snapshot if r["tie"]) == [0.5] * 3
     assert {r["label_smoothing"] for r in snapshot if not r["tie"]} == {0.0}
     assert "kept as ties" in (trained.runs_dir / "dpo-1/data/README.md").read_text()
-    assert version(trained, "dpo-1")["metrics"]["steps"] == 4
+    assert version(trained, "dpo-1").metrics["steps"] == 4
 
 
 def test_bad_settings_are_refused_before_anything_is_written(trained, capsys, monkeypatch):
@@ -139,7 +139,7 @@ def test_a_killed_run_is_marked_failed_and_makes_no_version(trained):
         proc.wait()
         result = ingest(store, run_id, run_dir, proc.returncode)
         assert result.status == "failed" and "exited with code -9" in result.error
-        assert store.run(run_id)["status"] == "failed"
+        assert store.run(run_id).status == "failed"
         assert store.model_version(run_id) is None
 
 
@@ -194,11 +194,11 @@ def test_reward_model_reports_pairwise_accuracy_and_scores_the_same_reloaded(tra
 
     assert main(["train", "reward", str(trained.root), *FAST, "--val-split", "0.1"]) == 0
     v = version(trained, "reward-1")
-    m = v["metrics"]
+    m = v.metrics
     assert 0.0 <= m["pairwise_accuracy"] <= 1.0 and m["scored_pairs"] > 0 and m["held_out_is_test_split"]
     test = datasets.load_dataset("parquet", data_files=str(trained.runs_dir / "reward-1/data/test.parquet"),
                                  split="train")
-    model, tokenizer = load_reward_version(v["base_model"], v["path"])
+    model, tokenizer = load_reward_version(v.base_model, v.path)
     again = reward_scores(model, tokenizer, [list(test[0]["prompt"])], [test[0]["chosen"][0]["content"]])
     assert again == pytest.approx(m["probe_scores"], abs=1e-4)
     assert main(["train", "reward", str(trained.root), "--parent", "sft-1"]) == 2
@@ -218,15 +218,15 @@ def test_ppo_needs_a_reward_model_and_trains_over_the_sft_version(trained, capsy
                  "--set", "total_episodes=16", "--set", "response_length=16"]) == 0
     v = version(trained, "ppo-1")
     sft = version(trained, "sft-1")
-    m = v["metrics"]
-    assert v["parent_id"] == "sft-1" and m["stacked_on"] == [sft["path"]]
+    m = v.metrics
+    assert v.parent_id == "sft-1" and m["stacked_on"] == [sft.path]
     assert {"heldout_reward_before", "heldout_reward_after", "heldout_reward_gain"} <= set(m)
     assert "objective/scores" in (trained.runs_dir / "ppo-1/metrics.jsonl").read_text()
     # The version loads as base + SFT merged + PPO adapter; with the PPO adapter off it is the SFT version.
-    model = load_version(v["base_model"], v["path"], stacked_on=m["stacked_on"])
-    tokenizer = load_tokenizer(v["base_model"])
+    model = load_version(v.base_model, v.path, stacked_on=m["stacked_on"])
+    tokenizer = load_tokenizer(v.base_model)
     with model.disable_adapter():
-        assert probe_logp(model, tokenizer) == pytest.approx(sft["metrics"]["probe_logp"], abs=1e-3)
+        assert probe_logp(model, tokenizer) == pytest.approx(sft.metrics["probe_logp"], abs=1e-3)
 
 
 def test_versions_export_as_adapter_or_merged_model_and_load_with_plain_libraries(trained, tmp_path, capsys):
@@ -237,13 +237,13 @@ def test_versions_export_as_adapter_or_merged_model_and_load_with_plain_librarie
     sft = version(trained, "sft-1")
     assert main(["export-version", "sft-1", "-p", root, "--out", str(tmp_path / "adapter")]) == 0
     assert main(["export-version", "sft-1", "-p", root, "--out", str(tmp_path / "merged"), "--merge"]) == 0
-    tokenizer = load_tokenizer(sft["base_model"])
-    adapter_model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(sft["base_model"]),
+    tokenizer = load_tokenizer(sft.base_model)
+    adapter_model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(sft.base_model),
                                               str(tmp_path / "adapter"))
     merged = AutoModelForCausalLM.from_pretrained(tmp_path / "merged")
     assert not (tmp_path / "merged" / "adapter_config.json").exists()
     for model in (adapter_model, merged):
-        assert probe_logp(model, tokenizer) == pytest.approx(sft["metrics"]["probe_logp"], abs=1e-3)
+        assert probe_logp(model, tokenizer) == pytest.approx(sft.metrics["probe_logp"], abs=1e-3)
     assert main(["export-version", "sft-1", "-p", root, "--out", str(tmp_path / "merged")]) == 2
     assert "not empty" in capsys.readouterr().err
     assert main(["export-version", "nope", "-p", root, "--out", str(tmp_path / "x")]) == 2
@@ -257,10 +257,10 @@ def test_the_same_stage_runs_under_accelerate_with_two_processes(trained):
     assert main(["train", "sft", str(trained.root), *FAST, "--accelerate-config", str(config)]) == 0
     v = version(trained, "sft-2")
     assert v is not None and (trained.runs_dir / "sft-2/adapter/adapter_model.safetensors").exists()
-    assert v["metrics"]["world_size"] == 2 and version(trained, "sft-1")["metrics"]["world_size"] == 1
+    assert v.metrics["world_size"] == 2 and version(trained, "sft-1").metrics["world_size"] == 1
     stderr = (trained.runs_dir / "sft-2/stderr.log").read_text()
-    model = load_version(v["base_model"], v["path"])
-    assert probe_logp(model, load_tokenizer(v["base_model"])) == pytest.approx(v["metrics"]["probe_logp"], abs=1e-3)
+    model = load_version(v.base_model, v.path)
+    assert probe_logp(model, load_tokenizer(v.base_model)) == pytest.approx(v.metrics["probe_logp"], abs=1e-3)
     assert "Traceback" not in stderr
 
 
@@ -297,10 +297,10 @@ def test_a_cancelled_run_resumes_from_its_last_checkpoint(trained, capsys):
     assert main(["train", "sft", str(trained.root), "--resume", run_id]) == 0
     steps = [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     v = version(trained, run_id)
-    assert v["metrics"]["steps"] == 8 and steps[-1] == 8
+    assert v.metrics["steps"] == 8 and steps[-1] == 8
     assert steps.count(1) == 1 and steps.count(2) == 1  # it went on from a checkpoint, not from step 1
     with Store.open(trained.store_path) as store:
-        assert store.run(run_id)["status"] == "succeeded"
+        assert store.run(run_id).status == "succeeded"
 
 
 def test_qlora_trains_where_bitsandbytes_quantizes(trained):
@@ -311,9 +311,9 @@ def test_qlora_trains_where_bitsandbytes_quantizes(trained):
         pytest.skip(f"QLoRA unsupported here: {qlora_problem()}")
     assert main(["train", "sft", str(trained.root), *FAST, "--qlora"]) == 0
     v = version(trained, "sft-2")
-    assert v["config"]["adapter"]["qlora"] is True
-    model = load_version(v["base_model"], v["path"])  # the adapter also loads over the unquantized base
-    assert probe_logp(model, load_tokenizer(v["base_model"])) == pytest.approx(v["metrics"]["probe_logp"], abs=0.5)
+    assert v.config["adapter"]["qlora"] is True
+    model = load_version(v.base_model, v.path)  # the adapter also loads over the unquantized base
+    assert probe_logp(model, load_tokenizer(v.base_model)) == pytest.approx(v.metrics["probe_logp"], abs=0.5)
 
 
 def test_demo_loop_plumbing_with_tiny_settings(tmp_path, monkeypatch):
@@ -357,12 +357,12 @@ def test_rloo_is_the_maintained_alternative_with_the_same_reward_model(trained, 
                  "--min-reward-accuracy", "0", "--max-steps", "2", "--max-length", "16", "--set", "num_generations=2",
                  "--set", "per_device_train_batch_size=4", "--set", "logging_steps=1"]) == 0
     v = version(trained, "rloo-1")
-    assert v["stage"] == "rloo" and v["parent_id"] == "sft-1" and v["metrics"]["steps"] == 2
-    assert {"heldout_reward_before", "heldout_reward_after"} <= set(v["metrics"])
-    model = load_version(v["base_model"], v["path"], stacked_on=v["metrics"]["stacked_on"])
+    assert v.stage == "rloo" and v.parent_id == "sft-1" and v.metrics["steps"] == 2
+    assert {"heldout_reward_before", "heldout_reward_after"} <= set(v.metrics)
+    model = load_version(v.base_model, v.path, stacked_on=v.metrics["stacked_on"])
     with model.disable_adapter():
-        assert probe_logp(model, load_tokenizer(v["base_model"])) == pytest.approx(
-            version(trained, "sft-1")["metrics"]["probe_logp"], abs=1e-3)
+        assert probe_logp(model, load_tokenizer(v.base_model)) == pytest.approx(
+            version(trained, "sft-1").metrics["probe_logp"], abs=1e-3)
 
 
 def test_the_reward_gate_refuses_a_random_reward_model_with_its_figure(trained, capsys):
@@ -382,7 +382,7 @@ def test_the_reward_gate_refuses_a_random_reward_model_with_its_figure(trained, 
     assert found, err
     accuracy, pairs, longer = float(found[1]), int(found[2]), float(found[3])
     with Store.open(trained.store_path) as store:
-        assert store.run("ppo-1")["status"] == "failed" and store.model_version("ppo-1") is None
+        assert store.run("ppo-1").status == "failed" and store.model_version("ppo-1") is None
     gate_pairs = pq.read_table(trained.runs_dir / "ppo-1/data/gate.parquet").to_pylist()
     assert pairs == len(gate_pairs)
     assert longer == pytest.approx(sum(len(r["chosen"][0]["content"]) > len(r["rejected"][0]["content"])
@@ -390,7 +390,7 @@ def test_the_reward_gate_refuses_a_random_reward_model_with_its_figure(trained, 
     assert accuracy < 1.0
     # The figure the message suggests lets the run go on, and the version records what the gate measured.
     assert main([*ppo, "--min-reward-accuracy", found[4]]) == 0
-    gate = version(trained, "ppo-2")["metrics"]["reward_gate"]
+    gate = version(trained, "ppo-2").metrics["reward_gate"]
     assert gate["accuracy"] == pytest.approx(accuracy, abs=0.005) and gate["pairs"] == pairs
     assert gate["longer_reply_accuracy"] == pytest.approx(longer, abs=0.005)
 
@@ -403,7 +403,7 @@ def test_a_runs_seed_fixes_the_weights_it_starts_from(project):
     for seed in ("0", "0", "1"):
         assert main(["train", "reward", root, *FAST, "--val-split", "0.1", "--set", "learning_rate=0",
                      "--seed", seed]) == 0
-    first, again, other = (version(project, f"reward-{n}")["metrics"]["probe_scores"] for n in (1, 2, 3))
+    first, again, other = (version(project, f"reward-{n}").metrics["probe_scores"] for n in (1, 2, 3))
     assert first == again and first != other
 
 
@@ -422,10 +422,10 @@ def test_kto_trains_on_thumbs_over_the_sft_version(trained, capsys):
     assert main(["train", "kto", str(trained.root), "--parent", "sft-1", *FAST, "--beta", "0.2"]) == 0
     assert "model version kto-1" in capsys.readouterr().out
     kto, sft = version(trained, "kto-1"), version(trained, "sft-1")
-    m = kto["metrics"]
-    assert kto["parent_id"] == "sft-1" and m["steps"] == 4
+    m = kto.metrics
+    assert kto.parent_id == "sft-1" and m["steps"] == 4
     assert (m["desirable_rows"], m["undesirable_rows"], m["desirable_weight"]) == (4, 8, 2.0)
-    assert m["reference_probe_logp"] == pytest.approx(sft["metrics"]["probe_logp"], abs=1e-3)
+    assert m["reference_probe_logp"] == pytest.approx(sft.metrics["probe_logp"], abs=1e-3)
     assert m["probe_logp"] != pytest.approx(m["reference_probe_logp"], abs=1e-4)
     logged = (trained.runs_dir / "kto-1/metrics.jsonl").read_text()
     assert "rewards/chosen" in logged and '"kl"' in logged

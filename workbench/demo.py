@@ -118,8 +118,9 @@ def demo_loop(path: str | Path, data_dir: Path | None = None, *, samples_per_pro
                 raise RuntimeError(f"{stage} run {result.run_id} {result.status}: {result.error}")
             v = result.version
             # SFT here is --full (the tiny model starts random): its "adapter" folder is a whole model.
-            model = load_version(v["path"], None) if stage == "sft" else load_version(v["base_model"], v["path"])
-            report = trait_report(model, load_tokenizer(v["base_model"]), heldout, policies,
+            spec = v.load_spec()
+            model = load_version(spec["base_model"], spec["adapter"], stacked_on=spec["stacked_on"])
+            report = trait_report(model, load_tokenizer(v.base_model), heldout, policies,
                                   samples_per_prompt=samples_per_prompt)
             results[stage] = {"version": result.run_id, "seconds": time.perf_counter() - t0, **report,
                               "warnings": result.warnings}

@@ -58,22 +58,13 @@ def resolve_versions(project: Project, store: Store, names: list[str]) -> list[d
         if version is None:
             raise GenerationError(f"--versions: no model version {name!r} (see `workbench stats`; 'base' is the "
                                   "base model)")
-        if version["stage"] == "reward":
+        if version.stage == "reward":
             raise GenerationError(f"--versions: {name} is a reward model; it scores replies, it does not write them")
-        if version["config"].get("project_base_model", version["base_model"]) != base_model:
-            raise GenerationError(f"--versions: {name} was trained on {version['base_model']}, not this project's "
+        if version.project_base_model != base_model:
+            raise GenerationError(f"--versions: {name} was trained on {version.base_model}, not this project's "
                                   f"base model {base_model}")
-        out.append({"id": name, **how_to_load(version)})
+        out.append({"id": name, **version.load_spec()})
     return out
-
-
-def how_to_load(version: dict) -> dict:
-    """The base model, adapter and merged-under adapters that load a policy version. A --full version is a
-    whole model; an adapter sits on the base its run used (a DPO run over a --full SFT version trains its
-    adapter over that SFT model, not over the project's base)."""
-    full = bool(version["config"].get("adapter", {}).get("full"))
-    return {"adapter": None if full else version["path"], "stacked_on": list(version["metrics"].get("stacked_on", [])),
-            "base_model": version["path"] if full else version["base_model"]}
 
 
 def prepare_generation(project: Project, store: Store, request: GenerateRequest) -> tuple[str, Path, dict]:

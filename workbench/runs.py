@@ -17,7 +17,7 @@ from workbench import jobs
 from workbench.config import Project
 from workbench.exporters import ExportError, export
 from workbench.jobs import RunError
-from workbench.store import ExportFilters, Store
+from workbench.store import ExportFilters, ModelVersion, Store
 
 STAGES = {"sft": "sft", "reward": "preferences", "dpo": "preferences", "kto": "unpaired", "ppo": "preferences",
           "rloo": "preferences"}  # stage -> what its snapshot holds
@@ -109,7 +109,7 @@ class RunResult:
     run_id: str
     status: str
     run_dir: Path
-    version: dict | None = None
+    version: ModelVersion | None = None
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
 
@@ -188,15 +188,15 @@ def prepare_run(project: Project, store: Store, request: TrainRequest) -> tuple[
         parent = store.model_version(request.parent)
         if parent is None:
             raise RunError(f"--parent {request.parent}: no such model version (see `workbench stats`)")
-        if parent["config"].get("project_base_model", parent["base_model"]) != base_model:
-            raise RunError(f"--parent {request.parent} was trained on {parent['base_model']}, not this project's "
+        if parent.project_base_model != base_model:
+            raise RunError(f"--parent {request.parent} was trained on {parent.base_model}, not this project's "
                            f"base model {base_model}")
     reward = None
     if request.stage in ("ppo", "rloo"):
         if not request.reward_model:
             raise RunError("ppo needs --reward-model VERSION: train one with `workbench train reward`")
         reward = store.model_version(request.reward_model)
-        if reward is None or reward["stage"] != "reward":
+        if reward is None or reward.stage != "reward":
             raise RunError(f"--reward-model {request.reward_model}: no reward model version of that name")
     elif request.reward_model:
         raise RunError("--reward-model applies to ppo (and --algorithm rloo) only")
@@ -224,7 +224,7 @@ def prepare_run(project: Project, store: Store, request: TrainRequest) -> tuple[
     gate = None
     if reward is not None and request.min_reward_accuracy > 0:
         try:
-            gate = _write_gate_pairs(run_dir / "data", Path(store.run(reward["run_id"])["dir"]) / "data",
+            gate = _write_gate_pairs(run_dir / "data", Path(store.run(reward.run_id).dir) / "data",
                                      request.reward_model, request.min_reward_accuracy)
         except RunError:
             import shutil
@@ -235,16 +235,16 @@ def prepare_run(project: Project, store: Store, request: TrainRequest) -> tuple[
     (run_dir / "data" / "heldout.jsonl").write_text("".join(json.dumps({"prompt": p}) + "\n" for p in heldout))
     # A --full parent is a whole model: the run starts from it as its base (with a fresh adapter, whose
     # disabled state, the reference, is then exactly the parent).
-    parent_is_full = bool(parent and parent["config"].get("adapter", {}).get("full"))
-    run_base = parent["path"] if parent_is_full else base_model
+    parent_is_full = bool(parent and parent.full)
+    run_base = parent.path if parent_is_full else base_model
     from trainers.run_config import RunConfig, RunConfigError
 
     try:
         config = RunConfig(
             run_id=run_id, stage=request.stage, base_model=run_base, project_base_model=base_model,
-            parent_version=request.parent, parent_adapter=parent["path"] if parent and not parent_is_full else None,
-            reward_version=request.reward_model, reward_adapter=reward["path"] if reward else None,
-            reward_base_model=reward["base_model"] if reward else None, reward_gate=gate,
+            parent_version=request.parent, parent_adapter=parent.path if parent and not parent_is_full else None,
+            reward_version=request.reward_model, reward_adapter=reward.path if reward else None,
+            reward_base_model=reward.base_model if reward else None, reward_gate=gate,
             adapter=request.adapter, trl=trl, val_split=request.val_split,
             filters=json.loads(json.dumps(asdict(request.filters), default=str)),
             dataset_hash=snapshot.content_hash, rows=snapshot.counts)
@@ -285,9 +285,9 @@ def resume_run(store: Store, run_id: str) -> tuple[str, Path, dict]:
     run = store.run(run_id)
     if run is None:
         raise RunError(f"--resume {run_id}: no such run")
-    if run["status"] not in ("failed", "cancelled"):
-        raise RunError(f"--resume {run_id}: the run is {run['status']}; only a failed or cancelled run resumes")
-    run_dir = Path(run["dir"])
+    if run.status not in ("failed", "cancelled"):
+        raise RunError(f"--resume {run_id}: the run is {run.status}; only a failed or cancelled run resumes")
+    run_dir = Path(run.dir)
     from trainers.run_folder import latest_checkpoint
 
     if latest_checkpoint(run_dir) is None:
@@ -319,9 +319,9 @@ def _ingest(store: Store, job: jobs.Prepared, status: dict) -> RunResult:
     """A succeeded run becomes a model version with its lineage, in the same transaction that ends the run."""
     config = json.loads((job.job_dir / "run.json").read_text())
     summary = {k: v for k, v in status["summary"].items() if k != "traceback"}
-    version = {"id": job.job_id, "stage": config["stage"], "base_model": config["base_model"],
-               "parent_id": config["parent_version"], "dataset_hash": config["dataset_hash"],
-               "path": str(job.job_dir / "adapter"), "config": config, "metrics": summary}
+    version = ModelVersion(id=job.job_id, run_id=job.job_id, stage=config["stage"], base_model=config["base_model"],
+                           parent_id=config["parent_version"], dataset_hash=config["dataset_hash"],
+                           path=str(job.job_dir / "adapter"), config=config, metrics=summary)
     store.finish_run(job.job_id, status="succeeded", version=version)
     return RunResult(job.job_id, "succeeded", job.job_dir, version, warnings=summary.get("warnings", []))
 

@@ -20,8 +20,7 @@ from pathlib import Path
 from annotation.active import check_request, needs_scores, prioritize
 from workbench import jobs
 from workbench.config import Project
-from workbench.generate import how_to_load
-from workbench.store import Store
+from workbench.store import ModelVersion, Store
 
 
 @dataclass
@@ -40,13 +39,10 @@ class ScoreResult:
     error: str | None = None
 
 
-def load_spec(version: dict) -> dict:
+def load_spec(version: ModelVersion) -> dict:
     """What trainers.scoring loads to score with a version: a reward model scores (prompt, reply) pairs, a
     policy version its mean log-prob per token of each reply."""
-    if version["stage"] == "reward":
-        return {"name": version["id"], "kind": "reward", "base_model": version["base_model"],
-                "adapter": version["path"]}
-    return {"name": version["id"], "kind": "policy", **how_to_load(version)}
+    return {"name": version.id, "kind": "reward" if version.stage == "reward" else "policy", **version.load_spec()}
 
 
 def prepare_scoring(project: Project, store: Store, request: ScoreRequest) -> jobs.Prepared:

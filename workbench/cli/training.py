@@ -42,8 +42,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"workbench train: run {result.run_id} {result.status}: {result.error}", file=sys.stderr)
         print(f"  logs: {result.run_dir}/stderr.log", file=sys.stderr)
         return 1
-    metrics = result.version["metrics"]
-    print(f"model version {result.run_id}: adapter in {result.version['path']}")
+    metrics = result.version.metrics
+    print(f"model version {result.run_id}: adapter in {result.version.path}")
     for key in FINAL_FIGURES:
         if isinstance(metrics.get(key), int | float):
             print(f"  {key}: {metrics[key]:.4g}")

@@ -1,10 +1,66 @@
-"""Training runs and the model versions they yield."""
+"""Training runs and the model versions they yield, as typed records: they cross every layer (the CLI, the
+UI, the job runner, exports), so their fields and how a version loads are written here once."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 
 from workbench.store.core import StoreCore
+
+
+@dataclass(frozen=True)
+class Run:
+    """One job: a training run, a generation or a scoring job, with its config and its folder."""
+
+    id: str
+    stage: str
+    status: str  # running | succeeded | failed | cancelled
+    parent_version_id: str | None
+    config: dict
+    dataset_hash: str
+    dir: str
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """A trained model version: what it is, where its files are, what it came from."""
+
+    id: str
+    run_id: str
+    stage: str
+    base_model: str  # what its adapter sits on: the project's base, or a --full parent's whole-model folder
+    parent_id: str | None
+    dataset_hash: str
+    path: str  # its adapter folder; for a --full version, a whole model
+    config: dict = field(default_factory=dict)  # the run's config as the stage read it
+    metrics: dict = field(default_factory=dict)  # the run's summary
+
+    @property
+    def full(self) -> bool:
+        """Every weight trained: `path` is a whole model, not an adapter."""
+        return bool(self.config.get("adapter", {}).get("full"))
+
+    @property
+    def stacked_on(self) -> list[str]:
+        """Adapters merged into the base under this version's own (a PPO or RLOO version's SFT parent)."""
+        return list(self.metrics.get("stacked_on", []))
+
+    @property
+    def project_base_model(self) -> str:
+        """The project base model the version descends from (through any --full parent)."""
+        return self.config.get("project_base_model", self.base_model)
+
+    def load_spec(self) -> dict:
+        """The one place that says how this version loads: `base_model`, its own `adapter` (None for a --full
+        version, which is a whole model) and the adapters `stacked_on` (merged into the base first). A reward
+        model's folder is read by trainers.models.load_reward_version, which tells a whole model from an adapter."""
+        if self.stage == "reward":
+            return {"base_model": self.base_model, "adapter": self.path, "stacked_on": []}
+        if self.full:
+            return {"base_model": self.path, "adapter": None, "stacked_on": self.stacked_on}
+        return {"base_model": self.base_model, "adapter": self.path, "stacked_on": self.stacked_on}
 
 
 class Runs(StoreCore):
@@ -20,7 +76,7 @@ class Runs(StoreCore):
             [run_id, stage, parent_version_id, json.dumps(config), dataset_hash, run_dir])
 
     def finish_run(self, run_id: str, *, status: str, error: str | None = None,
-                   version: dict | None = None) -> None:
+                   version: ModelVersion | None = None) -> None:
         """Mark a run ended and, for a successful one, add its model version, in one transaction."""
         with self.transaction() as con:
             con.execute("UPDATE runs SET status = ?, error = ?, finished_at = current_localtimestamp() WHERE id = ?",
@@ -29,29 +85,25 @@ class Runs(StoreCore):
                 con.execute(
                     "INSERT INTO model_versions (id, run_id, stage, base_model, parent_id, dataset_hash, path, "
                     "config, metrics) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [version["id"], run_id, version["stage"], version["base_model"], version.get("parent_id"),
-                     version["dataset_hash"], version["path"], json.dumps(version["config"]),
-                     json.dumps(version["metrics"])])
+                    [version.id, run_id, version.stage, version.base_model, version.parent_id,
+                     version.dataset_hash, version.path, json.dumps(version.config), json.dumps(version.metrics)])
 
     def restart_run(self, run_id: str) -> None:
         self.cursor().execute("UPDATE runs SET status = 'running', error = NULL, finished_at = NULL WHERE id = ?",
                               [run_id])
 
-    def run(self, run_id: str) -> dict | None:
+    def run(self, run_id: str) -> Run | None:
         row = self.cursor().execute(
             "SELECT id, stage, status, parent_version_id, config, dataset_hash, dir, error FROM runs WHERE id = ?",
             [run_id]).fetchone()
         if row is None:
             return None
-        keys = ("id", "stage", "status", "parent_version_id", "config", "dataset_hash", "dir", "error")
-        return dict(zip(keys, row, strict=True)) | {"config": json.loads(row[4] or "{}")}
+        return Run(row[0], row[1], row[2], row[3], json.loads(row[4] or "{}"), row[5], row[6], row[7])
 
-    def model_version(self, version_id: str) -> dict | None:
+    def model_version(self, version_id: str) -> ModelVersion | None:
         row = self.cursor().execute(
             "SELECT id, run_id, stage, base_model, parent_id, dataset_hash, path, config, metrics "
             "FROM model_versions WHERE id = ?", [version_id]).fetchone()
         if row is None:
             return None
-        keys = ("id", "run_id", "stage", "base_model", "parent_id", "dataset_hash", "path", "config", "metrics")
-        return dict(zip(keys, row, strict=True)) | {"config": json.loads(row[7] or "{}"),
-                                                    "metrics": json.loads(row[8] or "{}")}
+        return ModelVersion(*row[:7], config=json.loads(row[7] or "{}"), metrics=json.loads(row[8] or "{}"))
