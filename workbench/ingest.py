@@ -6,7 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from workbench.importers import ReadResult, read_records
+from workbench.config import DEFAULT_MAX_FILE_BYTES
+from workbench.errors import check_text, excerpt
+from workbench.importers import ImportError_, ReadResult, read_records
 from workbench.store import ImportCounts, ImportItem, Store
 
 
@@ -27,8 +29,12 @@ class FileReport:
 
 
 def import_files(store: Store, paths: list[str | Path], *, fmt: str | None = None, kind: str | None = None,
-                 max_field_bytes: int, tags: list[str] | None = None) -> list[FileReport]:
-    reads = [(str(p), read_records(p, fmt=fmt, kind=kind, max_field_bytes=max_field_bytes)) for p in paths]
+                 max_field_bytes: int, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+                 tags: list[str] | None = None) -> list[FileReport]:
+    for tag in tags or []:  # from argv, where bytes that are not UTF-8 arrive as lone surrogates
+        check_text(tag, f"--tag {excerpt(tag)}", ImportError_)
+    reads = [(str(p), read_records(p, fmt=fmt, kind=kind, max_field_bytes=max_field_bytes,
+                                   max_file_bytes=max_file_bytes)) for p in paths]
     items = [ImportItem(r.table, r.kind, str(Path(p).resolve()), r.file_hash, r.fmt) for p, r in reads]
     counts = store.import_records(items, tags=tags)
     return [FileReport(p, r, c) for (p, r), c in zip(reads, counts, strict=True)]

@@ -15,7 +15,8 @@ def cmd_import(args: argparse.Namespace) -> int:
     project = options.load(args)
     with Store.open(project.store_path) as store:
         reports = import_files(store, args.files, fmt=args.format, kind=args.kind,
-                               max_field_bytes=project.config.max_field_bytes, tags=args.tag)
+                               max_field_bytes=project.config.max_field_bytes,
+                               max_file_bytes=project.config.max_file_bytes, tags=args.tag)
     for report in reports:
         print(report.summary())
     return 0

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from workbench.config import DEFAULT_MAX_FILE_BYTES
+from workbench.errors import excerpt
 from workbench.importers import columnar
 from workbench.importers.files import SUPPORTED, open_source
 from workbench.importers.formats import (
@@ -36,14 +38,15 @@ from workbench.importers.formats import (
 __all__ = ["FORMATS", "KINDS", "RECORD_SCHEMA", "SUPPORTED", "ImportError_", "Limits", "ReadResult", "read_records"]
 
 def read_records(path: str | Path, *, fmt: str | None = None, kind: str | None = None,
-                 max_field_bytes: int) -> ReadResult:
-    """Parse and validate a whole file into normalized records, or raise ImportError_ naming the spot."""
+                 max_field_bytes: int, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> ReadResult:
+    """Parse and validate a whole file into normalized records, or raise ImportError_ naming the spot.
+    `max_file_bytes` caps what is read (after gzip decompression), `max_field_bytes` each text field."""
     if fmt is not None and fmt not in FORMATS:
-        raise ImportError_(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+        raise ImportError_(f"unknown format {excerpt(fmt)}; choose one of {', '.join(FORMATS)}")
     if kind is not None and kind not in KINDS:
-        raise ImportError_(f"unknown kind {kind!r}; choose one of {', '.join(KINDS)}")
+        raise ImportError_(f"unknown kind {excerpt(kind)}; choose one of {', '.join(KINDS)}")
     path = Path(path)
-    source = open_source(path)
+    source = open_source(path, max_file_bytes)
     lim = Limits(max_field_bytes)
     chosen_format = FORMATS[fmt] if fmt else None
     abs_source = str(path.resolve())

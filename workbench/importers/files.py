@@ -1,6 +1,14 @@
 """File types: JSONL, JSON (an array, or JSON lines in a .json file), CSV/TSV, Parquet, gzip of any of these,
 and a folder written by `datasets`' `save_to_disk`, each read as numbered rows (and, where Arrow can read
-the whole file at once, as a table for the columnar fast path)."""
+the whole file at once, as a table for the columnar fast path).
+
+A file is held in memory while it is read, so one is refused above `max_file_bytes` (workbench.toml), and a
+.gz file inflates chunk by chunk and stops at that cap: a gzip bomb costs at most the cap, never its
+inflated size. Its first bytes are checked against the declared type before the rest is read, so a bomb of
+zeros or a binary file stops after one chunk. A symlink is followed only into its own folder, the current
+folder or the Hugging Face cache: a link in a downloaded dataset to /etc/shadow is refused by name, and
+no error quotes more than a short escaped excerpt of what a file holds.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +16,10 @@ import csv
 import gzip
 import hashlib
 import io
+import os
+import re
+import stat
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +27,12 @@ from pathlib import Path
 import orjson
 import pyarrow as pa
 
+from workbench.errors import excerpt
 from workbench.importers.formats import BATCH_ROWS, ImportError_, type_name
+
+READ_CHUNK = 1 << 20  # a .gz file inflates this much at a time
+HEAD_BYTES = 64 << 10  # the first bytes checked against the declared type before the rest is read
+_NON_SPACE = re.compile(rb"\S")
 
 
 @dataclass
@@ -47,44 +64,129 @@ def _file_hash(path: Path) -> str:
 SUPPORTED = ".jsonl, .ndjson, .json, .csv, .tsv, .parquet (each optionally .gz), or a datasets folder"
 
 
-def open_source(path: Path) -> Source:
+def _link_allowed(path: Path) -> list[Path]:
+    hf_home = Path(os.environ.get("HF_HOME") or Path.home() / ".cache" / "huggingface")
+    roots = [path.absolute().parent.resolve(), Path.cwd().resolve(), hf_home.resolve()]
+    if os.environ.get("HF_HUB_CACHE"):
+        roots.append(Path(os.environ["HF_HUB_CACHE"]).resolve())
+    return roots
+
+
+def check_link(path: Path, label: str) -> None:
+    """Follow a symlink only where it stays near home: into its own folder (or below), the current folder,
+    or the Hugging Face cache (whose snapshots are links into its blobs). A link a downloaded dataset carries
+    to a system file is refused by name, so nothing of that file is read, let alone quoted."""
+    if not path.is_symlink():
+        return
+    target = path.resolve()
+    if not any(target.is_relative_to(root) for root in _link_allowed(path)):
+        raise ImportError_(f"{label} is a symlink to {target}, outside its own folder and the current one: "
+                           f"the import does not follow it; name {target} itself if you mean that file")
+
+
+def _too_big(label: str, size: str, cap: int) -> ImportError_:
+    return ImportError_(f"{label}: the file is {size}, above the limit of {cap:,} (max_file_bytes in "
+                        "workbench.toml; raise it there for a bigger file)")
+
+
+def _check_head(label: str, inner: str, data: bytes | bytearray, at: int) -> None:
+    """The declared type against the file's first non-blank bytes (from offset `at`), before the rest is
+    read: JSON rows start with '{' or '[', CSV is text with no NUL bytes."""
+    line = data.count(b"\n", 0, at) + 1
+    head = bytes(data[at:at + 16])
+    if head[:4] == b"PAR1":
+        raise ImportError_(f"{label}: the file is a Parquet file but its name ends in {inner}; rename it to .parquet")
+    if inner in (".jsonl", ".ndjson", ".json") and head[:1] not in (b"{", b"["):
+        raise ImportError_(f"{label}: line {line}: invalid JSON (the file starts with {excerpt(head)}, "
+                           "not an object or a list)")
+    if inner in (".csv", ".tsv") and b"\0" in data[:HEAD_BYTES]:
+        raise ImportError_(f"{label}: line {line}: a NUL byte: this is a binary file, not CSV text")
+
+
+def _read(path: Path, label: str, inner: str, gz: bool, cap: int) -> bytearray:
+    """The file's bytes (inflated for .gz), refused above `cap` and at a first chunk that cannot be the
+    declared type. Read into one bytearray, never copied whole again."""
+    if not gz:
+        size = path.stat().st_size
+        if size > cap:
+            raise _too_big(label, f"{size:,} bytes", cap)
+        out = bytearray(size)
+        with path.open("rb") as fh, memoryview(out) as view:
+            got = fh.readinto(view[:HEAD_BYTES])
+            if inner != ".parquet" and (m := _NON_SPACE.search(out, 0, got)):
+                _check_head(label, inner, out, m.start())
+            while got < size and (more := fh.readinto(view[got:])):
+                got += more
+        del out[got:]  # the file shrank while it was read
+        return out
+    out = bytearray()
+    checked = False
+    try:
+        with gzip.open(path, "rb") as fh:
+            while chunk := fh.read(READ_CHUNK):
+                if len(out) + len(chunk) > cap:
+                    raise _too_big(label, f"more than {cap:,} bytes once decompressed", cap)
+                start = len(out)
+                out += chunk
+                if inner == ".parquet":
+                    if not checked and len(out) >= 4 and out[:4] != b"PAR1":
+                        raise ImportError_(f"{label}: the name says Parquet but the file is not a Parquet file "
+                                           f"(it starts with {excerpt(bytes(out[:12]))})")
+                    checked = len(out) >= 4
+                elif not checked and (m := _NON_SPACE.search(chunk)):
+                    _check_head(label, inner, out, start + m.start())
+                    checked = True
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+        raise ImportError_(f"{label}: not a valid gzip file ({exc})") from None
+    return out
+
+
+def open_source(path: Path, max_file_bytes: int) -> Source:
     label = str(path)
+    check_link(path, label)
     if not path.exists():
         raise ImportError_(f"{label}: no such file or folder")
     if path.is_dir():
         return _datasets_source(path)
+    if not stat.S_ISREG(path.stat().st_mode):
+        raise ImportError_(f"{label}: not a regular file (a device, pipe or socket); import a file")
     suffixes = [s.lower() for s in path.suffixes]
     gz = bool(suffixes) and suffixes[-1] == ".gz"
     inner = suffixes[-2] if gz and len(suffixes) >= 2 else (suffixes[-1] if suffixes and not gz else "")
     if inner not in (".jsonl", ".ndjson", ".json", ".csv", ".tsv", ".parquet"):
-        raise ImportError_(f"{label}: unsupported file type {''.join(suffixes[-2:]) or '(no extension)'}; "
-                           f"supported: {SUPPORTED}")
+        kind = excerpt("".join(suffixes[-2:]), 20) if suffixes else "(no extension)"
+        raise ImportError_(f"{label}: unsupported file type {kind}; supported: {SUPPORTED}")
     if path.stat().st_size == 0:
         raise ImportError_(f"{label}: the file is empty, there are no rows to import")
-    with path.open("rb") as fh:
-        head = fh.read(4)
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(4)
+    except OSError as exc:
+        raise ImportError_(f"{label}: cannot read the file ({exc.strerror or exc})") from None
     if gz and head[:2] != b"\x1f\x8b":
         raise ImportError_(f"{label}: the name ends in .gz but the file is not gzip-compressed "
                            f"(it starts with {head!r})")
     if not gz and head[:2] == b"\x1f\x8b":
         raise ImportError_(f"{label}: the file is gzip-compressed but its name does not end in .gz; "
                            f"rename it to {path.name}.gz")
-    data = gzip.decompress(path.read_bytes()) if gz else None
-    file_hash = _file_hash(path)
+    try:
+        raw = _read(path, label, inner, gz, max_file_bytes)
+        file_hash = _file_hash(path)
+    except OSError as exc:
+        raise ImportError_(f"{label}: cannot read the file ({exc.strerror or exc})") from None
     if inner == ".parquet":
-        raw = data if data is not None else path.read_bytes()
         if raw[:4] != b"PAR1" or raw[-4:] != b"PAR1":
             raise ImportError_(f"{label}: the name says Parquet but the file is not a Parquet file "
-                               f"(it starts with {raw[:12]!r})")
+                               f"(it starts with {excerpt(bytes(raw[:12]))})")
         return Source(label, "row", _parquet_rows(label, raw), file_hash, lambda: _parquet_table(raw))
-    raw = data if data is not None else path.read_bytes()
-    if not raw or raw.isspace():  # no strip(): it would copy the whole file
+    first = _NON_SPACE.search(raw)  # not strip(): it would copy the whole file
+    if first is None:
         raise ImportError_(f"{label}: the file is empty, there are no rows to import")
     if raw[:4] == b"PAR1":
         raise ImportError_(f"{label}: the file is a Parquet file but its name ends in {inner}; rename it to .parquet")
     if inner in (".csv", ".tsv"):
         return Source(label, "line", _csv_rows(label, raw, "\t" if inner == ".tsv" else ","), file_hash)
-    if inner == ".json" and raw.lstrip()[:1] == b"[":
+    if inner == ".json" and raw[first.start():first.start() + 1] == b"[":
         return Source(label, "row", _json_array_rows(label, raw), file_hash)
     return Source(label, "line", _jsonl_rows(label, raw), file_hash, lambda: _jsonl_table(raw))
 
@@ -94,17 +196,23 @@ def _decode_error(label: str, unit: str, n: int, exc: UnicodeDecodeError) -> Imp
                         f"column {exc.start + 1}); save the file as UTF-8")
 
 
-def _jsonl_rows(label: str, raw: bytes) -> Iterator[tuple[int, dict]]:
-    for n, line in enumerate(raw.split(b"\n"), start=1):
-        if not line.strip():
+def _jsonl_rows(label: str, raw: bytes | bytearray) -> Iterator[tuple[int, dict]]:
+    # Lines as views into the file, not split() copies: a file is in memory once, however long its lines.
+    view, begin, n, size = memoryview(raw), 0, 0, len(raw)
+    while begin <= size:
+        end = raw.find(b"\n", begin)
+        end = size if end < 0 else end
+        n, first, begin = n + 1, begin, end + 1
+        if not _NON_SPACE.search(raw, first, end):
             continue
-        try:
-            line.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise _decode_error(label, "line", n, exc) from None
+        line = view[first:end]
         try:
             row = orjson.loads(line)
         except orjson.JSONDecodeError as exc:
+            try:  # orjson checks UTF-8 too; decode only a failed line, to say which byte
+                str(line, "utf-8")
+            except UnicodeDecodeError as bad:
+                raise _decode_error(label, "line", n, bad) from None
             raise ImportError_(f"{label}: line {n}: invalid JSON ({exc.msg} at column {exc.colno})") from None
         if not isinstance(row, dict):
             raise ImportError_(f"{label}: line {n}: expected a JSON object, got {type_name(row)}")
@@ -152,10 +260,27 @@ def _csv_rows(label: str, raw: bytes, delimiter: str) -> Iterator[tuple[int, dic
         raise ImportError_(f"{label}: line {reader.line_num}: malformed CSV ({exc})") from None
 
 
-def _arrow_rows(table_batches: Iterator[pa.RecordBatch]) -> Iterator[tuple[int, dict]]:
+def _bad_utf8(label: str, batch: pa.RecordBatch, first: int) -> ImportError_:
+    """Name the row and column of the text that is not UTF-8 (Arrow strings are not checked when a Parquet
+    file is read, so Python's decode raised on them)."""
+    for i in range(batch.num_rows):
+        for name in batch.schema.names:
+            try:
+                batch.column(name)[i].as_py()
+            except UnicodeDecodeError:
+                return ImportError_(f"{label}: row {first + i}: field {excerpt(name)} is not valid UTF-8; "
+                                    "write the file's text as UTF-8")
+    return ImportError_(f"{label}: rows {first}-{first + batch.num_rows - 1}: text that is not valid UTF-8")
+
+
+def _arrow_rows(label: str, table_batches: Iterator[pa.RecordBatch]) -> Iterator[tuple[int, dict]]:
     n = 0
     for batch in table_batches:
-        for row in batch.to_pylist():
+        try:
+            rows = batch.to_pylist()
+        except UnicodeDecodeError:
+            raise _bad_utf8(label, batch, n + 1) from None
+        for row in rows:
             n += 1
             yield n, {k: v for k, v in row.items() if v is not None}
 
@@ -169,7 +294,7 @@ def _parquet_rows(label: str, raw: bytes) -> Iterator[tuple[int, dict]]:
         raise ImportError_(f"{label}: not a readable Parquet file ({exc})") from None
     if pf.metadata.num_rows == 0:
         raise ImportError_(f"{label}: the file is empty, there are no rows to import")
-    return _arrow_rows(pf.iter_batches(batch_size=BATCH_ROWS))
+    return _arrow_rows(label, pf.iter_batches(batch_size=BATCH_ROWS))
 
 
 def _datasets_source(path: Path) -> Source:
@@ -192,12 +317,12 @@ def _datasets_source(path: Path) -> Source:
         offset = 0
         for _, ds in splits:
             table = ds.with_format("arrow")[:]
-            for n, row in _arrow_rows(iter(table.to_batches(max_chunksize=BATCH_ROWS))):
+            for n, row in _arrow_rows(label, iter(table.to_batches(max_chunksize=BATCH_ROWS))):
                 yield offset + n, row
             offset += len(ds)
 
-    def table() -> pa.Table:
-        return pa.concat_tables([ds.with_format("arrow")[:] for _, ds in splits], promote_options="permissive")
+    def table() -> pa.Table | None:
+        return _valid(pa.concat_tables([ds.with_format("arrow")[:] for _, ds in splits], promote_options="permissive"))
 
     split_names = [name for name, _ in splits if name]
     suffix = f" (splits {', '.join(split_names)})" if split_names else ""
@@ -208,12 +333,21 @@ def _parquet_table(raw: bytes) -> pa.Table | None:
     import pyarrow.parquet as pq
 
     try:
-        return pq.read_table(pa.BufferReader(raw))
+        return _valid(pq.read_table(pa.BufferReader(raw)))
     except (pa.ArrowException, OSError):
         return None
 
 
-def _jsonl_table(raw: bytes) -> pa.Table | None:
+def _valid(table: pa.Table) -> pa.Table | None:
+    """The table, or None when a string in it is not UTF-8: then the row path names the row."""
+    try:
+        table.validate(full=True)
+    except pa.ArrowInvalid:
+        return None
+    return table
+
+
+def _jsonl_table(raw: bytes | bytearray) -> pa.Table | None:
     """pyarrow's multi-threaded JSON reader, kept only when every line is exactly one row."""
     import pyarrow.json as pj
 

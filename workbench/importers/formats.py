@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import orjson
 import pyarrow as pa
 
-from workbench.errors import WorkbenchError
+from workbench.errors import WorkbenchError, excerpt
 
 MESSAGE_TYPE = pa.struct([("role", pa.string()), ("content", pa.string())])
 RECORD_SCHEMA = pa.schema([
@@ -101,7 +101,7 @@ class Limits:
                                      f"got {type_name(msg)}")
             role = msg.get("role")
             if role not in ROLES:
-                raise RowError(name, f"field '{where}.role' must be one of {sorted(ROLES)}, got {role!r}")
+                raise RowError(name, f"field '{where}.role' must be one of {sorted(ROLES)}, got {excerpt(role)}")
             out.append({"role": role, "content": self.text(msg.get("content"), f"{where}.content")})
         return out
 
@@ -115,7 +115,14 @@ class Limits:
                 return float(value)
             except ValueError:
                 pass
-        raise RowError(name, f"field '{name}' must be a number, got {value!r}")
+        raise RowError(name, f"field '{name}' must be a number, got {excerpt(value)}")
+
+
+def field_names(names, most: int = 8) -> str:
+    """A row's field names for a message: a few, each cut short (a CSV header line can be anything)."""
+    names = sorted(str(n) for n in names)
+    shown = ", ".join(excerpt(n, 40) for n in names[:most])
+    return shown + (f", ... ({len(names) - most} more)" if len(names) > most else "")
 
 
 def type_name(value: object) -> str:
@@ -132,7 +139,7 @@ def _split_system(messages: list[dict]) -> tuple[str | None, list[dict]]:
 def _require(row: dict, *names: str) -> None:
     for name in names:
         if name not in row:
-            raise RowError(name, f"missing field '{name}' (fields present: {', '.join(sorted(row)) or 'none'})")
+            raise RowError(name, f"missing field '{name}' (fields present: {field_names(row) or 'none'})")
 
 
 # A normalizer takes one row and returns (system, prompt messages, completion, chosen, rejected,
@@ -308,7 +315,7 @@ def norm_sharegpt(row: dict, lim: Limits) -> Record:
             raise RowError("conversations", f"field 'conversations[{i}]' must have 'from' and 'value'")
         role = _SHAREGPT_ROLES.get(str(turn["from"]).lower())
         if role is None:
-            raise RowError("conversations", f"field 'conversations[{i}].from' is {turn['from']!r}; expected "
+            raise RowError("conversations", f"field 'conversations[{i}].from' is {excerpt(turn['from'])}; expected "
                                             f"one of {sorted(_SHAREGPT_ROLES)}")
         turns.append({"role": role, "content": lim.text(turn["value"], f"conversations[{i}].value")})
     system, turns = _split_system(turns)
@@ -400,7 +407,7 @@ def detect_format(row: dict) -> Format:
         return FORMATS["prompt"]
     if "prompt" in keys:
         return FORMATS["prompt"]
-    raise RowError(None, f"cannot tell the format from the fields {sorted(keys)}; expected one of: "
+    raise RowError(None, f"cannot tell the format from the fields [{field_names(keys)}]; expected one of: "
                          + "; ".join(f"{f.name} ({f.description})" for f in FORMATS.values())
                          + ". Pass --format to choose one.")
 
