@@ -1,7 +1,12 @@
-"""Create a project folder: config, store, and (with no base model named) the tiny offline model."""
+"""Create a project folder: config, store, and (with no base model named) the tiny offline model.
+
+The folder is made private (0700) before anything is written in it: the store holds users' password hashes
+and every label, and the runs hold the data; the store file itself is created 0600 (see Store.open).
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from workbench.config import CONFIG_NAME, ProjectConfig, ProjectError, load_project, write_config
@@ -17,7 +22,11 @@ def init_project(path: str | Path, *, base_model: str | None = None, corpus: lis
     root = Path(path).resolve()
     if (root / CONFIG_NAME).exists():
         raise ProjectError(f"{root} is already a workbench project; remove it first or choose another folder")
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(root, 0o700)  # mkdir's mode is cut by the umask, and an existing folder keeps its own
+    except OSError as exc:
+        raise ProjectError(f"cannot create the project folder {root}: {exc.strerror}") from None
     if base_model is None:
         from trainers.tiny_model import build_tiny_model
 

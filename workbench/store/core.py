@@ -3,13 +3,24 @@
 DuckDB lets one read-write process hold a file; a second gets a `StoreLocked` error that says who holds it.
 Threads share the connection through their own cursors. Every domain module (records, tasks, queue,
 answers, exports, runs, users, generation) builds on this class and nothing else.
+
+Opening checks what would otherwise fail later with DuckDB's raw error: a folder the writer cannot write its
+journal (`workbench.duckdb.wal`) into, a read-only file, a truncated or foreign file. A new store file is
+created 0600 (it holds password hashes). A writer checkpoints (folds the journal into the file) at most a
+minute after a commit and when it closes, also at interpreter exit if nobody closed it.
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import json
+import os
 import re
+import tempfile
 import threading
+import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,7 +28,7 @@ from typing import Self
 
 import duckdb
 
-from workbench.errors import WorkbenchError
+from workbench.errors import WorkbenchError, check_text
 from workbench.store.open_items import Annotator, Window
 from workbench.store.rules import content_id
 from workbench.store.schema import MIGRATIONS, SCHEMA_VERSION
@@ -27,8 +38,67 @@ class StoreError(WorkbenchError):
     """A store operation that cannot go ahead; the message says why and what to do."""
 
 
+class StoreOutdated(StoreError):
+    """A store opened read-only whose schema is older than this workbench: a read-write open migrates it."""
+
+
 class StoreLocked(StoreError):
     """Another process holds the DuckDB file for writing (DuckDB allows one writer per file)."""
+
+
+# A checkpoint after a commit at most this often: it bounds how far the .duckdb file lags its journal, i.e.
+# what a backup that copies only the file misses and what a restart replays, whatever the write rate. DuckDB
+# checkpoints by itself only when the journal passes 16 MiB, and skips that while other transactions run,
+# so under steady load the journal kept growing (17.7 MB seen). A time rule costs one cheap CHECKPOINT a
+# minute on a busy server and nothing on an idle one; a count of label writes would not bound the lag.
+CHECKPOINT_SECONDS = 60.0
+# DuckDB's file: three 4 KiB headers, then `total_blocks` blocks of `block_size` (PRAGMA database_size).
+_HEADER_BYTES = 3 * 4096
+_OPEN_WRITERS: weakref.WeakSet = weakref.WeakSet()
+
+
+@atexit.register
+def _close_writers_at_exit() -> None:
+    """A server stopped with Ctrl-C (or a script that never closed its store) still checkpoints."""
+    for store in list(_OPEN_WRITERS):
+        store.close()
+
+
+def _first_line(exc: Exception) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def _check_writable(path: Path) -> None:
+    """A writer needs the folder too: DuckDB writes its journal beside the file on the first commit, so an
+    unwritable folder opens fine and then fails every write. Probe with a real file (os.access says yes to
+    root on a read-only mount's neighbours and no to some ACLs)."""
+    folder = path.parent
+    if not folder.is_dir():
+        raise StoreError(f"cannot create the store {path}: no folder {folder}")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise StoreError(f"the store {path} is read-only for this user: give it write permission (chmod u+w), "
+                         "or only read it (`workbench stats` opens it read-only)")
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".workbench-write-check-")
+    except OSError as exc:
+        raise StoreError(f"the project folder {folder} is not writable ({exc.strerror}): the store writes its "
+                         "journal there; give this user write permission on the folder, or only read the store "
+                         "(`workbench stats` opens it read-only)") from None
+    os.close(fd)
+    os.unlink(probe)
+
+
+def _open_error(path: Path, exc: duckdb.Error) -> StoreError:
+    text = str(exc)
+    if isinstance(exc, duckdb.IOException) and "lock" in text.lower():
+        return StoreLocked(_lock_message(path, exc))
+    if "not a valid DuckDB database file" in text or "Could not read enough bytes" in text:
+        return StoreError(f"cannot open the store {path}: it is damaged or not a DuckDB file (a full disk or a "
+                          "partial copy truncates one): restore it from a backup")
+    if "Permission denied" in text:
+        return StoreError(f"cannot open the store {path}: permission denied for this user")
+    return StoreError(f"cannot open the store {path}: {_first_line(exc)}")
 
 
 def _lock_message(path: Path, exc: Exception) -> str:
@@ -55,31 +125,73 @@ class StoreCore:
         # read and changed under _label_lock, after the commit of the write that changes them.
         self._windows: dict[str, Window] = {}
         self._annotators: dict[tuple[str, str], Annotator] = {}
+        self._checkpointed_at = time.monotonic()
+        self._checkpoint_lock = threading.Lock()
 
     @classmethod
     def open(cls, path: str | Path, *, read_only: bool = False, create: bool = False) -> Self:
         path = Path(path)
-        if not create and not path.exists():
+        existed = path.exists()
+        if not create and not existed:
             raise StoreError(f"no store at {path}: create the project with `workbench init`")
+        if existed and not path.is_file():
+            raise StoreError(f"the store {path} is not a file")
+        if not read_only:
+            _check_writable(path)
         try:
             con = duckdb.connect(str(path), read_only=read_only)
         except duckdb.Error as exc:
-            if isinstance(exc, duckdb.IOException) and "lock" in str(exc).lower():
-                raise StoreLocked(_lock_message(path, exc)) from exc
-            raise StoreError(f"cannot open the store {path}: {exc}") from exc
+            raise _open_error(path, exc) from None
+        if not existed:
+            os.chmod(path, 0o600)
         store = cls(con, path, read_only)
         try:
+            if existed:
+                store._check_complete()
             if not read_only:
                 store.migrate()
             elif (version := store.schema_version()) != SCHEMA_VERSION:
-                raise StoreError(f"the store {path} is at schema version {version}, this workbench needs "
+                raise (StoreOutdated if version < SCHEMA_VERSION else StoreError)(f"the store {path} is at schema version {version}, this workbench needs "
                                  f"{SCHEMA_VERSION}: open it once read-write to migrate")
+        except duckdb.IOException as exc:  # a block the file should hold cannot be read
+            con.close()
+            raise _open_error(path, exc) from None
         except BaseException:
             con.close()  # let go of the file lock before reporting
             raise
+        if not read_only:
+            _OPEN_WRITERS.add(store)
         return store
 
+    def _check_complete(self) -> None:
+        """A file shorter than its own header says is truncated: refuse it at open, not with a traceback at
+        whichever later query first reads a missing block. (With a journal left by a crash the blocks it
+        replays are not in the file yet, so the check waits until that is folded in.)"""
+        if Path(f"{self.path}.wal").exists():
+            return
+        block_size, total_blocks = self.cursor().execute(
+            "SELECT block_size, total_blocks FROM pragma_database_size()").fetchone()
+        expected = _HEADER_BYTES + block_size * total_blocks
+        size = self.path.stat().st_size
+        if size < expected:
+            raise StoreError(f"cannot open the store {self.path}: it is truncated ({size:,} bytes of the "
+                             f"{expected:,} its header names; a full disk or a partial copy does this): restore it "
+                             "from a backup")
+
+    def checkpoint(self) -> None:
+        """Fold the journal into the file now (a writer only). DuckDB skips it while another thread's write
+        is open; the next one catches up."""
+        if self.read_only:
+            return
+        self._checkpointed_at = time.monotonic()
+        # A closed connection, or a concurrent write: the journal stays and the next open replays it.
+        with contextlib.suppress(duckdb.Error):
+            self.cursor().execute("CHECKPOINT")
+
     def close(self) -> None:
+        """Checkpoint (a writer) and close; closing twice is harmless."""
+        _OPEN_WRITERS.discard(self)
+        self.checkpoint()
         self._con.close()
 
     def __enter__(self) -> Self:
@@ -130,6 +242,11 @@ class StoreCore:
             con.execute("ROLLBACK")
             raise
         con.execute("COMMIT")
+        if time.monotonic() - self._checkpointed_at >= CHECKPOINT_SECONDS and self._checkpoint_lock.acquire(False):
+            try:  # one thread checkpoints; the others go on
+                self.checkpoint()
+            finally:
+                self._checkpoint_lock.release()
 
     def label_rows(self, sql: str, params: list) -> list[dict]:
         """Labels as dicts, their JSON payload read (every label query returns them this way)."""
@@ -184,7 +301,10 @@ def insert_new(con: duckdb.DuckDBPyConnection, table: str, columns: str, select:
 
 
 def insert_person_response(con: duckdb.DuckDBPyConnection, prompt_id: str, text: str, annotator: str) -> str:
-    """A person's reply as a response (its id hashes prompt and text, so the same reply is stored once)."""
+    """A person's reply as a response (its id hashes prompt and text, so the same reply is stored once).
+    Checked here, where it is stored: a number or a list is refused, never kept as its repr, and so is
+    text with a lone surrogate (DuckDB and the content hash cannot encode it)."""
+    check_text(text, "the reply", StoreError)
     response_id = content_id(prompt_id, text)
     con.execute("INSERT INTO responses (id, prompt_id, text, origin, author, source) "
                 "SELECT ?, ?, ?, 'person', ?, 'ui' WHERE ? NOT IN (SELECT id FROM responses)",
