@@ -8,8 +8,38 @@ from datetime import datetime
 
 import pyarrow as pa
 
+from workbench.errors import check_text, excerpt
 from workbench.store.core import StoreCore, StoreError, insert_new
 from workbench.store.rules import PROMPT_ID_SQL, STANDING_ANSWERS, item_id_sql, prompt_selection, standing
+
+TASK_KINDS = ("demonstration", "pairwise", "ranking", "feedback", "review")
+TASK_NAME_CHARS = 200  # a name is shown in every list and reply; the UI asks for 1-64 letters and digits
+MAX_OVERLAP = 50
+MAX_RESPONSES = 50
+
+
+def _whole(value: object, what: str, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise StoreError(f"{what} {excerpt(value)}: choose a whole number from {low} to {high}")
+    return value
+
+
+def check_task_settings(*, name: object, kind: object, overlap: object, guidelines: object,
+                        max_responses: object, texts: list[object]) -> None:
+    """The settings a task is stored with, checked where it is stored: a form that lets 0 or "big" through
+    gets one line back, never a silent default or a DuckDB error."""
+    check_text(name, "the task name", StoreError)
+    if not name.strip() or len(name) > TASK_NAME_CHARS or not name.isprintable():
+        raise StoreError(f"the task name {excerpt(name)} must be 1-{TASK_NAME_CHARS} printable characters on "
+                         "one line")
+    if kind not in TASK_KINDS:
+        raise StoreError(f"task kind {excerpt(kind)}: choose one of {', '.join(TASK_KINDS)}")
+    _whole(overlap, "overlap (answers per item)", 1, MAX_OVERLAP)
+    if max_responses is not None:
+        _whole(max_responses, "max responses", 1 if kind in ("review", "feedback") else 2, MAX_RESPONSES)
+    check_text(guidelines, "the guidelines", StoreError)
+    for text in texts:
+        check_text(text, "a selection value (source, tag, query or version)", StoreError)
 
 
 class Tasks(StoreCore):
@@ -24,6 +54,9 @@ class Tasks(StoreCore):
         Review items pair the k-th generated reply of `versions[0]` with the k-th of `versions[1]` for each
         prompt that has both, k up to `max_responses` (default 1).
         """
+        check_task_settings(name=name, kind=kind, overlap=overlap, guidelines=guidelines, max_responses=max_responses,
+                            texts=[*(sources or []), *(tags or []), *([query] if query is not None else []),
+                                   *(versions or []), created_by])
         max_responses = max_responses or {"ranking": 4, "review": 1, "feedback": 1}.get(kind, 2)
         where, params = prompt_selection(sources, tags, query)
         task_id = f"task-{name}"
@@ -83,7 +116,7 @@ class Tasks(StoreCore):
                     FROM picked JOIN sel ON sel.id = picked.prompt_id"""
         with self.transaction() as con:
             if con.execute("SELECT 1 FROM tasks WHERE name = ?", [name]).fetchone():
-                raise StoreError(f"a task named {name!r} exists already")
+                raise StoreError(f"a task named {excerpt(name)} exists already")
             con.execute(
                 "INSERT INTO tasks (id, name, kind, overlap, guidelines, selection, created_by, versions) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
