@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -103,8 +104,7 @@ def export(store: Store, *, kind: str, out_dir: str | Path, fmt: str = "jsonl", 
     except ValueError as exc:
         raise ExportError(str(exc)) from None
     out = Path(out_dir)
-    if out.exists() and any(out.iterdir()):
-        raise ExportError(f"{out} exists and is not empty: choose a new folder so no earlier export is mixed in")
+    _check_out(out)
 
     with store.staged_export(kind, filters, split=split, seed=seed) as staged:
         provenance = staged.provenance()
@@ -126,6 +126,28 @@ def export(store: Store, *, kind: str, out_dir: str | Path, fmt: str = "jsonl", 
                        counts=counts, provenance=provenance, content_hash=content_hash, project_name=project_name,
                        pairs=pairs)
     return ExportResult(out, counts, content_hash, card, pairs)
+
+
+def _check_out(out: Path) -> None:
+    """--out must be a new or empty folder that can be created: checked before anything is staged, so a
+    file, a dangling link or an unwritable parent is one line, not a traceback halfway through."""
+    if out.is_symlink() and not out.exists():
+        raise ExportError(f"--out {out} is a symlink to {os.readlink(out)}, which does not exist: remove the link "
+                          "or choose a new folder")
+    if out.exists() and not out.is_dir():
+        raise ExportError(f"--out {out} is a file, not a folder: an export writes a folder (its data files and a "
+                          "README card), so choose a new folder name")
+    if out.is_dir() and any(out.iterdir()):
+        raise ExportError(f"--out {out} exists and is not empty: choose a new folder so no earlier export is "
+                          "mixed in")
+    parent = out.absolute().parent
+    while not parent.exists() and not parent.is_symlink():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ExportError(f"--out {out}: {parent} is a file (or a dangling link), so the folder cannot be created "
+                          "under it")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ExportError(f"--out {out}: the folder {parent} is not writable for this user")
 
 
 def _hash_files(out: Path) -> str:
