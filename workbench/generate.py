@@ -14,7 +14,7 @@ from pathlib import Path
 
 from workbench import jobs
 from workbench.config import Project
-from workbench.errors import WorkbenchError
+from workbench.errors import WorkbenchError, excerpt
 from workbench.store import Store
 
 
@@ -33,6 +33,35 @@ class GenerateRequest:
     batch_size: int = 16
     backend: str = "auto"  # auto: vLLM when installed and a GPU is present, else HF generate; hf: always HF
     skip_existing: bool = False  # leave out prompts that already have a reply of every version asked for
+
+    def check(self) -> None:
+        """Every setting a form or a flag can get wrong, one line each: n=0 or 0 tokens would run a job that
+        writes nothing, and limit -1 reached DuckDB as a Binder error."""
+        for flag, value in (("--limit", self.limit), ("--batch-size", self.batch_size)):
+            if value is None and flag == "--limit":
+                continue
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise GenerationError(f"{flag} {excerpt(value)}: give a whole number")
+            if value < 1:
+                raise GenerationError(f"{flag} {value}: must be 1 or more")
+        # Ranges of n, max_new_tokens, temperature and top_p are Sampling's own checks; the types are not.
+        for key in ("n", "max_new_tokens", "top_k", "seed"):
+            value = self.sampling.get(key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise GenerationError(f"sampling settings: {key} {excerpt(value)} is not a whole number")
+        for key in ("top_k", "seed"):
+            if isinstance(self.sampling.get(key), int) and self.sampling[key] < 0:
+                raise GenerationError(f"sampling settings: {key} must be 0 or more, got {self.sampling[key]}")
+        for key in ("temperature", "top_p", "repetition_penalty"):
+            value = self.sampling.get(key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)
+                                      or value != value):  # NaN
+                raise GenerationError(f"sampling settings: {key} {excerpt(value)} is not a number")
+        for what, values in (("--versions", self.versions), ("--source", self.sources), ("--tag", self.tags)):
+            if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+                raise GenerationError(f"{what} {excerpt(values)}: give a list of names")
+        if self.query is not None and not isinstance(self.query, str):
+            raise GenerationError(f"--query {excerpt(self.query)}: give text")
 
 
 @dataclass
@@ -56,7 +85,7 @@ def resolve_versions(project: Project, store: Store, names: list[str]) -> list[d
             continue
         version = store.model_version(name)
         if version is None:
-            raise GenerationError(f"--versions: no model version {name!r} (see `workbench stats`; 'base' is the "
+            raise GenerationError(f"--versions: no model version {excerpt(name)} (see `workbench stats`; 'base' is the "
                                   "base model)")
         if version.stage == "reward":
             raise GenerationError(f"--versions: {name} is a reward model; it scores replies, it does not write them")
@@ -72,14 +101,13 @@ def prepare_generation(project: Project, store: Store, request: GenerateRequest)
     from trainers.generation import Sampling  # light at import: transformers loads only in the job's process
     from trainers.models import SettingsError, check_base_model
 
+    request.check()
     if not request.versions:
         raise GenerationError("--versions: name at least one model version (or 'base')")
     if len(set(request.versions)) != len(request.versions):
-        raise GenerationError(f"--versions: {','.join(request.versions)} names a version twice")
+        raise GenerationError(f"--versions: {excerpt(','.join(request.versions))} names a version twice")
     if request.backend not in ("auto", "hf"):
-        raise GenerationError(f"--backend {request.backend!r}: choose auto or hf")
-    if request.batch_size < 1:
-        raise GenerationError("--batch-size must be 1 or more")
+        raise GenerationError(f"--backend {excerpt(request.backend)}: choose auto or hf")
     try:
         sampling = Sampling(**request.sampling)
     except (TypeError, ValueError) as exc:
