@@ -55,9 +55,14 @@ def cmd_demo_loop(args: argparse.Namespace) -> int:
 
 def cmd_stats(args: argparse.Namespace) -> int:
     from workbench.store import Store
+    from workbench.store.core import StoreOutdated
 
     project = options.load(args)
-    with Store.open(project.store_path) as store:
+    try:  # read-only: works on a read-only file or folder, and beside nothing that writes
+        store = Store.open(project.store_path, read_only=True)
+    except StoreOutdated:  # an older schema: a read-write open migrates it first
+        store = Store.open(project.store_path)
+    with store:
         stats = store.stats()
     if args.json:
         print(json.dumps(stats, indent=2, default=str))
