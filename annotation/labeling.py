@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from annotation.agreement import report, units_from_answers
 from annotation.queue import Leases, next_item
-from workbench.errors import WorkbenchError
+from workbench.errors import WorkbenchError, check_text, excerpt
 from workbench.store import Store, StoreError
 from workbench.store.answers import AnswerRefused
 
@@ -211,7 +211,7 @@ class Labeling:
         return [r["id"] for r in self._content_of(task["id"], item_id)["responses"]]
 
     def _text(self, text: str, what: str, *, required: bool) -> str:
-        text = (text or "").strip()
+        text = check_text("" if text is None else text, f"the {what}", LabelingError).strip()
         if required and not text:
             raise LabelingError(f"write the {what} before submitting")
         if len(text.encode("utf-8")) > self.max_field_bytes:
@@ -396,13 +396,13 @@ class Labeling:
         """A labeling task, or (kind 'review') a blind A/B review of two model versions' generated replies,
         on the prompts tagged 'heldout' unless another selection is given."""
         require(user, "admin")
-        name = (name or "").strip()
+        name = check_text("" if name is None else name, "the task name", LabelingError).strip()
         if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name):
-            raise LabelingError(f"task name {name!r}: use 1-64 letters, digits, '.', '_' or '-'")
+            raise LabelingError(f"task name {excerpt(name)}: use 1-64 letters, digits, '.', '_' or '-'")
         if kind not in KINDS:
             raise LabelingError(f"task kind {kind!r}: choose one of {', '.join(KINDS)}")
-        if not 1 <= int(overlap) <= 50:
-            raise LabelingError(f"overlap {overlap}: annotators per item must be 1-50")
+        if not isinstance(overlap, int) or isinstance(overlap, bool) or not 1 <= overlap <= 50:
+            raise LabelingError(f"overlap {excerpt(overlap)}: annotators per item must be a whole number 1-50")
         if kind == "review":
             versions = [v.strip() for v in versions or [] if v and v.strip()]
             if len(versions) != 2 or versions[0] == versions[1]:
@@ -415,8 +415,8 @@ class Labeling:
         elif versions:
             raise LabelingError("versions apply to review tasks only")
         low = 1 if kind in ("review", "feedback") else 2
-        if max_responses is not None and not low <= int(max_responses) <= MAX_RANKED:
-            raise LabelingError(f"max responses {max_responses}: choose {low}-{MAX_RANKED}")
+        if max_responses is not None and (not isinstance(max_responses, int) or not low <= max_responses <= MAX_RANKED):
+            raise LabelingError(f"max responses {excerpt(max_responses)}: choose {low}-{MAX_RANKED}")
         try:
             return self.store.create_task(name=name, kind=kind, overlap=int(overlap), guidelines=guidelines or "",
                                           created_by=user.name, sources=sources, tags=tags, query=query or None,

@@ -357,3 +357,24 @@ def test_the_in_memory_queue_matches_the_queue_query_through_every_kind_of_write
     open_items = store.cursor().execute("SELECT count(*) FROM task_items WHERE task_id = ? AND answers < 2",
                                         [task["id"]]).fetchone()[0]
     assert 0 < open_items < len(items)  # the walk ended with the task part done, part open
+
+
+def test_text_that_is_not_text_is_refused_with_one_line(store, load, tmp_path):
+    """A number or a list sent as a demonstration (a client skipping the UI) is refused, never stored as its
+    Python repr; a lone surrogate is one line, not a raw UnicodeEncodeError; a huge task name is quoted short."""
+    (tmp_path / "p.jsonl").write_text('{"prompt": "Hello?"}\n')
+    load(tmp_path / "p.jsonl")
+    labeling = Labeling(store)
+    task = make_task(labeling, "demonstration", overlap=1)
+    view = labeling.open_next(ANN, task["id"])
+    before = store.dump()
+    for bad, message in ((42, "must be text, got a number"), (["a"], "must be text, got a list"),
+                         ("ok \ud800", "unpaired surrogate")):
+        with pytest.raises(LabelingError, match=message):
+            labeling.submit_demonstration(ANN, task["id"], view.item_id, view.client_id, bad)
+    assert store.dump() == before
+    with pytest.raises(LabelingError) as err:
+        labeling.create_task(ADMIN, name="x" * 10_000_000, kind="pairwise", overlap=1)
+    assert len(str(err.value)) < 300 and "10,000,000 characters" in str(err.value)
+    with pytest.raises(LabelingError, match="whole number"):
+        labeling.create_task(ADMIN, name="ok", kind="pairwise", overlap="2")

@@ -169,13 +169,16 @@ class StoreCore:
         replays are not in the file yet, so the check waits until that is folded in.)"""
         if Path(f"{self.path}.wal").exists():
             return
-        block_size, total_blocks = self.cursor().execute(
-            "SELECT block_size, total_blocks FROM pragma_database_size()").fetchone()
-        expected = _HEADER_BYTES + block_size * total_blocks
+        # Used blocks, not total_blocks: a checkpoint cuts free blocks off the end of the file while the header
+        # still counts them (a healthy store was refused), and the file holds every used block however the free
+        # ones lie, so this bound never refuses a whole file.
+        block_size, used_blocks = self.cursor().execute(
+            "SELECT block_size, used_blocks FROM pragma_database_size()").fetchone()
+        expected = _HEADER_BYTES + block_size * used_blocks
         size = self.path.stat().st_size
         if size < expected:
             raise StoreError(f"cannot open the store {self.path}: it is truncated ({size:,} bytes of the "
-                             f"{expected:,} its header names; a full disk or a partial copy does this): restore it "
+                             f"{expected:,} its header says it uses; a full disk or a partial copy does this): restore it "
                              "from a backup")
 
     def checkpoint(self) -> None:
