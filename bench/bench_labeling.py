@@ -135,7 +135,7 @@ def serve_for_bench(args) -> None:
         canned = app.label_view.render(app.labeling.open_next(User(ANNOTATORS[0], "annotator"), "task-bench"))
         canned[-3] = "Saved."
 
-        def noop(task, item_id, client_id, completion, choice, order, rationale, r1, r2, r3, r4, r5):
+        def noop(task, item_id, client_id, completion, choice, order, rationale, r1, r2, r3, r4, r5, thumb):
             return canned
 
         for block_fn in app.fns.values():

@@ -66,14 +66,14 @@ def test_unpaired_export_takes_the_majority_thumb_and_leaves_even_splits_out(lab
 
 
 def test_even_split_and_bad_options(labeling, store, tmp_path):
-    task = make_task(labeling, "feedback", overlap=2, max_responses=1)
+    task = make_task(labeling, "feedback", overlap=3, max_responses=1)
     first, _ = vote(labeling, ANN, task["id"], "up")
-    labeling.submit(BOB, task["id"], first.item_id, "bob-client-1", thumb="down")  # 1 up, 1 down: says nothing
+    assert vote(labeling, BOB, task["id"], "down")[0].item_id == first.item_id  # 1 up, 1 down: says nothing
     with pytest.raises(ExportError, match="no unpaired rows match"):
         export(store, kind="unpaired", out_dir=tmp_path / "none")
     with pytest.raises(ExportError, match="not unpaired"):
         export(store, kind="unpaired", out_dir=tmp_path / "x", filters=ExportFilters(smoothing=True))
-    labeling.submit(User("cat", "annotator"), task["id"], first.item_id, "cat-client-1", thumb="up")
+    assert vote(labeling, User("cat", "annotator"), task["id"], "up")[0].item_id == first.item_id
     export(store, kind="unpaired", out_dir=tmp_path / "one", style="conversational")
     [row] = [json.loads(line) for line in (tmp_path / "one" / "train.jsonl").read_text().splitlines()]
     assert row["label"] is True and row["completion"][0]["role"] == "assistant"
