@@ -4,12 +4,12 @@ user from the request and lets the handler check the role."""
 
 from __future__ import annotations
 
-import html
 from collections.abc import Callable
 
 import gradio as gr
 
 from annotation.labeling import FLAG_REASONS, LETTERS, ItemView, Labeling, LabelingError, User
+from workbench.ui.render import inline, user_markdown
 from workbench.ui.shortcuts import HELP
 
 UserOf = Callable[[gr.Request], User | None]
@@ -22,7 +22,19 @@ def progress_html(view: ItemView) -> str:
 
 
 def conversation(view: ItemView) -> list[dict]:
-    return [{"role": m["role"], "content": m["content"]} for m in view.messages if m["role"] in ("user", "assistant")]
+    """The prompt's turns for the Chatbot, each already rendered safe (workbench/ui/render.py)."""
+    return [{"role": m["role"], "content": user_markdown(m["content"])} for m in view.messages
+            if m["role"] in ("user", "assistant")]
+
+
+def user_text_box(**kwargs) -> gr.Markdown:
+    """A Markdown component for HTML from workbench/ui/render.py: no LaTeX pass over user text."""
+    return gr.Markdown(latex_delimiters=[], **kwargs)
+
+
+def chat_box(**kwargs) -> gr.Chatbot:
+    """A Chatbot whose messages are HTML from workbench/ui/render.py (Gradio sanitizes them once more)."""
+    return gr.Chatbot(latex_delimiters=[], **kwargs)
 
 
 class LabelView:
@@ -34,11 +46,11 @@ class LabelView:
         with gr.Row():
             # custom values allowed: choices are filled per session on load, and the handlers check the task
             self.task = gr.Dropdown([], label="Task", elem_id="task", scale=3, allow_custom_value=True)
-            self.progress = gr.HTML(elem_id="progress")
+            self.progress = gr.Markdown(elem_id="progress")  # our HTML; gr.HTML would need 'unsafe-eval'
         with gr.Accordion("Guidelines (g)", open=False, elem_id="guidelines-box"):
-            self.guidelines = gr.Markdown(elem_id="guidelines")
-        self.system = gr.Markdown(elem_id="system")
-        self.chat = gr.Chatbot(label="Conversation", elem_id="conversation", height=260)
+            self.guidelines = user_text_box(elem_id="guidelines")
+        self.system = user_text_box(elem_id="system")
+        self.chat = chat_box(label="Conversation", elem_id="conversation", height=260)
         with gr.Group(visible=False, elem_id="demo-group") as self.demo_group:
             self.completion = gr.Textbox(lines=6, label="Your reply (Ctrl+Enter submits; saved as you type)",
                                          elem_id="completion")
@@ -48,7 +60,7 @@ class LabelView:
                 for letter in LETTERS:
                     with gr.Column(visible=False, min_width=200) as col:
                         self.columns.append(col)
-                        self.replies.append(gr.Markdown(elem_id=f"response-{letter}"))
+                        self.replies.append(user_text_box(elem_id=f"response-{letter}"))
                         self.ratings.append(gr.Radio(["1", "2", "3", "4", "5"], label=f"Rating {letter} (optional)",
                                                      elem_id=f"rating-{letter}"))
             self.choice = gr.Radio(["A", "B", "tie", "both bad"], label="Which is better?", elem_id="choice",
@@ -79,22 +91,25 @@ class LabelView:
         compare = has_item and view.kind != "demonstration"
         n = len(view.responses)
         ratings = view.prefill.get("ratings", {})
-        system = f"**System prompt:** {html.escape(view.system)}" if has_item and view.system else ""
+        system = f"<p><strong>System prompt:</strong></p>{user_markdown(view.system)}" \
+            if has_item and view.system else ""
+        guidelines = user_markdown(view.guidelines) if view.guidelines else "<p><em>No guidelines for this task.</em></p>"
         return [
-            progress_html(view), view.guidelines or "_No guidelines for this task._", system,
+            progress_html(view), guidelines, system,
             conversation(view) if has_item else [],
             gr.update(visible=demo), gr.update(value=view.draft if demo else "", visible=demo),
             gr.update(visible=compare),
             *[gr.update(visible=compare and i < n) for i in range(len(LETTERS))],
-            *[f"**{LETTERS[i]}**\n\n{view.responses[i]}" if i < n else "" for i in range(len(LETTERS))],
+            *[f"<p><strong>{LETTERS[i]}</strong></p>{user_markdown(view.responses[i])}" if i < n else ""
+              for i in range(len(LETTERS))],
             *[gr.update(value=str(ratings[LETTERS[i]]) if LETTERS[i] in ratings else None)
               for i in range(len(LETTERS))],
             gr.update(value=view.prefill.get("choice"), visible=compare and view.kind in ("pairwise", "review")),
             gr.update(value=view.prefill.get("order", ""), visible=compare and view.kind == "ranking"),
             gr.update(value=view.prefill.get("thumb"), visible=compare and view.kind == "feedback"),
             view.prefill.get("rationale", ""),
-            f"_Why here:_ {html.escape(view.why)}" if view.why else "",
-            view.message, view.item_id or "", view.client_id,
+            f"_Why here:_ {inline(view.why)}" if view.why else "",
+            inline(view.message), view.item_id or "", view.client_id,
         ]
 
     def _run(self, request: gr.Request, fn: Callable[[User], ItemView]) -> list:

@@ -14,7 +14,7 @@ class LeaderboardTab:
     def __init__(self, store: Store, access: Access, tab: gr.Tab):
         self.store, self.access, self.tab = store, access, tab
         self.refresh = gr.Button("Refresh", elem_id="board-refresh")
-        self.plot = gr.HTML(elem_id="board-plot")
+        self.plot = gr.Markdown(elem_id="board-plot")  # the SVG is ours (names escaped); gr.HTML needs 'unsafe-eval'
         self.table = gr.Markdown(elem_id="board-table")
 
     def wire(self) -> None:

@@ -8,6 +8,8 @@ import gradio as gr
 from workbench.playground import Playground, PlaygroundError
 from workbench.store import as_chat
 from workbench.ui.access import Access
+from workbench.ui.label import chat_box
+from workbench.ui.render import user_markdown
 
 
 def text_of(content) -> str:
@@ -27,8 +29,10 @@ class PlaygroundTab:
             self.temperature = gr.Number(value=0.7, label="Temperature", elem_id="play-temperature")
         self.system = gr.Textbox(label="System prompt (optional)", elem_id="play-system")
         with gr.Row():
-            self.chat_a = gr.Chatbot(label="Version", elem_id="chat-a", height=320)
-            self.chat_b = gr.Chatbot(label="Side by side", elem_id="chat-b", height=320)
+            self.chat_a = chat_box(label="Version", elem_id="chat-a", height=320)
+            self.chat_b = chat_box(label="Side by side", elem_id="chat-b", height=320)
+        # The chats show rendered HTML (workbench/ui/render.py); the turns' own text stays in the session.
+        self.turns_a, self.turns_b = gr.State([]), gr.State([])
         self.message = gr.Textbox(label="Message (Enter sends)", elem_id="play-message")
         with gr.Row():
             self.send = gr.Button("Send", variant="primary", elem_id="play-send")
@@ -37,28 +41,33 @@ class PlaygroundTab:
     def wire(self) -> None:
         playground, access = self.playground, self.access
 
-        def play(version_a, version_b, temperature, system, message, history_a, history_b, request: gr.Request):
+        def play(version_a, version_b, temperature, system, message, history_a, history_b, turns_a, turns_b,
+                 request: gr.Request):
+            """history_*: what the chats show (an API caller passes its own turns there); turns_*: the
+            session's turns as text, which the page's rendered history cannot give back."""
             access.reviewer(request)
             message = (message or "").strip()
             if not message:
                 raise gr.Error("write a message first")
             out = []
-            for version, history in ((version_a or "base", history_a), (version_b, history_b)):
+            for version, history, kept in ((version_a or "base", history_a, turns_a), (version_b, history_b, turns_b)):
+                turns = kept if kept and history else [{"role": m["role"], "content": text_of(m["content"])}
+                                                        for m in history or []]
                 if not version:
-                    out.append(history or [])
+                    out.append(turns)
                     continue
-                turns = [{"role": m["role"], "content": text_of(m["content"])} for m in history or []]
-                turns.append({"role": "user", "content": message})
+                turns = turns + [{"role": "user", "content": message}]
                 try:
                     reply = playground.reply(version, as_chat(system, turns), temperature=float(temperature or 0.0))
                 except PlaygroundError as exc:
                     raise gr.Error(str(exc)) from None
                 out.append(turns + [{"role": "assistant", "content": reply}])
-            return out[0], out[1], ""
+            shown = [[{"role": t["role"], "content": user_markdown(t["content"])} for t in turns] for turns in out]
+            return shown[0], shown[1], "", out[0], out[1]
 
         inputs = [self.version_a, self.version_b, self.temperature, self.system, self.message, self.chat_a,
-                  self.chat_b]
-        outputs = [self.chat_a, self.chat_b, self.message]
+                  self.chat_b, self.turns_a, self.turns_b]
+        outputs = [self.chat_a, self.chat_b, self.message, self.turns_a, self.turns_b]
         self.send.click(play, inputs=inputs, outputs=outputs, api_name="playground")
         self.message.submit(play, inputs=inputs, outputs=outputs, api_name=False)
-        self.clear.click(lambda: ([], [], ""), outputs=outputs, api_name=False)
+        self.clear.click(lambda: ([], [], "", [], []), outputs=outputs, api_name=False)

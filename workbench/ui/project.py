@@ -6,15 +6,16 @@ import gradio as gr
 
 from workbench.store import Store
 from workbench.ui.access import Access
+from workbench.ui.render import code, inline
 
 
 def stats_markdown(store: Store, project_name: str) -> str:
     s = store.stats()
-    lines = [f"## {project_name}", "", "| what | count |", "|---|---|", f"| prompts | {s['prompts']} |"]
-    lines += [f"| prompts tagged `{t}` | {n} |" for t, n in s["prompts_by_tag"].items()]
-    lines += [f"| responses ({origin}) | {n} |" for origin, n in s["responses_by_origin"].items()]
-    lines += [f"| labels: {kind} | {n} |" for kind, n in s["labels_by_kind"].items()]
-    lines += [f"| labels by annotator `{who}` | {n} |" for who, n in s["labels_by_annotator"].items()]
+    lines = [f"## {inline(project_name)}", "", "| what | count |", "|---|---|", f"| prompts | {s['prompts']} |"]
+    lines += [f"| prompts tagged {code(t)} | {n} |" for t, n in s["prompts_by_tag"].items()]
+    lines += [f"| responses ({inline(origin)}) | {n} |" for origin, n in s["responses_by_origin"].items()]
+    lines += [f"| labels: {inline(kind)} | {n} |" for kind, n in s["labels_by_kind"].items()]
+    lines += [f"| labels by annotator {code(who)} | {n} |" for who, n in s["labels_by_annotator"].items()]
     lines += [f"| imports | {s['imports']} |", f"| model versions | {len(s['model_versions'])} |"]
     return "\n".join(lines)
 

@@ -3,7 +3,6 @@ model scores), adjudicate."""
 
 from __future__ import annotations
 
-import html
 from collections.abc import Callable
 
 import gradio as gr
@@ -12,7 +11,8 @@ from annotation.active import STRATEGIES, ActiveError, needs_scores, prioritize
 from annotation.labeling import KINDS, LETTERS, Labeling, LabelingError, User, require
 from annotation.reports import agreement_markdown, progress_markdown
 from workbench.jobs import JobRunner, RunError
-from workbench.ui.label import UserOf
+from workbench.ui.label import UserOf, user_text_box
+from workbench.ui.render import cell, code, html_text, inline, user_markdown
 
 # An order that needs models runs as a scoring job on the server's job runner: the app hands the Tasks tab these
 # two (task, by, models -> a status line; -> a status line), so the tab can be tested without a runner.
@@ -28,8 +28,8 @@ def start_scoring_job(runner: JobRunner, task: str, by: str, models: list[str]) 
     try:
         job = runner.start(SCORING, ScoreRequest(task=task, by=by, models=models))
     except RunError as exc:
-        return f"**Not started:** {exc}"
-    return f"Started **{job.run_id}**: {', '.join(models)} score{'s' if len(models) == 1 else ''} the open items; " \
+        return f"**Not started:** {inline(str(exc))}"
+    return f"Started **{job.run_id}**: {inline(', '.join(models))} score{'s' if len(models) == 1 else ''} the open items; " \
            f"the new order follows below when it is done."
 
 
@@ -39,16 +39,16 @@ def cancel_scoring_job(runner: JobRunner) -> str:
     job = runner.cancel(SCORING)
     if job is None or job.stage != "score":
         return "No scoring job to cancel."
-    return f"**{job.run_id}**: {job.state}" + (": the queue order is as it was" if job.state == "cancelled" else "")
+    return f"**{inline(job.run_id)}**: {job.state}" + (": the queue order is as it was" if job.state == "cancelled" else "")
 
 
 def order_markdown(done: dict) -> str:
     """What a queue order did (annotation.active.prioritize's summary), for the Tasks tab."""
     if done["by"] == "task-order":
-        return f"**{done['task']}** is back in the order it was made with."
-    lines = [f"**{done['task']}**: {done['prioritized']} of {done['open_items']} open items ordered by "
-             f"{done['by']}. First in the queue:"]
-    lines += [f"- `{h['item']}`: {html.escape(h['reason'])}" for h in done["head"]]
+        return f"**{inline(done['task'])}** is back in the order it was made with."
+    lines = [f"**{inline(done['task'])}**: {done['prioritized']} of {done['open_items']} open items ordered by "
+             f"{inline(done['by'])}. First in the queue:"]
+    lines += [f"- {code(h['item'])}: {inline(h['reason'])}" for h in done["head"]]
     return "\n".join(lines)
 
 
@@ -59,11 +59,42 @@ def scoring_markdown(status: dict) -> str:
         return ""
     if status["state"] == "succeeded":
         return order_markdown(status["done"])
-    line = f"**{status['run_id']}** (scoring): {status['state']}"
+    line = f"**{inline(status['run_id'])}** (scoring): {status['state']}"
     if status["state"] == "running":
         progress = status.get("progress") or {}
         return line + f", {progress.get('done', 0)}/{progress.get('total') or '?'} responses scored"
-    return line + f": {html.escape(status['error'] or '')}"
+    return line + f": {inline(status['error'] or '')}"
+
+
+def safe_progress(progress: dict) -> dict:
+    """A task's progress with its user text (task and annotator names, flags) escaped for the report."""
+    return {**progress, "task": inline(progress["task"]),
+            "annotators": [{**r, "annotator": cell(r["annotator"])} for r in progress["annotators"]],
+            "flagged": [{"item_id": cell(r["item_id"]), "annotators": cell(", ".join(r["annotators"])),
+                         "reasons": cell(", ".join(r["reasons"]))} for r in progress["flagged"]]}
+
+
+def safe_agreement(report: dict) -> dict:
+    """An agreement report with the annotator names escaped for the report's tables."""
+    return {**report, "cohen_kappa": [{**p, "annotators": [cell(a) for a in p["annotators"]]}
+                                      for p in report["cohen_kappa"]]}
+
+
+def review_html(item: dict) -> str:
+    """The adjudication view of an item: its responses, then every answer with its rationale; all user text
+    rendered by workbench/ui/render.py."""
+    letter = {r["id"]: LETTERS[i] for i, r in enumerate(item["responses"])}
+    parts = [f"<p><strong>{LETTERS[i]}</strong></p>{user_markdown(r['text'])}" for i, r in enumerate(item["responses"])]
+    answers = []
+    for a in item["answers"] + item["finals"]:
+        who = html_text(a["annotator"]) + (" (final)" if a["final"] else "")
+        if a["kind"] == "ranking":
+            what = "".join(letter.get(r, "?") for r in a["ranking"])
+        else:
+            what = letter.get(a["chosen_id"], "?") if a["outcome"] == "chosen" else a["outcome"]
+        rationale = a["payload"].get("rationale", "")
+        answers.append(f"<li>{who}: <strong>{html_text(what)}</strong>{user_markdown(rationale) if rationale else ''}</li>")
+    return "\n".join(parts + ([f"<ul>{''.join(answers)}</ul>"] if answers else []))
 
 
 class TasksView:
@@ -108,7 +139,7 @@ class TasksView:
             with gr.Row():
                 self.item = gr.Textbox(label="Item id", elem_id="adjudicate-item")
                 self.show = gr.Button("Show", elem_id="adjudicate-show")
-            self.review = gr.Markdown(elem_id="adjudicate-review")
+            self.review = user_text_box(elem_id="adjudicate-review")
             with gr.Row():
                 self.final_choice = gr.Radio(["A", "B", "tie", "both bad"], label="Final (pairwise)",
                                              elem_id="adjudicate-choice")
@@ -126,10 +157,10 @@ class TasksView:
     def overview(self, user: User, task_id: str) -> tuple[str, str]:
         if not task_id:
             return "_Choose a task._", ""
-        progress = progress_markdown(self.labeling.progress(user, task_id))
+        progress = progress_markdown(safe_progress(self.labeling.progress(user, task_id)))
         kind = self.labeling.store.task(task_id)["kind"]
         agreement = ("_Demonstrations are free text: no agreement figures._" if kind == "demonstration"
-                     else agreement_markdown(self.labeling.agreement(user, task_id)))
+                     else agreement_markdown(safe_agreement(self.labeling.agreement(user, task_id))))
         return progress, agreement
 
     def wire(self, label_task: gr.Dropdown) -> None:
@@ -144,7 +175,7 @@ class TasksView:
                                        max_responses=int(max_responses) if max_responses else None,
                                        versions=split(versions) if kind == "review" else None)
                 choices = lab.task_choices(user)
-                return (f"Created **{task['name']}**: {task['items']} items.", gr.update(choices=choices),
+                return (f"Created **{inline(task['name'])}**: {task['items']} items.", gr.update(choices=choices),
                         gr.update(choices=choices, value=task["id"]))
             return self._admin(request, go)
 
@@ -180,17 +211,7 @@ class TasksView:
 
         def show(task, item_id, request: gr.Request):
             def go(user):
-                item = lab.item_for_review(user, task, (item_id or "").strip())
-                letter = {r["id"]: LETTERS[i] for i, r in enumerate(item["responses"])}
-                lines = [f"**{LETTERS[i]}**: {html.escape(r['text'])}" for i, r in enumerate(item["responses"])]
-                for a in item["answers"] + item["finals"]:
-                    who = a["annotator"] + (" (final)" if a["final"] else "")
-                    if a["kind"] == "ranking":
-                        what = "".join(letter.get(r, "?") for r in a["ranking"])
-                    else:
-                        what = letter.get(a["chosen_id"], "?") if a["outcome"] == "chosen" else a["outcome"]
-                    lines.append(f"- {who}: **{what}** {html.escape(a['payload'].get('rationale', ''))}")
-                return "\n\n".join(lines)
+                return review_html(lab.item_for_review(user, task, (item_id or "").strip()))
             return self._admin(request, go)
 
         self.show.click(show, inputs=[self.task, self.item], outputs=self.review, api_name="review_item")

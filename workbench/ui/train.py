@@ -8,6 +8,7 @@ import gradio as gr
 from workbench.jobs import JobRunner, RunError
 from workbench.store import Store
 from workbench.ui.access import Access
+from workbench.ui.render import code, inline
 
 
 def version_choices(store: Store, stage: str | None = None) -> list[str]:
@@ -25,8 +26,8 @@ def start_job(runner: JobRunner, stage: str, parent: str | None, reward_model: s
                                             lr=learning_rate or None, full=bool(full), isolated_checks=True)
         job = runner.start(TRAINING, request)
     except RunError as exc:
-        return f"**Not started:** {exc}"
-    return f"Started **{job.run_id}**: logs and adapter in `{job.run_dir}`"
+        return f"**Not started:** {inline(str(exc))}"
+    return f"Started **{job.run_id}**: logs and adapter in {code(job.run_dir)}"
 
 
 def job_view(runner: JobRunner):
@@ -36,7 +37,7 @@ def job_view(runner: JobRunner):
     status = runner.status()
     if status["state"] == "idle":
         return "No training job yet.", pd.DataFrame({"step": [], "loss": []})
-    lines = [f"**{status['run_id']}** ({status['stage']}): {status['state']}"]
+    lines = [f"**{inline(status['run_id'])}** ({inline(status['stage'])}): {status['state']}"]
     if status.get("progress"):
         done, total = status["progress"].get("done", 0), status["progress"].get("total")
         lines.append(f"{done}/{total or '?'} replies" + (f"; {status['added']} new responses stored"
@@ -45,8 +46,8 @@ def job_view(runner: JobRunner):
         figures = {k: v for k, v in status["last"].items() if isinstance(v, int | float)}
         lines.append(", ".join(f"{k} {v:.4g}" for k, v in list(figures.items())[:8]))
     if status["error"]:
-        lines.append(f"Error: {status['error']}")
-    lines += [f"Warning: {w}" for w in status["warnings"]]
+        lines.append(f"Error: {inline(status['error'])}")
+    lines += [f"Warning: {inline(w)}" for w in status["warnings"]]
     steps, losses = zip(*status["losses"], strict=True) if status["losses"] else ((), ())
     return "\n\n".join(lines), pd.DataFrame({"step": list(steps), "loss": list(losses)})
 
@@ -65,13 +66,13 @@ def start_generation_job(runner: JobRunner, versions: list[str], tags: str, n: f
     try:
         job = runner.start(GENERATION, request)
     except (RunError, GenerationError) as exc:
-        return f"**Not started:** {exc}"
-    return f"Started **{job.run_id}**: generating from {', '.join(request.versions)}"
+        return f"**Not started:** {inline(str(exc))}"
+    return f"Started **{job.run_id}**: generating from {inline(', '.join(request.versions))}"
 
 
 def cancel_job(runner: JobRunner) -> str:
     job = runner.cancel()
-    return f"**{job.run_id}**: {job.state}" if job else "No job to cancel."
+    return f"**{inline(job.run_id)}**: {job.state}" if job else "No job to cancel."
 
 
 class TrainTab:
