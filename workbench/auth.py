@@ -1,12 +1,17 @@
 """Users and passwords. Passwords are stored as salted scrypt hashes (stdlib, memory-hard), never in clear;
-roles are annotator, reviewer and admin."""
+roles are annotator, reviewer and admin. `SignIn` is the server's throttled, off-the-event-loop check."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
+import logging
+import math
 import re
 import secrets
+import time
+from dataclasses import dataclass, field
 
 from workbench.errors import WorkbenchError
 from workbench.store import Store, StoreError
@@ -49,3 +54,96 @@ def check_password(store: Store, name: str, password: str) -> dict | None:
     if user and hmac.compare_digest(digest, user["password_hash"]):
         return {"name": user["name"], "role": user["role"]}
     return None
+
+
+# ------------------------------------------------------------------ sign-in on a server
+log = logging.getLogger("workbench.signin")
+
+
+class SignInThrottled(WorkbenchError):
+    """Too many failed sign-ins for this account or address: the caller waits `retry_after` seconds."""
+
+    def __init__(self, retry_after: float):
+        self.retry_after = max(1, math.ceil(retry_after))
+        super().__init__(f"too many failed sign-ins: try again in {self.retry_after} s")
+
+
+@dataclass
+class Backoff:
+    """Failed sign-ins of one kind of key (an account, an address). The first `free` failures cost nothing
+    (people mistype); after that the next try waits `base_s * 2 ** (failures - free)` seconds from the last
+    failure, at most `ceiling_s`. A key is forgotten `forget_s` after its last failure."""
+
+    free: int = 5
+    base_s: float = 1.0
+    ceiling_s: float = 300.0
+    forget_s: float = 900.0
+    failures: dict[str, tuple[int, float]] = field(default_factory=dict)  # key -> (failures, last failure)
+
+    def wait(self, key: str, now: float) -> float:
+        count, last = self.failures.get(key, (0, now))
+        if now - last > self.forget_s:
+            self.failures.pop(key, None)
+            return 0.0
+        if count < self.free:
+            return 0.0
+        return max(0.0, min(self.ceiling_s, self.base_s * 2 ** (count - self.free)) - (now - last))
+
+    def fail(self, key: str, now: float) -> int:
+        count, last = self.failures.get(key, (0, now))
+        count = 1 if now - last > self.forget_s else count + 1
+        self.failures[key] = (count, now)
+        if len(self.failures) > 10_000:  # a spray of made-up names must not grow this without bound
+            for stale in [k for k, (_, t) in self.failures.items() if now - t > self.forget_s]:
+                del self.failures[stale]
+        return count
+
+    def clear(self, key: str) -> None:
+        self.failures.pop(key, None)
+
+
+class SignIn:
+    """The server's password check: throttled per account and per address, the scrypt hash run in a worker
+    thread (never on the event loop, where it would stall every signed-in user's request) with at most
+    `concurrent` hashes at once (one: on two cores, a second hashing thread leaves the event loop no core and
+    tripled signed-in latency under an unthrottled flood, BENCHMARKS.md), and every failure logged with the
+    user name and address (never the password).
+    A throttled try is refused before any hashing, after a pause of up to `pause_s`, so a flood of refused
+    tries costs the server almost nothing."""
+
+    def __init__(self, store: Store, *, account: Backoff | None = None, address: Backoff | None = None,
+                 concurrent: int = 1, pause_s: float = 1.0, clock=time.monotonic):
+        self.store = store
+        self.account = account or Backoff(free=5)
+        # an address is shared by everyone behind one NAT or proxy: it gets more free failures than an account
+        self.address = address or Backoff(free=20)
+        self.pause_s, self.clock = pause_s, clock
+        self._hashing = asyncio.Semaphore(concurrent)
+
+    def wait(self, name: str, address: str) -> float:
+        now = self.clock()
+        return max(self.account.wait(name, now), self.address.wait(address, now))
+
+    async def check(self, name: str, password: str, address: str) -> dict | None:
+        """The user (name, role) when the password is right, None when it is wrong; raises SignInThrottled
+        while this account or address must wait."""
+        wait = self.wait(name, address)
+        if wait <= 0:
+            async with self._hashing:
+                wait = self.wait(name, address)  # a failure may have come in while this try queued
+                if wait <= 0:
+                    user = await asyncio.to_thread(check_password, self.store, name, password)
+        if wait > 0:  # refused without hashing, after a pause taken outside the hashing slots
+            log.warning("sign-in refused for user %r from %s: too many failures, %.0f s to wait", name, address,
+                        wait)
+            await asyncio.sleep(min(wait, self.pause_s))
+            raise SignInThrottled(wait)
+        now = self.clock()
+        if user is None:
+            failures = self.account.fail(name, now)
+            self.address.fail(address, now)
+            log.warning("sign-in failed for user %r from %s (%d failed in a row)", name, address, failures)
+            return None
+        self.account.clear(name)
+        log.info("signed in: %r from %s", name, address)
+        return user

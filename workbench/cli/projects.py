@@ -35,7 +35,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"serving {project.config.name} on http://{args.host}:{args.port}")
         print("sign in as " + ", ".join(f"{name} ({role})" for name, role in DEMO_USERS)
               + f"; the demo password is {DEMO_PASSWORD}")
-        _serve(project, args.host, args.port)
+        _serve(project, args)
     return 0
 
 
@@ -84,19 +84,25 @@ def cmd_stats(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     project = options.load(args)
     print(f"serving {project.config.name} on http://{args.host}:{args.port}")
-    _serve(project, args.host, args.port)
+    _serve(project, args)
     return 0
 
 
-def _serve(project, host: str, port: int) -> None:
+def _serve(project, args: argparse.Namespace) -> None:
     from workbench.ui.app import serve
+    from workbench.ui.guard import allowed_hosts
 
-    serve(project, host=host, port=port)
+    hosts = allowed_hosts(args.host, args.allowed_host or ())
+    print("answering to the names " + ", ".join(sorted(hosts)) + " (add one with --allowed-host NAME)")
+    serve(project, host=args.host, port=args.port, allowed_hosts=args.allowed_host or ())
 
 
 def _server_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0: every interface)")
     p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--allowed-host", action="append", metavar="NAME",
+                   help="a name the server answers to (repeatable), e.g. the name teammates type; localhost, "
+                        "127.0.0.1 and the --host address are always served, any other Host header is refused")
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -8,9 +8,13 @@ process (workbench/playground.py). tests/test_app.py checks the server's imports
 
 # No `from __future__ import annotations` here: Gradio injects `gr.Request` by reading annotations at run
 # time, and `gr` is imported inside build_app (importing gradio costs seconds; the CLI imports this module).
+import logging
+
 from workbench.config import Project
 from workbench.errors import WorkbenchError
 from workbench.store import Store
+
+log = logging.getLogger("workbench.server")
 
 
 def build_app(project: Project, store: Store):
@@ -26,6 +30,7 @@ def build_app(project: Project, store: Store):
     from workbench.ui.leaderboard import LeaderboardTab
     from workbench.ui.playground import PlaygroundTab
     from workbench.ui.project import ProjectTab
+    from workbench.ui.render import inline
     from workbench.ui.tasks import TasksView, cancel_scoring_job, start_scoring_job
     from workbench.ui.train import TrainTab, version_choices
 
@@ -62,7 +67,7 @@ def build_app(project: Project, store: Store):
             admin_tasks = labeling.task_choices(user) if is_admin else []
             writers = ["base"] + [v for v in version_choices(store) if v not in version_choices(store, "reward")] \
                 if reviews else []
-            return [f"Signed in as **{user.name}** ({user.role}) · [sign out](/logout)",
+            return [f"Signed in as **{inline(user.name)}** ({user.role}) · [sign out](/logout)",
                     gr.update(visible=is_admin), gr.update(visible=is_admin), gr.update(visible=is_admin),
                     gr.update(visible=reviews), gr.update(visible=reviews),
                     gr.update(choices=choices), gr.update(choices=rewards), gr.update(choices=admin_tasks),
@@ -83,30 +88,115 @@ def build_app(project: Project, store: Store):
     return app
 
 
-def authenticate(store: Store):
-    """Gradio's sign-in check: the user's salted scrypt hash in the store."""
-    from workbench.auth import check_password
+def authenticate(store: Store, signin=None):
+    """Gradio's sign-in check: the user's salted scrypt hash in the store, checked by workbench.auth.SignIn
+    (throttled per account and address, hashed in a worker thread). A coroutine, so Gradio awaits it rather
+    than running the hash on its event loop; the client's address comes from the guard in front of Gradio."""
+    from fastapi import HTTPException
 
-    return lambda name, password: check_password(store, name, password) is not None
+    from workbench.auth import SignIn, SignInThrottled
+    from workbench.ui.guard import client_address
+
+    signin = signin or SignIn(store)
+
+    async def check(name: str, password: str) -> bool:
+        try:
+            return await signin.check(name, password, client_address.get() or "unknown") is not None
+        except SignInThrottled as exc:
+            raise HTTPException(429, detail=str(exc), headers={"Retry-After": str(exc.retry_after)}) from None
+
+    return check
+
+
+def short_errors(app) -> None:
+    """Every handler's unexpected error reaches the user as one short line with a reference; the traceback
+    goes to the server's log under that reference. Errors meant for the user (gr.Error) pass unchanged."""
+    import functools
+    import secrets
+
+    import gradio as gr
+
+    def wrap(fn):
+        @functools.wraps(fn)  # keeps the signature, so Gradio still hands gr.Request to the handler
+        def handler(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except gr.Error:
+                raise
+            except Exception:
+                ref = secrets.token_hex(4)
+                log.exception("handler %s failed (ref %s)", getattr(fn, "__name__", "?"), ref)
+                raise gr.Error(f"Something went wrong on the server (ref {ref}). The detail is in the server's "
+                               f"log.", print_exception=False) from None
+        return handler
+
+    for block_fn in app.fns.values():
+        if block_fn.fn is not None and not getattr(block_fn.fn, "__wrapped__", None):
+            block_fn.fn = wrap(block_fn.fn)
 
 
 class ServeError(WorkbenchError):
     """The server cannot start; the message says why and what to do."""
 
 
-def serve(project: Project, *, host: str = "127.0.0.1", port: int = 7860, block: bool = True):
-    """Open the store (this process becomes its one writer) and start the server."""
+def launch(app, store: Store, *, title: str, host: str, port: int, block: bool, hosts: frozenset[str],
+           signin=None):
+    """Start Gradio behind the guard (workbench/ui/guard.py) with the settings a shared server needs."""
+    from gradio.routes import App, ORJSONResponse
+
+    from workbench.ui.guard import Guard, script_hash
+    from workbench.ui.render import html_text
     from workbench.ui.shortcuts import SHORTCUTS_JS
 
+    class GuardedApp(App):
+        """Gradio's own FastAPI app with the guard outside everything else (its CORS and compression
+        included); handed to launch() as gr.Server does."""
+
+        def build_middleware_stack(self):
+            return Guard(super().build_middleware_stack(), hosts=hosts, role_of=self.role_of,
+                         script_hashes=(script_hash(SHORTCUTS_JS),))
+
+        def role_of(self, scope) -> str | None:
+            from starlette.requests import HTTPConnection
+
+            cookies = HTTPConnection(scope).cookies
+            token = cookies.get(f"access-token-{self.cookie_id}") or cookies.get(
+                f"access-token-unsecure-{self.cookie_id}")
+            name = self.tokens.get(token) if token else None
+            user = store.user(name) if name else None
+            return user["role"] if user else None
+
+    short_errors(app)
+    # openapi_url=None: FastAPI's own schema of Gradio's routes is nobody's business.
+    server = GuardedApp(default_response_class=ORJSONResponse, openapi_url=None)
+    app.launch(_app=server, server_name=host, server_port=port, prevent_thread_lock=not block,
+               auth=authenticate(store, signin), auth_message=f"alignment-workbench: {html_text(title)}",
+               head=SHORTCUTS_JS, max_threads=64,
+               show_error=False,  # an unexpected error's text stays in the log (short_errors)
+               footer_links=["settings"],  # no "Use via API" page: admins script it with gradio_client
+               run_history=False,  # would keep every submit's inputs in the browser's storage
+               max_file_size="1mb",  # no feature uploads (the guard closes the route); a cap all the same
+               ssr_mode=False,  # SSR puts a Node proxy in front of Python, and of the guard
+               mcp_server=False, enable_monitoring=False)
+
+
+def serve(project: Project, *, host: str = "127.0.0.1", port: int = 7860, block: bool = True,
+          allowed_hosts: list[str] | tuple[str, ...] = ()):
+    """Open the store (this process becomes its one writer) and start the server. It answers to the names in
+    `allowed_hosts`, the loopback names and the bind address."""
+    from workbench.ui import guard
+
+    # the server's log (stderr): sign-ins, refused requests, handler errors with their references
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # Gradio's own startup probes
     store = Store.open(project.store_path)
     app = build_app(project, store)
     try:
         if not store.users():
             raise ServeError("no users yet: add one with `workbench users add NAME --role admin` "
                              "(the app signs everyone in; it has no anonymous access)")
-        app.launch(server_name=host, server_port=port, prevent_thread_lock=not block, show_error=True,
-                   auth=authenticate(store), auth_message=f"alignment-workbench: {project.config.name}",
-                   head=SHORTCUTS_JS, max_threads=64)
+        launch(app, store, title=project.config.name, host=host, port=port, block=block,
+               hosts=guard.allowed_hosts(host, allowed_hosts))
     except ServeError:
         store.close()
         raise
