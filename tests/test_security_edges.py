@@ -391,3 +391,57 @@ def test_export_out_a_dangling_symlink_is_one_line(with_pairs, tmp_path, capsys)
 def test_generation_requests_are_checked_before_anything_runs(project, change, message):
     with Store.open(project.store_path) as store, pytest.raises(GenerationError, match=message):
         prepare_generation(project, store, GenerateRequest(**({"versions": ["base"]} | change)))
+
+
+def test_admin_forms_refuse_zero_instead_of_taking_a_default(project, load):
+    """The Tasks tab's overlap 0 and the Train tab's 0 replies or 0 tokens are refused with one line, never
+    turned into 1 or into the defaults."""
+    from annotation.labeling import Labeling, LabelingError, User
+    from tests.conftest import DEMO_DATA
+    from workbench.jobs import JobRunner
+    from workbench.store import Store
+    from workbench.ui.tasks import _whole
+    from workbench.ui.train import start_generation_job
+
+    assert _whole(0.0) == 0 and _whole(2.0) == 2 and _whole(None) is None
+    with Store.open(project.store_path) as store:
+        from workbench.ingest import import_files
+
+        import_files(store, [DEMO_DATA / "heldout_prompts.jsonl"], max_field_bytes=1_000_000, tags=["heldout"])
+        with pytest.raises(LabelingError, match="overlap 0"):
+            Labeling(store).create_task(User("root", "admin"), name="t", kind="demonstration",
+                                        overlap=_whole(0.0))
+        runner = JobRunner(project, store)
+        for n, tokens, limit in ((0.0, 8.0, 2.0), (1.0, 0.0, 2.0), (1.0, 8.0, -1.0)):
+            line = start_generation_job(runner, ["base"], "heldout", n, 0.0, tokens, limit)
+            assert line.startswith("**Not started:**"), (n, tokens, limit, line)
+        assert store.run("generate-1") is None
+
+
+def test_a_killed_server_checkpoints_its_store(project):
+    """`kill` (SIGTERM) ends `serve` as Ctrl-C does: exit status 0 and the journal folded into the file."""
+    import signal
+
+    from gradio_client import Client
+
+    from tests.conftest import DEMO_DATA
+    from tests.test_app import start_server
+    from workbench.auth import add_user
+    from workbench.ingest import import_files
+    from workbench.store import Store
+
+    with Store.open(project.store_path) as store:
+        add_user(store, "root", "admin", "a-long-password")
+        import_files(store, [DEMO_DATA / "heldout_prompts.jsonl"], max_field_bytes=1_000_000, tags=["heldout"])
+    url, proc = start_server(project.root)
+    wal = Path(f"{project.store_path}.wal")
+    try:
+        admin = Client(url, auth=("root", "a-long-password"), verbose=False)
+        admin.predict("written", "demonstration", 1, None, "", "heldout", "", "", "", api_name="/create_task")
+        assert wal.exists() and wal.stat().st_size > 0  # the task is in the journal, not yet in the file
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+    assert not wal.exists() or wal.stat().st_size == 0
+    with Store.open(project.store_path, read_only=True) as store:
+        assert store.task("written") is not None

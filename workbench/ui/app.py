@@ -9,6 +9,9 @@ process (workbench/playground.py). tests/test_app.py checks the server's imports
 # No `from __future__ import annotations` here: Gradio injects `gr.Request` by reading annotations at run
 # time, and `gr` is imported inside build_app (importing gradio costs seconds; the CLI imports this module).
 import logging
+import signal
+import sys
+import threading
 
 from workbench.config import Project
 from workbench.errors import WorkbenchError
@@ -190,6 +193,9 @@ def serve(project: Project, *, host: str = "127.0.0.1", port: int = 7860, block:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # Gradio's own startup probes
     store = Store.open(project.store_path)
+    if block and threading.current_thread() is threading.main_thread():
+        # `kill` (SIGTERM) ends the server as Ctrl-C does: through exit, so the store is checkpointed and closed
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     app = build_app(project, store)
     try:
         if not store.users():

@@ -97,6 +97,12 @@ def review_html(item: dict) -> str:
     return "\n".join(parts + ([f"<ul>{''.join(answers)}</ul>"] if answers else []))
 
 
+def _whole(value):
+    """A number field as the handler gets it: 2.0 is 2, 0 stays 0 (the handler refuses it, never a silent 1), and
+    an empty field is None; anything else goes on as it is, for the handler's one-line error."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
 class TasksView:
     """The admin's Tasks tab: create tasks, follow progress and agreement, order the queue, adjudicate."""
 
@@ -170,9 +176,9 @@ class TasksView:
         def create(name, kind, overlap, max_responses, sources, tags, query, guidelines, versions,
                    request: gr.Request):
             def go(user):
-                task = lab.create_task(user, name=name, kind=kind, overlap=int(overlap or 1), guidelines=guidelines,
+                task = lab.create_task(user, name=name, kind=kind, overlap=_whole(overlap), guidelines=guidelines,
                                        sources=split(sources), tags=split(tags), query=query,
-                                       max_responses=int(max_responses) if max_responses else None,
+                                       max_responses=_whole(max_responses),
                                        versions=split(versions) if kind == "review" else None)
                 choices = lab.task_choices(user)
                 return (f"Created **{inline(task['name'])}**: {task['items']} items.", gr.update(choices=choices),

@@ -57,12 +57,12 @@ def start_generation_job(runner: JobRunner, versions: list[str], tags: str, n: f
     """Start a generation job from the UI's settings; returns a line for the status box."""
     from workbench.generate import GENERATION, GenerateRequest, GenerationError
 
-    sampling = {k: v for k, v in {"n": int(n) if n else None, "temperature": temperature,
-                                  "max_new_tokens": int(max_new_tokens) if max_new_tokens else None}.items()
-                if v is not None}
+    whole = lambda x: int(x) if isinstance(x, float) and x.is_integer() else x  # noqa: E731 - 0 stays 0: refused, not dropped
+    sampling = {k: v for k, v in {"n": whole(n), "temperature": temperature,
+                                  "max_new_tokens": whole(max_new_tokens)}.items() if v is not None}
     request = GenerateRequest(versions=list(versions or []), tags=[t.strip() for t in (tags or "").split(",")
                                                                      if t.strip()],
-                              limit=int(limit) if limit else None, sampling=sampling)
+                              limit=whole(limit), sampling=sampling)
     try:
         job = runner.start(GENERATION, request)
     except (RunError, GenerationError) as exc:
