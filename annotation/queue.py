@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from workbench.store import Store
+from workbench.store import Store, Task
 
 DEFAULT_LEASE_SECONDS = 15 * 60
 
@@ -81,14 +81,14 @@ class Leases:
                 del self._held[(task_id, annotator)]
 
 
-def next_item(store: Store, leases: Leases, task: dict, annotator: str, *, batch: int = 64) -> str | None:
+def next_item(store: Store, leases: Leases, task: Task, annotator: str, *, batch: int = 64) -> str | None:
     """Claim and return the next item for this annotator, or None when nothing is left for them.
 
     The item they hold (or have a draft on) comes first, so a reload shows the same item; then items that
     still need answers, in task order, with items they skipped last. An item is free while its answers
     plus other annotators' leases are fewer than the task's overlap.
     """
-    task_id, overlap = task["id"], task["overlap"]
+    task_id, overlap = task.id, task.overlap
     with leases.task_lock(task_id):
         own = leases.held(task_id, annotator)
         if own is not None:  # a lease is only held on an item the annotator has not answered

@@ -164,7 +164,7 @@ class TasksView:
         if not task_id:
             return "_Choose a task._", ""
         progress = progress_markdown(safe_progress(self.labeling.progress(user, task_id)))
-        kind = self.labeling.store.task(task_id)["kind"]
+        kind = self.labeling.store.task(task_id).kind
         agreement = ("_Demonstrations are free text: no agreement figures._" if kind == "demonstration"
                      else agreement_markdown(safe_agreement(self.labeling.agreement(user, task_id))))
         return progress, agreement
@@ -181,8 +181,8 @@ class TasksView:
                                        max_responses=_whole(max_responses),
                                        versions=split(versions) if kind == "review" else None)
                 choices = lab.task_choices(user)
-                return (f"Created **{inline(task['name'])}**: {task['items']} items.", gr.update(choices=choices),
-                        gr.update(choices=choices, value=task["id"]))
+                return (f"Created **{inline(task.name)}**: {task.items} items.", gr.update(choices=choices),
+                        gr.update(choices=choices, value=task.id))
             return self._admin(request, go)
 
         self.create.click(create, inputs=[self.name, self.kind, self.overlap, self.max_responses, self.sources,
