@@ -91,6 +91,7 @@ class ItemView:
     prefill: dict = field(default_factory=dict)
     message: str = ""
     why: str = ""  # admins: why the item sits where it does in an actively ordered queue
+    versions: list[str] = field(default_factory=list)  # a review after the vote: the version behind each reply
 
 
 def display_order(annotator: str, item: dict) -> list[str]:
@@ -232,9 +233,11 @@ class Labeling:
             out[order[index]] = int(value)
         return out
 
-    def _stored(self, user: User, task: Task, item_id: str, label_id: str, created: bool) -> ItemView:
+    def _stored(self, user: User, task: Task, created: bool, counted: bool) -> ItemView:
+        """The next item after a stored answer; the done counter moves only for an item new to this annotator
+        (an edit of an answer, or a retried submit, leaves it as it was)."""
         note = "Saved." if created else "Already saved (a repeated submit is stored once)."
-        return self.open_next(user, task.id, message=note, answered=1 if created else 0)
+        return self.open_next(user, task.id, message=note, answered=1 if counted else 0)
 
     def submit_demonstration(self, user: User, task_id: str, item_id: str, client_id: str, text: str) -> ItemView:
         require(user, *LABELERS)
@@ -244,10 +247,10 @@ class Labeling:
         self._response_ids(task, item_id)
         text = self._text(text, "completion", required=True)
         with refused_as_labeling_errors():
-            label_id, created = self.store.add_answer(task_id=task.id, item_id=item_id, annotator=user.name,
+            _, created, counted = self.store.add_answer(task_id=task.id, item_id=item_id, annotator=user.name,
                                                       client_id=_client_id(client_id), kind="demonstration",
                                                       text=text, lease=self.leases)
-        return self._stored(user, task, item_id, label_id, created)
+        return self._stored(user, task, created, counted)
 
     def submit(self, user: User, task_id: str, item_id: str, client_id: str, *, completion: str = "",
                choice: str = "", order: str = "", ratings: dict | None = None, rationale: str = "",
@@ -272,9 +275,9 @@ class Labeling:
         fields = self.comparison_fields(task.kind, shown, choice=choice, order=order, ratings=ratings,
                                         rationale=rationale, thumb=thumb)
         with refused_as_labeling_errors():
-            label_id, created = self.store.add_answer(task_id=task.id, item_id=item_id, annotator=user.name,
+            _, created, counted = self.store.add_answer(task_id=task.id, item_id=item_id, annotator=user.name,
                                                       client_id=_client_id(client_id), lease=self.leases, **fields)
-        view = self._stored(user, task, item_id, label_id, created)
+        view = self._stored(user, task, created, counted)
         if task.kind == "review":  # blind until the vote is in; then say which version was which
             versions = self.store.response_versions(shown)
             view.message += " You voted on: " + ", ".join(
@@ -331,21 +334,36 @@ class Labeling:
             self.store.add_item_event(task_id=task.id, item_id=item_id, annotator=user.name, event="flag",
                                       reason=reason, client_id=_client_id(client_id))
         self.leases.release(task.id, user.name, item_id)
+        self._progress.pop((task.id, user.name), None)  # a flagged item leaves what is left to them
         return self.open_next(user, task.id, message=f"Flagged as {reason}.")
 
-    def save_draft(self, user: User, task_id: str, item_id: str, text: str) -> str:
+    def save_draft(self, user: User, task_id: str, item_id: str, text: str) -> str | None:
         """Keep a half-written demonstration server-side (a reload brings it back), on an item the user holds
-        (typing renews the lease) or their own answer being edited."""
+        (typing renews the lease) or their own answer being edited. None when there is nothing to keep: the
+        text is what the item shows already. A save the browser sends after the submit (Gradio runs the last
+        keystroke's save once the one before it is done) carries the submitted text, so it stores no draft
+        that would bring the answered item back."""
         require(user, *LABELERS)
         task = self._task(task_id, user)
         if not item_id:
-            return ""
-        self._item(task, item_id, user)
+            return None
+        item = self._item(task, item_id, user)
         text = self._text(text, "draft", required=False)
+        if text == self._kept_text(task, item, user):
+            return None
         with refused_as_labeling_errors():
             self.store.save_draft(task_id=task.id, item_id=item_id, annotator=user.name, text=text,
                                   lease=self.leases)
         return "Draft saved."
+
+    def _kept_text(self, task: Task, item: dict, user: User) -> str:
+        """The reply the store keeps for this annotator on the item: their draft, else their answer, else the
+        item's draft response."""
+        if not item["saved_draft"]:
+            mine = self.store.answer(task.id, item["id"], user.name)
+            if mine is not None and mine.get("response_id"):
+                return self.store.response_text(mine["response_id"]).strip()
+        return (item["draft"] or "").strip()
 
     def undo(self, user: User, task_id: str, client_id: str) -> ItemView:
         """Withdraw the last answer in this task and show its item again. The same undo twice (a retry with
@@ -452,7 +470,7 @@ class Labeling:
         fields = self.comparison_fields(task.kind, shown, choice=choice, order=order, ratings=None,
                                         rationale=rationale)
         with refused_as_labeling_errors():  # a final answer is not leased: only its client id is checked
-            label_id, _ = self.store.add_answer(task_id=task.id, item_id=item_id, annotator=user.name,
+            label_id, _, _ = self.store.add_answer(task_id=task.id, item_id=item_id, annotator=user.name,
                                                 client_id=_client_id(client_id), final=True, **fields)
         return label_id
 

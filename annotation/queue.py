@@ -38,11 +38,12 @@ class Leases:
             return entry[0] if entry and entry[1] > self.clock() else None
 
     def any_task(self, annotator: str) -> str | None:
-        """A task where this annotator holds an unexpired lease (where a reload should take them back)."""
+        """The task where this annotator last took or renewed a lease (typing a draft renews it), unexpired:
+        where a reload should take them back, not the first task they happened to open."""
         now = self.clock()
         with self._lock:
-            return next((task for (task, who), (_, expiry) in self._held.items()
-                         if who == annotator and expiry > now), None)
+            live = [(expiry, task) for (task, who), (_, expiry) in self._held.items() if who == annotator and expiry > now]
+            return max(live)[1] if live else None
 
     def others(self, task_id: str, item_id: str, annotator: str) -> int:
         """How many other annotators hold an unexpired lease on the item."""

@@ -11,7 +11,14 @@ import pyarrow as pa
 
 from workbench.errors import check_text, excerpt
 from workbench.store.core import StoreCore, StoreError, insert_new
-from workbench.store.rules import PROMPT_ID_SQL, STANDING_ANSWERS, item_id_sql, prompt_selection, standing
+from workbench.store.rules import (
+    OWN_ITEMS,
+    PROMPT_ID_SQL,
+    STANDING_ANSWERS,
+    item_id_sql,
+    prompt_selection,
+    standing,
+)
 
 TASK_KINDS = ("demonstration", "pairwise", "ranking", "feedback", "review")
 TASK_NAME_CHARS = 200  # a name is shown in every list and reply; the UI asks for 1-64 letters and digits
@@ -198,13 +205,14 @@ class Tasks(StoreCore):
         con = self.cursor()
         overlap = con.execute("SELECT overlap FROM tasks WHERE id = ?", [task_id]).fetchone()[0]
         return con.execute(
-            """WITH flagged AS (SELECT DISTINCT item_id FROM item_events WHERE task_id = ? AND annotator = ?
+            f"""WITH flagged AS (SELECT DISTINCT item_id FROM item_events WHERE task_id = ? AND annotator = ?
                                 AND event = 'flag'),
+            own AS ({OWN_ITEMS}),
             items AS (SELECT list_contains(annotators, ?) AS mine, answers, id FROM task_items WHERE task_id = ?)
             SELECT count(*) FILTER (WHERE mine),
-                   count(*) FILTER (WHERE NOT mine AND answers < ? AND flagged.item_id IS NULL)
-            FROM items LEFT JOIN flagged ON flagged.item_id = items.id""",
-            [task_id, annotator, annotator, task_id, overlap]).fetchone()
+                   count(*) FILTER (WHERE NOT mine AND answers < ? AND flagged.item_id IS NULL AND own.id IS NULL)
+            FROM items LEFT JOIN flagged ON flagged.item_id = items.id LEFT JOIN own ON own.id = items.id""",
+            [task_id, annotator, task_id, annotator, annotator, task_id, overlap]).fetchone()
 
     def flagged_items(self, task_id: str) -> list[dict]:
         rows = self.cursor().execute(

@@ -187,7 +187,8 @@ class TasksView:
 
         self.create.click(create, inputs=[self.name, self.kind, self.overlap, self.max_responses, self.sources,
                                           self.tags, self.query, self.guidelines, self.versions],
-                          outputs=[self.created, label_task, self.task], api_name="create_task")
+                          outputs=[self.created, label_task, self.task], api_name="create_task",
+                          show_progress="hidden")  # a refused task: its reason in a toast, no red "Error" pills
         def overview(task, request: gr.Request):
             return self._admin(request, lambda u: self.overview(u, task))
 
