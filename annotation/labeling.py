@@ -201,8 +201,9 @@ class Labeling:
 
     def _item(self, task: Task, item_id: str, user: User) -> dict:
         item = self.store.task_item(task.id, item_id, user.name) if item_id else None
-        if item is None:
-            raise LabelingError(f"task {task.name} has no item {item_id!r}: reload the page")
+        if item is None:  # an admin names items by hand; an annotator's page names the item it shows
+            fix = "choose one from the list" if user.role == "admin" else "reload the page"
+            raise LabelingError(f"task {task.name} has no item {item_id!r}: {fix}")
         return item
 
     def _response_ids(self, task: Task, item_id: str) -> list[str]:

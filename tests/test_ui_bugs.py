@@ -39,18 +39,22 @@ def ui_root(tmp_path_factory, tiny_model):
     for name, kind, extra in (("write", "demonstration", ["--tag", "heldout"]),
                               ("write2", "demonstration", ["--tag", "heldout", "--overlap", "2"]),
                               ("pick", "pairwise", ["--source", "preferences.jsonl"]),
+                              ("pick2", "pairwise", ["--source", "preferences.jsonl", "--overlap", "2"]),
                               ("order", "ranking", ["--max-responses", "3", "--source", "sft.jsonl"])):
         assert main(["tasks", "add", name, "--kind", kind, "-p", root, *extra]) == 0
     assert main(["tasks", "add", "ab", "--kind", "review", "--versions", "sft-1,base", "-p", root]) == 0
     long = project.root / "long.jsonl"
-    prompt = "My Loki Fold screen flickers after the update. What now?"
+    prompt = [{"role": "user", "content": "FIRST TURN: my Loki Fold screen flickers after the update. " * 12},
+              {"role": "assistant", "content": "Sorry to hear that. Which update did you install? " * 12},
+              {"role": "user", "content": "The one from Monday. What now?"}]
     replies = ["Sorry about the flicker. " * 120, "Try this page: https://loki.example/" + "x" * 400,
                "Restart it. " * 30]
-    long.write_text("".join(json.dumps({"prompt": prompt, "chosen": replies[0], "rejected": r}) + "\n"
+    long.write_text("".join(json.dumps({"prompt": prompt, "chosen": [{"role": "assistant", "content": replies[0]}],
+                                        "rejected": [{"role": "assistant", "content": r}]}) + "\n"
                             for r in replies[1:]))
     assert main(["import", "-p", root, str(long)]) == 0
     assert main(["tasks", "add", "long", "--kind", "ranking", "--max-responses", "3", "--source", "long.jsonl",
-                 "-p", root]) == 0
+                 "--overlap", "3", "-p", root]) == 0
     return project
 
 
@@ -400,3 +404,139 @@ def test_long_replies_keep_the_ranking_columns_equal_and_aligned(ui_server, brow
     assert sum(widths) < 1280, widths  # nothing wider than the window
     ratings = [page.locator(f"#rating-{x}").bounding_box()["y"] for x in "ABC"]
     assert max(ratings) - min(ratings) < 4, ratings
+
+
+# ------------------------------------------------------------------ bug 9 and bug 10
+def test_the_train_tab_says_what_a_run_starts_from_and_shows_it_plainly(ui_server, browser):
+    """Bug 9: DPO with no parent says it starts on the base model. Bug 10: a 5-step run's plot shows its points
+    with whole-number steps, the status names a few figures (no raw metrics dump), and a cancelled run reads as
+    cancelled, not as an error."""
+    import re
+
+    from playwright.sync_api import expect
+
+    page = signed_in(browser, ui_server, "root")
+    page.get_by_role("tab", name="Train").click()
+    page.locator("#stage input").click()
+    page.get_by_role("option", name="dpo", exact=True).click()
+    page.locator("#max-steps input").fill("5")
+    page.locator("#start").click()
+    expect(page.locator("#job-status")).to_contain_text("from the base model", timeout=30_000)
+    expect(page.locator("#job-status")).to_contain_text("no parent version chosen")
+    expect(page.locator("#job-status")).to_contain_text("succeeded", timeout=300_000)
+    expect(page.locator("#loss-plot circle").first).to_be_visible(timeout=15_000)
+    page.screenshot(path=str(SHOTS / "bug10-five-steps.png"), full_page=True)
+    status = page.inner_text("#job-status")
+    assert "total_flos" not in status and "train_runtime" not in status, status
+    assert re.search(r"step 5 · (mean )?loss \d", status), status
+    ticks = page.eval_on_selector_all("#loss-plot text", "els => els.map(e => e.textContent)")  # the timer redraws it
+    assert "5" in ticks and not any(re.fullmatch(r"\d+\.0+", t) for t in ticks), ticks
+
+    page.locator("#stage input").click()
+    page.get_by_role("option", name="sft", exact=True).click()
+    page.locator("#max-steps input").fill("100000")
+    page.locator("#start").click()
+    expect(page.locator("#job-status")).to_contain_text("running", timeout=60_000)
+    page.locator("#cancel").click()
+    expect(page.locator("#job-status")).to_contain_text("Cancelled", timeout=60_000)
+    page.wait_for_timeout(2500)  # the timer's next reads
+    assert "Error" not in page.inner_text("#job-status")
+    page.screenshot(path=str(SHOTS / "bug10-cancelled.png"), full_page=True)
+
+
+# ------------------------------------------------------------------ bug 13
+def test_no_translation_key_reaches_the_page(ui_server, browser):
+    """Bug 13: Gradio's untranslated "common.complete" never shows in the page's text (its screen-reader status
+    line included) after a submit or an admin's overview."""
+    page = signed_in(browser, ui_server, "ned")
+    choose_task(page, "pick (pairwise)")
+    seen = []
+
+    def watch(rounds: int = 25):
+        for _ in range(rounds):
+            seen.append(page.evaluate("document.body.innerText"))
+            page.wait_for_timeout(120)
+
+    outside_text(page)
+    page.keyboard.press("a")
+    page.keyboard.press("Enter")
+    watch()
+    admin = signed_in(browser, ui_server, "root")
+    admin.get_by_role("tab", name="Tasks").click()
+    admin.locator("#admin-task input").click()
+    admin.get_by_role("option", name="pick (pairwise)").click()
+    for _ in range(25):
+        seen.append(admin.evaluate("document.body.innerText"))
+        admin.wait_for_timeout(120)
+    page.screenshot(path=str(SHOTS / "bug13-after-submit.png"), full_page=True)
+    assert not [text for text in seen if "common." in text]
+
+
+# ------------------------------------------------------------------ bug 11
+def test_adjudication_shows_the_prompt_and_votes_in_letters_from_a_list(ui_server, browser):
+    """Bug 11: two annotators disagree; the admin sees the disagreement in words (prompt, letters, no response
+    hashes), picks the item from a list, sees its prompt and votes, and a bad id says what to do."""
+    import re
+
+    from playwright.sync_api import expect
+
+    prompts = []
+    for name, key in (("ola", "a"), ("pat", "t")):
+        page = signed_in(browser, ui_server, name)
+        choose_task(page, "pick2 (pairwise)")
+        expect(page.locator("#choice")).to_be_visible(timeout=15_000)
+        prompts.append(page.inner_text("#conversation"))
+        outside_text(page)
+        page.keyboard.press(key)
+        page.keyboard.press("Enter")
+        expect(page.locator("#label-status")).to_have_text("Saved.", timeout=15_000)
+    assert prompts[0] == prompts[1]  # overlap 2: the same first item
+    asked = max(prompts[0].splitlines(), key=len).strip()
+
+    admin = signed_in(browser, ui_server, "root")
+    admin.get_by_role("tab", name="Tasks").click()
+    admin.locator("#admin-task input").click()
+    admin.get_by_role("option", name="pick2 (pairwise)").click()
+    expect(admin.locator("#task-agreement")).to_contain_text("pat: tie", timeout=30_000)
+    table = admin.inner_text("#task-agreement")
+    assert not re.search(r"\b[0-9a-f]{16,}\b", table.split("Most disagreement")[1]), table  # no hashes
+    assert asked[:30] in table
+    admin.get_by_text("Adjudicate an item").click()
+    admin.locator("#adjudicate-item input").click()
+    admin.get_by_role("option", name=re.compile("pat: tie")).click()
+    admin.locator("#adjudicate-show").click()
+    expect(admin.locator("#adjudicate-review")).to_contain_text("pat: tie", timeout=15_000)
+    assert asked in admin.inner_text("#adjudicate-review")  # the prompt, not only the replies
+    admin.screenshot(path=str(SHOTS / "bug11-adjudicate.png"), full_page=True)
+    admin.locator("#adjudicate-item input").fill("no-such-item")
+    admin.locator("#adjudicate-item input").press("Enter")
+    admin.locator("#adjudicate-show").click()
+    expect(admin.get_by_text("choose one from the list").first).to_be_visible(timeout=15_000)
+
+
+# ------------------------------------------------------------------ bug 6
+FIRST_TURN_SEEN = """(start) => {
+  const box = document.getElementById('conversation');
+  const walker = document.createTreeWalker(box, NodeFilter.SHOW_TEXT);
+  let node = null;
+  while (walker.nextNode()) { if (walker.currentNode.textContent.includes(start)) { node = walker.currentNode; break; } }
+  if (!node) return 'missing';
+  const range = document.createRange(); range.selectNodeContents(node);
+  const rect = range.getClientRects()[0];
+  const hit = document.elementFromPoint(rect.left + 3, rect.top + rect.height / 2);
+  if (hit && (hit === node.parentElement || node.parentElement.contains(hit))) return 'seen';
+  return 'covered by ' + (hit ? hit.tagName + ' ' + (hit.getAttribute('aria-label') || hit.className) : 'nothing');
+}"""
+
+
+def test_a_multi_turn_prompt_shows_from_its_first_turn(ui_server, browser):
+    """Bug 6: a three-turn prompt in the Label tab opens at its first turn, which no toolbar covers."""
+    from playwright.sync_api import expect
+
+    page = signed_in(browser, ui_server, "quin")
+    choose_task(page, "long (ranking)")
+    expect(page.locator("#conversation")).to_contain_text("FIRST TURN", timeout=15_000)
+    page.locator("#conversation").scroll_into_view_if_needed()
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(SHOTS / "bug6-multi-turn.png"), full_page=True)
+    assert page.evaluate(FIRST_TURN_SEEN, "FIRST TURN") == "seen"

@@ -172,12 +172,17 @@ def launch(app, store: Store, *, title: str, host: str, port: int, block: bool, 
             user = store.user(name) if name else None
             return user["role"] if user else None
 
+    import gradio as gr
+
     short_errors(app)
     # openapi_url=None: FastAPI's own schema of Gradio's routes is nobody's business.
     server = GuardedApp(default_response_class=ORJSONResponse, openapi_url=None)
     app.launch(_app=server, server_name=host, server_port=port, prevent_thread_lock=not block,
                auth=authenticate(store, signin), auth_message=f"alignment-workbench: {html_text(title)}",
                head=SHORTCUTS_JS, css=LABEL_CSS, max_threads=64,
+               # Gradio announces each finished event to screen readers as "common.complete", a key its English
+               # dictionary lacks, so the key itself was read out (and shown to anyone copying the page's text)
+               i18n=gr.I18n(en={"common.complete": "Done"}),
                show_error=False,  # an unexpected error's text stays in the log (short_errors)
                footer_links=["settings"],  # no "Use via API" page: admins script it with gradio_client
                run_history=False,  # would keep every submit's inputs in the browser's storage
