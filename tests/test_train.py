@@ -422,8 +422,8 @@ def test_kto_trains_on_thumbs_over_the_sft_version(trained, capsys):
         labeling = Labeling(store)
         task = labeling.create_task(admin, name="thumbs", kind="feedback", overlap=1, max_responses=1)
         for n in range(12):  # 4 up, 8 down: the up side is weighted 2x to balance
-            view = labeling.open_next(ann, task["id"])
-            labeling.submit(ann, task["id"], view.item_id, view.client_id, thumb="up" if n % 3 == 0 else "down")
+            view = labeling.open_next(ann, task.id)
+            labeling.submit(ann, task.id, view.item_id, view.client_id, thumb="up" if n % 3 == 0 else "down")
     assert main(["train", "kto", str(trained.root), "--parent", "sft-1", "--pairs", "best_vs_rest"]) == 2
     assert "kto trains on thumbs up/down feedback" in capsys.readouterr().err
     assert main(["train", "kto", str(trained.root), "--parent", "sft-1", *FAST, "--beta", "0.2"]) == 0

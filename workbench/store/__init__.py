@@ -18,7 +18,7 @@ from workbench.store.records import ImportCounts, ImportItem, Records
 from workbench.store.rules import ANSWER_KINDS, as_chat
 from workbench.store.runs import ModelVersion, Run, Runs
 from workbench.store.schema import MIGRATIONS, SCHEMA_VERSION
-from workbench.store.tasks import Tasks
+from workbench.store.tasks import Task, Tasks
 from workbench.store.users import Users
 
 
@@ -27,4 +27,4 @@ class Store(Records, Tasks, Queue, Answers, Exports, Runs, Users, Generation, St
 
 
 __all__ = ["ANSWER_KINDS", "MIGRATIONS", "PAIR_RULES", "SCHEMA_VERSION", "TIE_RULES", "ExportFilters", "ImportCounts",
-           "ImportItem", "ModelVersion", "Run", "StagedExport", "Store", "StoreError", "StoreLocked", "as_chat"]
+           "ImportItem", "ModelVersion", "Run", "StagedExport", "Store", "StoreError", "StoreLocked", "Task", "as_chat"]
