@@ -16,7 +16,9 @@ def cmd_import(args: argparse.Namespace) -> int:
     with Store.open(project.store_path) as store:
         reports = import_files(store, args.files, fmt=args.format, kind=args.kind,
                                max_field_bytes=project.config.max_field_bytes,
-                               max_file_bytes=project.config.max_file_bytes, tags=args.tag)
+                               max_file_bytes=project.config.max_file_bytes, tags=args.tag,
+                               on_error=args.on_error, max_rejects=args.max_rejects,
+                               rejects_dir=project.root / "rejects")
     for report in reports:
         print(report.summary())
     return 0
@@ -73,7 +75,8 @@ def cmd_argilla(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from workbench.importers import FORMATS, KINDS
+    from workbench.importers import FORMATS, KINDS, ON_ERROR
+    from workbench.ingest import DEFAULT_MAX_REJECTS
 
     p = sub.add_parser("import", help="load prompts, demonstrations or preference pairs from files")
     p.add_argument("files", nargs="+", type=Path)
@@ -82,6 +85,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--kind", choices=KINDS, help="what the rows are (default: from the format); "
                                                   "'prompts' keeps only the prompts of any format")
     p.add_argument("--tag", action="append", help="tag the new prompts (repeatable), e.g. --tag heldout")
+    p.add_argument("--on-error", choices=ON_ERROR, default="fail",
+                   help="fail (default): any bad row refuses the import; skip: import the good rows and list each "
+                        "bad one, with its reason, in PROJECT/rejects/FILE.TIME.rejects.jsonl")
+    p.add_argument("--max-rejects", default=DEFAULT_MAX_REJECTS,
+                   help=f"with --on-error skip: refuse the whole import when a file has more bad rows than this, "
+                        f"a count (50) or a share (2%%); default {DEFAULT_MAX_REJECTS.replace('%', '%%')}")
     p.set_defaults(func=cmd_import)
 
     p = sub.add_parser("export", help="write curated data in TRL-ready columns plus a dataset card")

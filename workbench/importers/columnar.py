@@ -16,16 +16,8 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from workbench.importers.formats import (
-    MESSAGE_TYPE,
-    RECORD_SCHEMA,
-    ROLES,
-    Format,
-    Limits,
-    RowError,
-    check_kind,
-    detect_format,
-)
+from workbench.importers.formats import Format, check_kind, detect_format
+from workbench.importers.rows import MESSAGE_TYPE, RECORD_SCHEMA, ROLES, Limits, RowError
 
 FAST_FIELDS = {"trl-completion": ("prompt", "completion"), "trl-preference": ("prompt", "chosen", "rejected"),
                "prompt": ("prompt",)}
@@ -153,5 +145,6 @@ def fast_records(table: pa.Table | None, fmt: Format | None, kind: str | None, l
         "system": system, "prompt": messages,
         **{name: answers.get(name, pa.nulls(n, pa.string())) for name in ("completion", "chosen", "rejected")},
         "chosen_score": pa.nulls(n, pa.float64()), "rejected_score": pa.nulls(n, pa.float64()),
+        "ranked": pa.nulls(n, RECORD_SCHEMA.field("ranked").type), "thumb": pa.nulls(n, pa.bool_()),
     }, schema=RECORD_SCHEMA)
     return records, fmt

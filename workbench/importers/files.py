@@ -28,7 +28,7 @@ import orjson
 import pyarrow as pa
 
 from workbench.errors import excerpt
-from workbench.importers.formats import BATCH_ROWS, ImportError_, type_name
+from workbench.importers.rows import BATCH_ROWS, BadRow, ImportError_, type_name
 
 READ_CHUNK = 1 << 20  # a .gz file inflates this much at a time
 HEAD_BYTES = 64 << 10  # the first bytes checked against the declared type before the rest is read
@@ -41,7 +41,9 @@ class Source:
 
     label: str
     unit: str
-    rows: Iterator[tuple[int, dict]]
+    rows: Iterator[tuple[int, dict | BadRow]]
+    """Numbered rows; a line that cannot be read as a row (invalid JSON or UTF-8, not an object, too many
+    CSV values) comes as a BadRow in its place, so the reader decides whether it ends the import."""
     file_hash: str
     arrow: Callable[[], pa.Table | None] = lambda: None
     """The whole input as one Arrow table, row i being position i + 1, or None where that cannot be
@@ -191,12 +193,11 @@ def open_source(path: Path, max_file_bytes: int) -> Source:
     return Source(label, "line", _jsonl_rows(label, raw), file_hash, lambda: _jsonl_table(raw))
 
 
-def _decode_error(label: str, unit: str, n: int, exc: UnicodeDecodeError) -> ImportError_:
-    return ImportError_(f"{label}: {unit} {n}: invalid UTF-8 (byte 0x{exc.object[exc.start]:02x} at "
-                        f"column {exc.start + 1}); save the file as UTF-8")
+def _utf8_tail(exc: UnicodeDecodeError) -> str:
+    return f"invalid UTF-8 (byte 0x{exc.object[exc.start]:02x} at column {exc.start + 1}); save the file as UTF-8"
 
 
-def _jsonl_rows(label: str, raw: bytes | bytearray) -> Iterator[tuple[int, dict]]:
+def _jsonl_rows(label: str, raw: bytes | bytearray) -> Iterator[tuple[int, dict | BadRow]]:
     # Lines as views into the file, not split() copies: a file is in memory once, however long its lines.
     view, begin, n, size = memoryview(raw), 0, 0, len(raw)
     while begin <= size:
@@ -209,13 +210,17 @@ def _jsonl_rows(label: str, raw: bytes | bytearray) -> Iterator[tuple[int, dict]
         try:
             row = orjson.loads(line)
         except orjson.JSONDecodeError as exc:
+            text = str(line, "utf-8", "replace")
             try:  # orjson checks UTF-8 too; decode only a failed line, to say which byte
                 str(line, "utf-8")
             except UnicodeDecodeError as bad:
-                raise _decode_error(label, "line", n, bad) from None
-            raise ImportError_(f"{label}: line {n}: invalid JSON ({exc.msg} at column {exc.colno})") from None
+                yield n, BadRow("invalid UTF-8", _utf8_tail(bad), text)
+                continue
+            yield n, BadRow("invalid JSON", f"invalid JSON ({exc.msg} at column {exc.colno})", text)
+            continue
         if not isinstance(row, dict):
-            raise ImportError_(f"{label}: line {n}: expected a JSON object, got {type_name(row)}")
+            yield n, BadRow("not an object", f"expected a JSON object, got {type_name(row)}", str(line, "utf-8"))
+            continue
         yield n, row
 
 
@@ -252,9 +257,10 @@ def _csv_rows(label: str, raw: bytes, delimiter: str) -> Iterator[tuple[int, dic
     try:
         for row in reader:
             if None in row:
-                raise ImportError_(f"{label}: line {start}: more values than the header's "
-                                   f"{len(reader.fieldnames)} columns")
-            yield start, row
+                yield start, BadRow("too many CSV values", f"more values than the header's "
+                                    f"{len(reader.fieldnames)} columns", ",".join(map(str, row.values())))
+            else:
+                yield start, row
             start = reader.line_num + 1
     except csv.Error as exc:
         raise ImportError_(f"{label}: line {reader.line_num}: malformed CSV ({exc})") from None

@@ -53,7 +53,7 @@ class Records(StoreCore):
 
     def _import_one(self, con: duckdb.DuckDBPyConnection, item: ImportItem, tag_list: list[str]) -> ImportCounts:
         kind = item.kind
-        if kind not in ("prompts", "sft", "preferences"):
+        if kind not in ("prompts", "sft", "preferences", "unpaired"):
             raise StoreError(f"unknown import kind {kind!r}")
         rows = item.records.num_rows
         import_id = f"imp-{item.file_hash[:16]}-{datetime.now():%Y%m%d%H%M%S%f}"
@@ -61,7 +61,10 @@ class Records(StoreCore):
         # An imported label's id is its kind and responses (rules.py: content ids).
         label_id = {
             "sft": hash_sql("'demonstration'", "completion_id", "'import'"),
-            "preferences": hash_sql("'preference'", "chosen_id", "rejected_id", "'import'"),
+            # A scored ranking (every UltraFeedback completion) is keyed by its order, a pair by its two sides.
+            "preferences": f"""CASE WHEN ranked IS NULL THEN {hash_sql("'preference'", "chosen_id", "rejected_id", "'import'")}
+                               ELSE {hash_sql("'ranking'", "array_to_string(ranked_ids, ',')", "'import'")} END""",
+            "unpaired": hash_sql("'feedback'", "completion_id", "CASE WHEN thumb THEN 'up' ELSE 'down' END", "'import'"),
             "prompts": "NULL",
         }[kind]
         con.execute(
@@ -72,7 +75,8 @@ class Records(StoreCore):
                 SELECT *,
                     {hash_sql("prompt_id", "completion")} AS completion_id,
                     {hash_sql("prompt_id", "chosen")} AS chosen_id,
-                    {hash_sql("prompt_id", "rejected")} AS rejected_id
+                    {hash_sql("prompt_id", "rejected")} AS rejected_id,
+                    list_transform(ranked, lambda r: {hash_sql("prompt_id", "r.text")}) AS ranked_ids
                 FROM hashed)
             SELECT *, {label_id} AS label_id FROM ids"""
         )
@@ -82,15 +86,25 @@ class Records(StoreCore):
                     "s.prompt_id, s.system, s.prompt, ?::VARCHAR[], s.source, s.line, ?", "staged", "prompt_id",
                     [tag_list, import_id])
         if kind != "prompts":
-            texts = ["completion"] if kind == "sft" else ["chosen", "rejected"]
-            union = " UNION ALL ".join(f"SELECT {t}_id AS id, prompt_id, {t} AS text, source, line FROM staged"
-                                       for t in texts)
+            texts = ["chosen", "rejected"] if kind == "preferences" else ["completion"]
+            union = " UNION ALL ".join(f"SELECT {t}_id AS id, prompt_id, {t} AS text, source, line FROM staged "
+                                       "WHERE ranked IS NULL" for t in texts)
+            if kind == "preferences":  # every completion of a ranking (its first and last are chosen and rejected)
+                union += (" UNION ALL SELECT unnest(ranked_ids) AS id, prompt_id, unnest(ranked).text AS text, "
+                          "source, line FROM staged WHERE ranked IS NOT NULL")
             insert_new(con, "responses", "id, prompt_id, text, origin, source, source_line, import_id",
                         "s.id, s.prompt_id, s.text, 'import', s.source, s.line, ?", f"({union})", "id", [import_id])
         if kind == "sft":
             insert_new(con, "labels", "id, kind, prompt_id, response_id, annotator, source, source_line, import_id",
                         "s.label_id, 'demonstration', s.prompt_id, s.completion_id, 'import', s.source, s.line, ?",
                         "staged", "label_id", [import_id])
+        elif kind == "unpaired":  # a TRL unpaired row is one thumbs-up or thumbs-down vote, as a feedback task's
+            insert_new(con, "labels",
+                       "id, kind, prompt_id, response_id, payload, annotator, source, source_line, import_id",
+                       """s.label_id, 'feedback', s.prompt_id, s.completion_id,
+                          json_object('thumb', CASE WHEN s.thumb THEN 'up' ELSE 'down' END),
+                          'import', s.source, s.line, ?""",
+                       "staged", "label_id", [import_id])
         elif kind == "preferences":
             insert_new(
                 con, "labels",
@@ -99,7 +113,19 @@ class Records(StoreCore):
                    CASE WHEN s.chosen_score IS NULL AND s.rejected_score IS NULL THEN NULL
                         ELSE json_object('chosen_score', s.chosen_score, 'rejected_score', s.rejected_score) END,
                    'import', s.source, s.line, ?""",
-                "staged", "label_id", [import_id])
+                "(SELECT * FROM staged WHERE ranked IS NULL)", "label_id", [import_id])
+            # Ranks give equal scores an equal rank (a tie vote); default_pairs keeps best vs worst the pair an
+            # export takes unless --pairs names a rule (exports.py).
+            insert_new(
+                con, "labels",
+                "id, kind, prompt_id, ranking, payload, annotator, source, source_line, import_id",
+                """s.label_id, 'ranking', s.prompt_id, s.ranked_ids,
+                   json_object('scores', list_transform(s.ranked, lambda r: r.score),
+                               'ranks', list_transform(s.ranked, lambda r: 1 + len(list_filter(s.ranked,
+                                                                     lambda q: q.score > r.score))),
+                               'default_pairs', 'best_vs_worst'),
+                   'import', s.source, s.line, ?""",
+                "(SELECT * FROM staged WHERE ranked IS NOT NULL)", "label_id", [import_id])
         after = self._table_counts(con)
         counts = ImportCounts(
             rows_read=rows,
