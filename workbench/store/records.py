@@ -1,11 +1,13 @@
 """Prompts, responses and labels as records: bulk import, single labels outside tasks, and reading them back.
 
-Each import is one transaction over whole Arrow tables (an Arrow insert is ~30x faster than `executemany`);
-ids are content hashes (rules.py), so a file imported twice adds nothing.
+Each import is one transaction over Arrow tables (an Arrow insert is ~30x faster than `executemany`), a
+block of the file at a time so memory does not grow with the file; ids are content hashes (rules.py), so a
+file imported twice adds nothing.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -15,12 +17,19 @@ import pyarrow as pa
 from workbench.store.core import StoreCore, StoreError, insert_new, insert_person_response
 from workbench.store.rules import PROMPT_ID_SQL, as_chat, hash_sql
 
+# DuckDB's memory while an import runs: the transaction's new rows and staged blocks spill to disk past it,
+# so an import's memory stays flat however long the file (BENCHMARKS.md), where the default (80% of RAM)
+# let it grow with the file.
+IMPORT_MEMORY_LIMIT = "512MB"
+
 
 @dataclass
 class ImportItem:
-    """One file's normalized records, ready to insert."""
+    """One file's normalized records, ready to insert: a table, or an iterable of tables (a stream, read one
+    at a time; its `kind` and `fmt` are read after each table, so a stream may know them only once its first
+    table is out)."""
 
-    records: pa.Table
+    records: pa.Table | Iterable[pa.Table]
     kind: str
     path: str
     file_hash: str
@@ -49,15 +58,48 @@ class Records(StoreCore):
         re-importing a file adds nothing. Returns what each file added.
         """
         with self.transaction() as con:
-            return [self._import_one(con, item, list(tags or [])) for item in items]
+            limit = con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+            con.execute(f"SET memory_limit = '{IMPORT_MEMORY_LIMIT}'")
+            try:
+                return [self._import_one(con, item, list(tags or [])) for item in items]
+            finally:
+                con.execute(f"SET memory_limit = '{limit}'")
 
     def _import_one(self, con: duckdb.DuckDBPyConnection, item: ImportItem, tag_list: list[str]) -> ImportCounts:
+        import_id = f"imp-{item.file_hash[:16]}-{datetime.now():%Y%m%d%H%M%S%f}"
+        before = self._table_counts(con)
+        rows = 0
+        tables = [item.records] if isinstance(item.records, pa.Table) else item.records
+        for table in tables:  # a later block's duplicates of an earlier one's rows are skipped like any other
+            rows += table.num_rows
+            self._insert_block(con, table, item.kind, import_id, tag_list)
         kind = item.kind
+        after = self._table_counts(con)
+        counts = ImportCounts(
+            rows_read=rows,
+            prompts_added=after["prompts"] - before["prompts"],
+            responses_added=after["responses"] - before["responses"],
+            labels_added=after["labels"] - before["labels"],
+            import_id=import_id,
+        )
+        if counts.added_anything:
+            con.execute(
+                "INSERT INTO imports (id, path, file_hash, format, kind, rows_read, prompts_added, "
+                "responses_added, labels_added) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [import_id, item.path, item.file_hash, item.fmt, kind, rows, counts.prompts_added,
+                 counts.responses_added, counts.labels_added],
+            )
+        else:
+            counts.import_id = None
+        return counts
+
+    def _insert_block(self, con: duckdb.DuckDBPyConnection, records: pa.Table, kind: str, import_id: str,
+                      tag_list: list[str]) -> None:
         if kind not in ("prompts", "sft", "preferences", "unpaired"):
             raise StoreError(f"unknown import kind {kind!r}")
-        rows = item.records.num_rows
-        import_id = f"imp-{item.file_hash[:16]}-{datetime.now():%Y%m%d%H%M%S%f}"
-        con.register("incoming", item.records)
+        # Read by DuckDB's replacement scan of this local, not con.register(): a view dropped inside the
+        # import's transaction keeps its Arrow table alive until the commit, so memory grew with the file.
+        incoming = records  # noqa: F841 - named in the SQL below
         # An imported label's id is its kind and responses (rules.py: content ids).
         label_id = {
             "sft": hash_sql("'demonstration'", "completion_id", "'import'"),
@@ -80,8 +122,6 @@ class Records(StoreCore):
                 FROM hashed)
             SELECT *, {label_id} AS label_id FROM ids"""
         )
-        con.unregister("incoming")
-        before = self._table_counts(con)
         insert_new(con, "prompts", "id, system, messages, tags, source, source_line, import_id",
                     "s.prompt_id, s.system, s.prompt, ?::VARCHAR[], s.source, s.line, ?", "staged", "prompt_id",
                     [tag_list, import_id])
@@ -126,25 +166,7 @@ class Records(StoreCore):
                                'default_pairs', 'best_vs_worst'),
                    'import', s.source, s.line, ?""",
                 "(SELECT * FROM staged WHERE ranked IS NOT NULL)", "label_id", [import_id])
-        after = self._table_counts(con)
-        counts = ImportCounts(
-            rows_read=rows,
-            prompts_added=after["prompts"] - before["prompts"],
-            responses_added=after["responses"] - before["responses"],
-            labels_added=after["labels"] - before["labels"],
-            import_id=import_id,
-        )
-        if counts.added_anything:
-            con.execute(
-                "INSERT INTO imports (id, path, file_hash, format, kind, rows_read, prompts_added, "
-                "responses_added, labels_added) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [import_id, item.path, item.file_hash, item.fmt, kind, rows, counts.prompts_added,
-                 counts.responses_added, counts.labels_added],
-            )
-        else:
-            counts.import_id = None
         con.execute("DROP TABLE staged")
-        return counts
 
     def add_demonstration(self, *, prompt_id: str, text: str, annotator: str, client_id: str,
                           supersedes: str | None = None) -> str:
