@@ -294,3 +294,33 @@ def test_a_reward_model_and_the_prompted_base_model_judge_in_jobs(project, tmp_p
         stood = store.judgements(task["id"], "judge:base")
         assert len(stood) == store.task_progress(task["id"])["items"]
     assert {j["payload"]["as"] for j in stood} <= {"feedback", "abstain"}
+
+
+def test_a_judge_or_a_request_that_cannot_work_is_refused_in_one_line(project, tmp_path, capsys):
+    root = _small_project(project, tmp_path, n=2)
+    assert main(["tasks", "add", "write", "-p", root, "--kind", "demonstration"]) == 0
+    template = tmp_path / "t.txt"
+    template.write_text("Which is better? {prompt} A: {a}")
+    with Store.open(project.store_path, read_only=True) as store:
+        before = store.dump()
+    cases = [
+        (["judges", "add", "x", "--model-version", "base", "--pairwise-template", str(template)], "lacks {b}"),
+        (["judges", "add", "x", "--endpoint", "http://127.0.0.1:9/v1", "--reward-model", "reward-1"], "one of"),
+        (["judges", "add", "x", "--endpoint", "http://127.0.0.1:9/v1"], "needs --model"),
+        (["judges", "add", "x", "--reward-model", "reward-9"], "no model version named reward-9"),
+        (["judges", "add", "x", "--reward-model", "reward-9", "--pairwise-template", str(template)], "no template"),
+        (["judge", "compare", "--judge", "nobody"], "no judge named 'nobody'"),
+        (["judge", "nope", "--judge", "nobody"], "no task named 'nope'"),
+    ]
+    for argv, message in cases:
+        assert main([*argv, "-p", root]) == 2, argv
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, (argv, err)
+    with Store.open(project.store_path, read_only=True) as store:
+        assert store.dump() == before  # nothing half-done
+    assert main(["judges", "add", "base", "--model-version", "base", "-p", root]) == 0
+    capsys.readouterr()
+    assert main(["judge", "write", "--judge", "base", "-p", root]) == 2
+    assert "judges answer pairwise, ranking, feedback tasks, not demonstration tasks" in capsys.readouterr().err
+    with Store.open(project.store_path, read_only=True) as store:
+        assert store.cursor().execute("SELECT count(*) FROM runs").fetchone()[0] == 0

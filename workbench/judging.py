@@ -75,10 +75,10 @@ def prepare_judging(project: Project, store: Store, request: JudgeRequest) -> jo
     hash_ = judge_template_hash(judge, task["kind"])
     items = store.items_to_judge(task["id"], f"judge:{judge['name']}", hash_, every=request.every)
     questions = requests_for(judge, task["kind"], items)
-    earlier = store.unfinished_judge_job(task["id"], judge["name"], hash_)
-    settings = {"task": task["id"], "task_kind": task["kind"], "judge": {"name": judge["name"],
-                **judge_spec(project, store, judge)}, "template_hash": hash_, "items": len(items),
-                "requests": len(questions), "resumes": earlier}
+    spec = {"name": judge["name"], **judge_spec(project, store, judge)}
+    earlier = store.unfinished_judge_job(task["id"], spec, hash_)  # the same judge asked the same: resume it
+    settings = {"task": task["id"], "task_kind": task["kind"], "judge": spec, "template_hash": hash_,
+                "items": len(items), "requests": len(questions), "resumes": earlier}
     rows = [{k: i[k] for k in ("id", "prompt_id", "response_ids")} for i in items]
     job_id, job_dir, _ = jobs.write_job(project, store, "judge", settings,
                                         {"items.jsonl": rows, "requests.jsonl": questions})

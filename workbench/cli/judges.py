@@ -53,8 +53,15 @@ def cmd_judges(args: argparse.Namespace) -> int:
     from workbench.store import Store
 
     if args.action == "template":  # the default an admin copies and edits
-        judge = {"config": {}}
-        print(template_for(judge, "feedback" if args.mode == "pointwise" else "pairwise"))
+        text = template_for({"config": {}}, "feedback" if args.mode == "pointwise" else "pairwise")
+        if not args.out:
+            print(text)
+            return 0
+        if Path(args.out).exists():
+            raise JudgeError(f"--out {args.out} exists: edit it, or choose another file")
+        Path(args.out).write_text(text + "\n", encoding="utf-8")
+        print(f"the default {args.mode} template is in {args.out}: edit it, then "
+              f"`workbench judges add NAME ... --{args.mode}-template {args.out}`")
         return 0
     project = options.load(args)
     with Store.open(project.store_path, read_only=args.action in ("list", "agreement")) as store:
@@ -176,6 +183,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--pairwise-template", help="a file: the pairwise question, with {prompt}, {a} and {b}")
     g.add_argument("--pointwise-template", help="a file: the feedback question, with {prompt} and {response}")
     p.add_argument("--mode", choices=["pairwise", "pointwise"], default="pairwise", help="template: which default")
+    p.add_argument("--out", help="template: write the default to this new file (else print it)")
     p.add_argument("--judge", help="accept: whose verdicts")
     p.add_argument("--min-probability", type=float, default=0.9,
                    help="accept: verdicts at least this sure (default 0.9; a prompted judge is 1 when both orders agree)")

@@ -123,14 +123,14 @@ class Judges(StoreCore):
                                "AND kind = 'judgement' AND payload->>'$.accepted_by' = ?",
                                [label_ids, accepted_by]).fetchone()[0]
 
-    def unfinished_judge_job(self, task_id: str, judge: str, template_hash: str) -> str | None:
-        """The newest judging job of this judge and template on this task that failed or was cancelled: a new
-        job picks up the replies it already had."""
-        row = self.cursor().execute(
-            "SELECT dir FROM runs WHERE stage = 'judge' AND status IN ('failed', 'cancelled') "
+    def unfinished_judge_job(self, task_id: str, judge: dict, template_hash: str) -> str | None:
+        """The newest judging job on this task that failed or was cancelled with the same judge settings (`judge`:
+        the job's spec) and template: a new job picks up the replies it already had."""
+        rows = self.cursor().execute(
+            "SELECT dir, config FROM runs WHERE stage = 'judge' AND status IN ('failed', 'cancelled') "
             "AND config->>'$.task' = ? AND config->>'$.judge.name' = ? AND config->>'$.template_hash' = ? "
-            "ORDER BY created_at DESC LIMIT 1", [task_id, judge, template_hash]).fetchone()
-        return row[0] if row else None
+            "ORDER BY created_at DESC", [task_id, judge["name"], template_hash]).fetchall()
+        return next((d for d, config in rows if json.loads(config)["judge"] == judge), None)
 
 
 def _judge_row(row: tuple) -> dict:
