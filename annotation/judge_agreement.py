@@ -33,9 +33,27 @@ def human_majority(units: Units) -> dict[tuple, str]:
     return out
 
 
-def judge_report(human_answers: list[dict], judgements: list[dict]) -> dict:
-    """Every judge's figures on a task, and the people's ceiling."""
-    humans = units_from_answers(human_answers)
+def by_place(units: Units, response_ids: dict[str, list[str]] | None) -> Units:
+    """Categories as places, not response ids: a pairwise or feedback item's winner as its place among the
+    item's responses, a ranking pair's as 'first' or 'second' of the pair. With ids every item has its own
+    categories, chance agreement is nil and kappa reads as percent; with places kappa corrects for chance."""
+    if response_ids is None:
+        return units
+    out: Units = {}
+    for unit, votes in units.items():
+        if len(unit) == 3:
+            out[unit] = {w: ("first" if c == unit[1] else "second") for w, c in votes.items()}
+            continue
+        ids = response_ids.get(unit[0], [])
+        out[unit] = {w: (f"response {ids.index(c) + 1}" if c in ids else c) for w, c in votes.items()}
+    return out
+
+
+def judge_report(human_answers: list[dict], judgements: list[dict],
+                 response_ids: dict[str, list[str]] | None = None) -> dict:
+    """Every judge's figures on a task, and the people's ceiling; `response_ids` (item id -> its responses)
+    compares places rather than ids (see `by_place`)."""
+    humans = by_place(units_from_answers(human_answers), response_ids)
     majority = human_majority(humans)
     ceiling = report(humans, worst=0)
     kappas = [p["kappa"] for p in ceiling["cohen_kappa"] if p["kappa"] is not None]
@@ -45,7 +63,7 @@ def judge_report(human_answers: list[dict], judgements: list[dict]) -> dict:
            "judges": []}
     for judge in sorted({j["annotator"] for j in judgements}):
         mine = [j for j in judgements if j["annotator"] == judge]
-        units = units_from_answers(as_answers(mine))
+        units = by_place(units_from_answers(as_answers(mine)), response_ids)
         both = {u: {"humans": majority[u], "judge": votes[judge]} for u, votes in units.items() if u in majority}
         agree = sum(v["humans"] == v["judge"] for v in both.values())
         kappa, n = cohen_kappa(both, "humans", "judge")

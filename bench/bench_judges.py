@@ -12,7 +12,7 @@ judged pairs). The people are scripted: `p1` answers each item with the pair's k
   local   the base model prompted in the job's own process (--model-version base)
 
     .venv/bin/python bench/bench_judges.py                       # the tiny model: throughput only (it abstains)
-    .venv/bin/python bench/bench_judges.py --base-model smollm2  # SmolLM2-135M-Instruct: real verdicts, slower
+    .venv/bin/python bench/bench_judges.py --base-model smollm2 --arms http-8   # SmolLM2-135M-Instruct: real verdicts
 
 Results go in BENCHMARKS.md by hand.
 """
@@ -59,6 +59,7 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=3)
     parser.add_argument("--port", type=int, default=8937)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--arms", default="rm,http-1,http-8,local", help="which judges to run (comma-separated)")
     args = parser.parse_args()
 
     from workbench.cli import main as wb
@@ -87,7 +88,7 @@ def main() -> None:
         task = store.task("watch")
         winners = dict(store.cursor().execute(
             "SELECT prompt_id, chosen_id FROM labels WHERE kind = 'preference' AND task_id IS NULL").fetchall())
-        for item in store.items_to_judge(task["id"], "", "", every=True):
+        for item in store.items_to_judge(task["id"], "judge:none", "", every=True):
             ids = item["response_ids"]
             best = winners[item["prompt_id"]]
             other = ids[1] if ids[0] == best else ids[0]
@@ -96,8 +97,10 @@ def main() -> None:
                 store.add_answer(task_id=task["id"], item_id=item["id"], annotator=who, client_id=f"{who}-{item['id']}",
                                  kind="preference", chosen_id=chosen,
                                  rejected_id=other if chosen == best else best, outcome="chosen")
-    assert wb(["train", "reward", root, "--max-steps", str(args.reward_steps), "--batch-size", "8",
-               "--max-length", "256", "--source", "train.jsonl"]) == 0
+    arms = args.arms.split(",")
+    if "rm" in arms:
+        assert wb(["train", "reward", root, "--max-steps", str(args.reward_steps), "--batch-size", "8",
+                   "--max-length", "256", "--source", "train.jsonl"]) == 0
 
     timings = {}
 
@@ -115,23 +118,28 @@ def main() -> None:
                          "items_per_s_wall": round(53 / wall, 2)}
         print(name, timings[name], file=sys.stderr, flush=True)
 
-    judge("rm", "--reward-model", "reward-1")
-    server = serve(project.base_model_path(), args.port)
-    try:
-        url = f"http://127.0.0.1:{args.port}/v1"
-        common = ["--endpoint", url, "--model", project.base_model_path(), "--max-tokens", str(args.max_tokens)]
-        judge("http-1", *common, "--concurrency", "1")
-        judge("http-8", *common, "--concurrency", "8")
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait()
-    judge("local", "--model-version", "base", "--max-tokens", str(args.max_tokens))
+    if "rm" in arms:
+        judge("rm", "--reward-model", "reward-1")
+    if "http-1" in arms or "http-8" in arms:
+        server = serve(project.base_model_path(), args.port)
+        try:
+            url = f"http://127.0.0.1:{args.port}/v1"
+            common = ["--endpoint", url, "--model", project.base_model_path(), "--max-tokens", str(args.max_tokens)]
+            for arm in ("http-1", "http-8"):
+                if arm in arms:
+                    judge(arm, *common, "--concurrency", arm.split("-")[1])
+        finally:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait()
+    if "local" in arms:
+        judge("local", "--model-version", "base", "--max-tokens", str(args.max_tokens))
 
     from annotation.judge_agreement import judge_report
 
     with Store.open(project.store_path, read_only=True) as store:
         task = store.task("watch")
-        report = judge_report(store.task_answers(task["id"]), store.judgements(task["id"]))
+        places = store.item_response_ids(task["id"])
+        report = judge_report(store.task_answers(task["id"]), store.judgements(task["id"]), places)
     print(json.dumps({"base_model": args.base_model, "cpus": os.cpu_count(), "timings": timings,
                       "agreement": report}, indent=2))
 

@@ -108,6 +108,16 @@ def test_agreement_with_the_human_majority_against_the_ceiling():
     assert j["position_bias_rate"] == pytest.approx(1 / 5) and j["inconsistent"] == 1
     assert confident(judged, 0.9) == ["i1-judge:j", "i3-judge:j", "i4-judge:j"]  # never the flip
 
+    # by place, not by id: people always took the first response, the judge on 3 of 4 items; by response id
+    # each item has its own categories and kappa reads 0.69, by place the judge did no better than chance
+    places = {f"k{i}": [f"a{i}", f"b{i}"] for i in range(4)}
+    humans = [pref(f"k{i}", who, f"a{i}") for i in range(4) for who in ("ann", "bob")]
+    judged = [pref(f"k{i}", "judge:j", f"a{i}" if i < 3 else "b3", kind="judgement", **{"as": "preference"})
+              for i in range(4)]
+    by_id, by_place = (judge_report(humans, judged, p)["judges"][0] for p in (None, places))
+    assert by_id["percent"] == by_place["percent"] == 0.75
+    assert by_id["cohen_kappa"] == pytest.approx((0.75 - 3 / 16) / (1 - 3 / 16)) and by_place["cohen_kappa"] == 0
+
 
 def test_judge_labels_stay_out_of_exports_and_queues_unless_asked(store, load, tmp_path):
     labeling = candidates_labeling(store, load, tmp_path, Clock())
@@ -267,7 +277,7 @@ def test_a_reward_model_and_the_prompted_base_model_judge_in_jobs(project, tmp_p
     assert main(["judge", "compare", "-p", root, "--judge", "rm", "--all-items"]) == 0
     with Store.open(project.store_path) as store:
         task = store.task("compare")
-        items = {i["id"]: i for i in store.items_to_judge(task["id"], "", "", every=True)}
+        items = {i["id"]: i for i in store.items_to_judge(task["id"], "judge:none", "", every=True)}
         stood = store.judgements(task["id"], "judge:rm")
         version = store.model_version("reward-1")
         for item_id in list(items)[:2]:  # people answered two items: what the judge is measured against

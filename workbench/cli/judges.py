@@ -80,7 +80,8 @@ def cmd_judges(args: argparse.Namespace) -> int:
             raise JudgeError(f"no task named {args.name!r}: see `workbench tasks list`")
         judgements = store.judgements(task["id"])
         if args.action == "agreement":
-            result = judge_report(store.task_answers(task["id"]), judgements)
+            places = store.item_response_ids(task["id"])
+            result = judge_report(store.task_answers(task["id"]), judgements, places)
             print(json.dumps(result, indent=2) if args.json else _agreement_text(task["name"], result))
             return 0
         if args.action == "prioritize":

@@ -79,6 +79,11 @@ class Judges(StoreCore):
                  "response_ids": list(response_ids), "responses": list(texts)}
                 for item_id, prompt_id, system, messages, response_ids, texts in rows]
 
+    def item_response_ids(self, task_id: str) -> dict[str, list[str]]:
+        """Each item's responses in the item's order: where a verdict's place among them is read from."""
+        rows = self.cursor().execute("SELECT id, response_ids FROM task_items WHERE task_id = ?", [task_id]).fetchall()
+        return {item_id: list(ids) for item_id, ids in rows}
+
     def add_judgements(self, task_id: str, rows: list[dict], *, job_id: str) -> int:
         """Store a judging job's verdicts, all in one transaction (a failure stores none). Each row: item_id,
         prompt_id, annotator, payload, and chosen_id/rejected_id/outcome, ranking or response_id as its
