@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 
 from workbench.errors import WorkbenchError
-from workbench.store import ExportFilters, Store
+from workbench.store import JUDGE_PREFIX, ExportFilters, Store
 
 FORMATS = ("jsonl", "parquet", "hf")
 STYLES = {"sft": ("conversational", "messages", "standard"), "preferences": ("conversational", "standard"),
@@ -164,6 +164,15 @@ def _filters_text(filters: ExportFilters) -> dict:
     return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in data.items()}
 
 
+def judges_text(mode: str, annotators: list[str]) -> str:
+    """The card's line on model judges: which verdicts the rows read, by which judges."""
+    used = [a for a in annotators if a.startswith(JUDGE_PREFIX)]
+    what = {"exclude": "left out (--judges exclude)", "include": "included beside people's (--judges include)",
+            "only": "the only labels (--judges only)",
+            "accepted": "only verdicts an admin accepted, beside people's (--judges accepted)"}[mode]
+    return what + (f"; used: {', '.join(used)}" if used else "; none used")
+
+
 def _write_card(out: Path, *, kind: str, fmt: str, style: str, split: float, seed: int, filters: ExportFilters,
                 counts: dict[str, int], provenance: dict, content_hash: str, project_name: str,
                 pairs: dict | None = None) -> Path:
@@ -199,6 +208,7 @@ def _write_card(out: Path, *, kind: str, fmt: str, style: str, split: float, see
         f"- prompts: {provenance['prompts']} (test split by whole prompts: fraction {split}, seed {seed})",
         f"- sources: {', '.join(provenance['sources'])}",
         f"- annotators: {', '.join(provenance['annotators'])}",
+        f"- judge labels: {judges_text(filters.judges, provenance['annotators'])}",
         f"- filters: {json.dumps(_filters_text(filters))}",
         *(pairs_text(pairs) if pairs is not None else []),
         f"- sha256 of the data files: `{content_hash}`", "",

@@ -1,7 +1,7 @@
 """The one job runner, for the CLI and the server: prepare a job folder, run a `trainers/` module on it in its
 own process group, follow its progress, cancel it, ingest what it wrote.
 
-Training (workbench/runs.py), generation (workbench/generate.py) and scoring (workbench/scoring.py) are its
+Training (workbench/runs.py), generation (workbench/generate.py), scoring (workbench/scoring.py) and judging
 three kinds. A `JobKind` says only what differs: how a request becomes a job folder, which module runs it,
 how a successful folder is stored, and what the UI shows while it runs. Everything else is here, once:
 

@@ -1,5 +1,5 @@
 """`workbench` command line: each command group's parsers sit beside their handlers (projects, data,
-training, people); options several commands share are declared once (options.py). Every error a user can
+training, people, judges); options several commands share are declared once (options.py). Every error a user can
 fix is a `WorkbenchError`: caught once here, printed as one line, exit status 2."""
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 
 def make_parser() -> argparse.ArgumentParser:
-    from workbench.cli import data, people, projects, training
+    from workbench.cli import data, judges, people, projects, training
 
     parser = argparse.ArgumentParser(prog="workbench", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    for group in (projects, data, training, people):
+    for group in (projects, data, training, people, judges):
         group.register(sub)
     return parser
 

@@ -73,6 +73,9 @@ def label_filters(p: argparse.ArgumentParser) -> None:
                    help="only labels from this source: an import file path or name (glob), or 'ui' (repeatable)")
     g.add_argument("--no-review-votes", action="store_true",
                    help="preferences: leave out votes from A/B reviews (by default they are pairs like any other)")
+    g.add_argument("--judges", choices=["exclude", "include", "only", "accepted"], default="exclude",
+                   help="model judges' verdicts (annotator judge:NAME): left out (default), included beside "
+                        "people's labels, the only labels, or only those an admin accepted beside people's")
 
 
 def filters(args: argparse.Namespace, **more):
@@ -82,7 +85,7 @@ def filters(args: argparse.Namespace, **more):
     return ExportFilters(min_votes=args.min_votes, min_agreement=args.min_agreement, exclude_ties=args.exclude_ties,
                          pairs=args.pairs or "all", pairs_chosen=args.pairs is not None, min_margin=args.min_margin, ties=args.ties, smoothing=args.vote_smoothing,
                          annotators=args.annotator or [], sources=args.source or [],
-                         review_votes=not args.no_review_votes, **more)
+                         review_votes=not args.no_review_votes, judges=args.judges, **more)
 
 
 def prompt_selection(p: argparse.ArgumentParser) -> None:

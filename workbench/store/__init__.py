@@ -13,6 +13,7 @@ from workbench.store.answers import Answers
 from workbench.store.core import StoreCore, StoreError, StoreLocked
 from workbench.store.exports import PAIR_RULES, TIE_RULES, ExportFilters, Exports, StagedExport
 from workbench.store.generation import Generation
+from workbench.store.judges import JUDGE_MODES, JUDGE_PREFIX, Judges
 from workbench.store.queue import Queue
 from workbench.store.records import ImportCounts, ImportItem, Records
 from workbench.store.rules import ANSWER_KINDS, as_chat
@@ -22,9 +23,10 @@ from workbench.store.tasks import Task, Tasks
 from workbench.store.users import Users
 
 
-class Store(Records, Tasks, Queue, Answers, Exports, Runs, Users, Generation, StoreCore):
+class Store(Records, Tasks, Queue, Answers, Exports, Runs, Users, Generation, Judges, StoreCore):
     """One open DuckDB file. Threads call `cursor()` and use their own cursor, never a shared one."""
 
 
-__all__ = ["ANSWER_KINDS", "MIGRATIONS", "PAIR_RULES", "SCHEMA_VERSION", "TIE_RULES", "ExportFilters", "ImportCounts",
-           "ImportItem", "ModelVersion", "Run", "StagedExport", "Store", "StoreError", "StoreLocked", "Task", "as_chat"]
+__all__ = ["ANSWER_KINDS", "JUDGE_MODES", "JUDGE_PREFIX", "MIGRATIONS", "PAIR_RULES", "SCHEMA_VERSION", "TIE_RULES",
+           "ExportFilters", "ImportCounts", "ImportItem", "ModelVersion", "Run", "StagedExport", "Store", "StoreError",
+           "StoreLocked", "Task", "as_chat"]

@@ -12,6 +12,7 @@ from pathlib import Path
 import duckdb
 
 from workbench.store.core import StoreCore, sql_path
+from workbench.store.judges import judge_labels_sql
 from workbench.store.rules import standing
 
 
@@ -35,6 +36,9 @@ class ExportFilters:
     min_margin: float = 1.0  # pairs="margin": keep pairs whose score margin (or, unscored, rank gap) is this or more
     ties: str = "drop"
     smoothing: bool = False  # write each pair's label_smoothing: the share of its votes against the winner
+    # Judge verdicts are left out unless asked: include (people's and judges'), only (judges'), accepted
+    # (people's and the verdicts an admin accepted).
+    judges: str = "exclude"
 
     def check(self) -> None:
         if self.pairs not in PAIR_RULES:
@@ -43,6 +47,7 @@ class ExportFilters:
             raise ValueError(f"unknown tie rule {self.ties!r}; choose one of {', '.join(TIE_RULES)}")
         if self.ties == "keep" and self.exclude_ties:
             raise ValueError("--ties keep and --exclude-ties contradict each other: choose one")
+        judge_labels_sql(self.judges)  # refuses an unknown --judges
         if self.pairs == "margin" and self.min_margin <= 0:
             raise ValueError(f"--min-margin must be above 0, got {self.min_margin}")
 
@@ -94,7 +99,7 @@ class Exports(StoreCore):
         sql = f"""
             SELECT l.prompt_id, l.response_id, any_value(p.system) AS system, any_value(p.messages) AS messages,
                    any_value(r.text) AS completion
-            FROM labels l JOIN responses r ON r.id = l.response_id JOIN prompts p ON p.id = l.prompt_id
+            FROM {judge_labels_sql(filters.judges)} l JOIN responses r ON r.id = l.response_id JOIN prompts p ON p.id = l.prompt_id
             WHERE l.kind = 'demonstration' AND {where}
             GROUP BY l.prompt_id, l.response_id"""
         return sql, params
@@ -108,7 +113,7 @@ class Exports(StoreCore):
                    any_value(r.text) AS completion, count(*) AS votes,
                    count(*) FILTER (WHERE (l.payload->>'$.thumb') = 'up') AS ups,
                    count(*) FILTER (WHERE (l.payload->>'$.thumb') = 'down') AS downs, ups > downs AS label
-            FROM labels l JOIN responses r ON r.id = l.response_id JOIN prompts p ON p.id = l.prompt_id
+            FROM {judge_labels_sql(filters.judges)} l JOIN responses r ON r.id = l.response_id JOIN prompts p ON p.id = l.prompt_id
             WHERE l.kind = 'feedback' AND {where}
             GROUP BY l.prompt_id, l.response_id
             HAVING ups <> downs"""
@@ -122,6 +127,7 @@ class Exports(StoreCore):
         adjudication (`final`) decides its pair outright, whatever the votes and filters say.
         """
         where, params = self._label_filter_sql(filters)
+        labels = judge_labels_sql(filters.judges)
 
         def rank(i: str) -> str:  # a ranking position's rank: payload.ranks where given (ties), else its place
             return f"coalesce(TRY_CAST((l.payload->'$.ranks'->>({i} - 1)) AS DOUBLE), {i}::DOUBLE)"
@@ -145,12 +151,12 @@ class Exports(StoreCore):
             WITH votes_in AS (
                 SELECT l.prompt_id, l.chosen_id AS w, l.rejected_id AS lo, l.outcome,
                        coalesce(l.final, false) AS final, l.created_at, {pair_rule} AS in_rule
-                FROM labels l WHERE l.kind = 'preference' AND {where}
+                FROM {labels} l WHERE l.kind = 'preference' AND {where}
                 UNION ALL
                 SELECT l.prompt_id, l.ranking[i], l.ranking[j],
                        CASE WHEN {rank('i')} = {rank('j')} THEN 'tie' ELSE 'chosen' END,
                        coalesce(l.final, false), l.created_at, {ranking_rule}
-                FROM labels l, range(1, len(l.ranking) + 1) t(i), range(i + 1, len(l.ranking) + 1) u(j)
+                FROM {labels} l, range(1, len(l.ranking) + 1) t(i), range(i + 1, len(l.ranking) + 1) u(j)
                 WHERE l.kind = 'ranking' AND {where}),
             active AS (SELECT *, least(w, lo) AS a, greatest(w, lo) AS b FROM votes_in),
             votes AS (
@@ -262,7 +268,8 @@ class Exports(StoreCore):
             )
         where, label_params = self._label_filter_sql(filters)
         try:
-            yield StagedExport(con, f"{self._EXPORT_LABELS[kind]} AND {where}", label_params)
+            yield StagedExport(con, f"{self._EXPORT_LABELS[kind]} AND {where}", label_params,
+                               judge_labels_sql(filters.judges))
         finally:
             con.execute("DROP TABLE IF EXISTS export_rows")
 
@@ -270,8 +277,9 @@ class Exports(StoreCore):
 class StagedExport:
     """The rows of one export, staged by `Store.staged_export`."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, labels_where: str, labels_params: list):
+    def __init__(self, con: duckdb.DuckDBPyConnection, labels_where: str, labels_params: list, labels: str):
         self._con = con
+        self._labels = labels
         self._labels_where = labels_where
         self._labels_params = labels_params
 
@@ -284,7 +292,7 @@ class StagedExport:
         row = self._con.execute(
             f"""SELECT (SELECT count(*) FROM export_rows), (SELECT count(DISTINCT prompt_id) FROM export_rows),
                    list(DISTINCT l.source ORDER BY l.source), list(DISTINCT l.annotator ORDER BY l.annotator)
-            FROM labels l WHERE {self._labels_where}""",
+            FROM {self._labels} l WHERE {self._labels_where}""",
             self._labels_params,
         ).fetchone()
         return {"rows": row[0], "prompts": row[1], "sources": row[2] or [], "annotators": row[3] or []}

@@ -186,5 +186,17 @@ MIGRATIONS: list[list[str]] = [
         "ALTER TABLE task_items ADD COLUMN first_position INTEGER",
         "ALTER TABLE tasks ADD COLUMN queue_order JSON",
     ],
+    # 7: model judges. A judge is a named setting (an OpenAI-compatible endpoint, a reward-model version, or
+    # a policy version / the base model prompted with an admin's template); its verdicts are labels of kind
+    # 'judgement' with annotator 'judge:<name>' (payload: what answer kind it stands for, its probability
+    # and the template's hash), so no human path (queue counts, agreement, exports) reads them unless asked.
+    [
+        """CREATE TABLE judges (
+            name VARCHAR PRIMARY KEY,
+            kind VARCHAR NOT NULL CHECK (kind IN ('http', 'reward', 'model')),
+            config JSON NOT NULL,
+            created_by VARCHAR,
+            updated_at TIMESTAMP NOT NULL DEFAULT current_localtimestamp())""",
+    ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
