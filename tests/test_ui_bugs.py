@@ -540,3 +540,25 @@ def test_a_multi_turn_prompt_shows_from_its_first_turn(ui_server, browser):
     page.wait_for_timeout(500)
     page.screenshot(path=str(SHOTS / "bug6-multi-turn.png"), full_page=True)
     assert page.evaluate(FIRST_TURN_SEEN, "FIRST TURN") == "seen"
+
+
+# ------------------------------------------------------------------ bug 8
+def test_the_task_form_says_what_each_number_takes(ui_server, browser):
+    """Bug 8: 0 annotators per item is refused, never made 1; "responses per prompt" shows the number the
+    chosen kind will use and its range (feedback takes 1-5), never a 0 that silently means the default."""
+    from playwright.sync_api import expect
+
+    admin = signed_in(browser, ui_server, "root")
+    admin.get_by_role("tab", name="Tasks").click()
+    field = admin.locator("#new-task-max-responses")
+    assert field.locator("input").input_value() == "2"
+    expect(field).to_contain_text("paired (2-5)")
+    admin.locator("#new-task-kind").get_by_text("feedback", exact=True).click()
+    expect(field).to_contain_text("to rate (1-5)", timeout=10_000)
+    expect(field.locator("input")).to_have_value("1")
+    admin.locator("#new-task-name input, #new-task-name textarea").fill("zero")
+    admin.locator("#new-task-overlap input").fill("0")
+    admin.locator("#create-task").click()
+    expect(admin.get_by_text("annotators per item must be a whole number 1-50").first).to_be_visible(timeout=15_000)
+    admin.screenshot(path=str(SHOTS / "bug8-task-form.png"), full_page=True)
+    assert "Created" not in admin.inner_text("#create-status")
