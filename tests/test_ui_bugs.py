@@ -247,7 +247,7 @@ def test_the_done_counter_counts_items_not_edits(ui_server, browser):
 
 # ------------------------------------------------------------------ bug 16
 def test_an_annotator_never_ranks_her_own_demonstration(ui_server, browser):
-    """Bug 16: two annotators write replies to one prompt; a pairwise task made of the two is served to a
+    """Bug 16: two annotators write replies to one prompt; a ranking of that prompt's replies is served to a
     third annotator, never to either author."""
     from playwright.sync_api import expect
 
@@ -262,18 +262,20 @@ def test_an_annotator_never_ranks_her_own_demonstration(ui_server, browser):
         expect(page.locator("#label-status")).to_have_text("Saved.", timeout=15_000)
     assert len(prompts) == 1  # overlap 2: both wrote on the first prompt
     words = max(prompts.pop().splitlines(), key=len).strip()[:40]
-    created = admin_predict(ui_server, "theirs", "pairwise", 1, None, "", "heldout", words, "", "",
-                            api_name="/create_task")[0]
+    created = admin_predict(ui_server, "theirs", "ranking", 1, 5, "", "heldout", words, "", "",
+                            api_name="/create_task")[0]  # one item: every reply to that prompt, theirs among them
     assert "1 items" in created, created
     for name, page in writers.items():
         page.reload()
         page.wait_for_selector("#whoami :text('Signed in as')", timeout=60_000)
-        choose_task(page, "theirs (pairwise)")
+        choose_task(page, "theirs (ranking)")
         page.screenshot(path=str(SHOTS / f"bug16-author-{name}.png"), full_page=True)
         expect(page.locator("#label-status")).to_contain_text("Nothing left for you", timeout=15_000)
     third = signed_in(browser, ui_server, "ivy")
-    choose_task(third, "theirs (pairwise)")
-    expect(third.locator("#response-A")).to_contain_text("says: we repair it free", timeout=15_000)
+    choose_task(third, "theirs (ranking)")
+    expect(third.locator("#order")).to_be_visible(timeout=15_000)
+    shown = " ".join(third.inner_text(f"#response-{x}") for x in "ABC")
+    assert "gus says: we repair it free" in shown and "hal says: we repair it free" in shown, shown
     third.screenshot(path=str(SHOTS / "bug16-third-annotator.png"), full_page=True)
 
 
@@ -540,3 +542,25 @@ def test_a_multi_turn_prompt_shows_from_its_first_turn(ui_server, browser):
     page.wait_for_timeout(500)
     page.screenshot(path=str(SHOTS / "bug6-multi-turn.png"), full_page=True)
     assert page.evaluate(FIRST_TURN_SEEN, "FIRST TURN") == "seen"
+
+
+# ------------------------------------------------------------------ bug 8
+def test_the_task_form_says_what_each_number_takes(ui_server, browser):
+    """Bug 8: 0 annotators per item is refused, never made 1; "responses per prompt" shows the number the
+    chosen kind will use and its range (feedback takes 1-5), never a 0 that silently means the default."""
+    from playwright.sync_api import expect
+
+    admin = signed_in(browser, ui_server, "root")
+    admin.get_by_role("tab", name="Tasks").click()
+    field = admin.locator("#new-task-max-responses")
+    assert field.locator("input").input_value() == "2"
+    expect(field).to_contain_text("paired (2-5)")
+    admin.locator("#new-task-kind").get_by_text("feedback", exact=True).click()
+    expect(field).to_contain_text("to rate (1-5)", timeout=10_000)
+    expect(field.locator("input")).to_have_value("1")
+    admin.locator("#new-task-name input, #new-task-name textarea").fill("zero")
+    admin.locator("#new-task-overlap input").fill("0")
+    admin.locator("#create-task").click()
+    expect(admin.get_by_text("annotators per item must be a whole number 1-50").first).to_be_visible(timeout=15_000)
+    admin.screenshot(path=str(SHOTS / "bug8-task-form.png"), full_page=True)
+    assert "Created" not in admin.inner_text("#create-status")

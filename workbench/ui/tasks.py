@@ -122,6 +122,21 @@ def review_html(item: dict) -> str:
     return "\n".join(parts + ([f"<ul>{''.join(answers)}</ul>"] if answers else []))
 
 
+# What "responses per prompt" means for each kind, its range and its default (the limits of
+# annotation.labeling.create_task, MAX_RANKED, and the store's defaults). Gradio shows an empty number as 0, so
+# the field holds the kind's default rather than a 0 that silently meant "the default".
+RESPONSES = {"pairwise": ("Responses per prompt, paired (2-5)", 2),
+             "ranking": ("Responses per prompt to rank (2-5)", 4),
+             "feedback": ("Replies per prompt to rate (1-5)", 1),
+             "review": ("Replies per prompt and version (1-5)", 1),
+             "demonstration": ("Responses per prompt (not used: a demonstration is written)", None)}
+
+
+def responses_field(kind: str) -> dict:
+    label, default = RESPONSES.get(kind, RESPONSES["pairwise"])
+    return {"label": label, "value": default}
+
+
 def _whole(value):
     """A number field as the handler gets it: 2.0 is 2, 0 stays 0 (the handler refuses it, never a silent 1), and
     an empty field is None; anything else goes on as it is, for the handler's one-line error."""
@@ -140,8 +155,8 @@ class TasksView:
                 self.name = gr.Textbox(label="Name", elem_id="new-task-name")
                 self.kind = gr.Radio(list(KINDS), value="pairwise", label="Kind", elem_id="new-task-kind")
                 self.overlap = gr.Number(value=1, precision=0, label="Annotators per item", elem_id="new-task-overlap")
-                self.max_responses = gr.Number(value=None, precision=0, label="Responses per prompt (2-5)",
-                                               elem_id="new-task-max-responses")
+                self.max_responses = gr.Number(precision=0, elem_id="new-task-max-responses",
+                                               **responses_field("pairwise"))
             with gr.Row():
                 self.sources = gr.Textbox(label="Sources (globs, comma separated)", elem_id="new-task-sources")
                 self.tags = gr.Textbox(label="Tags (comma separated)", elem_id="new-task-tags")
@@ -221,6 +236,8 @@ class TasksView:
                         gr.update(choices=choices, value=task.id))
             return self._admin(request, go)
 
+        self.kind.change(lambda kind: gr.update(**responses_field(kind)), inputs=self.kind,
+                         outputs=self.max_responses, api_name=False, show_progress="hidden")
         self.create.click(create, inputs=[self.name, self.kind, self.overlap, self.max_responses, self.sources,
                                           self.tags, self.query, self.guidelines, self.versions],
                           outputs=[self.created, label_task, self.task], api_name="create_task",
