@@ -130,7 +130,11 @@ def main() -> None:
                     judge(arm, *common, "--concurrency", arm.split("-")[1])
         finally:
             os.killpg(server.pid, signal.SIGTERM)
-            server.wait()
+            try:
+                server.wait(timeout=15)
+            except subprocess.TimeoutExpired:  # busy with queued requests: it ignores SIGTERM until they end
+                os.killpg(server.pid, signal.SIGKILL)
+                server.wait()
     if "local" in arms:
         judge("local", "--model-version", "base", "--max-tokens", str(args.max_tokens))
 
