@@ -334,3 +334,30 @@ def test_a_judge_or_a_request_that_cannot_work_is_refused_in_one_line(project, t
     assert "judges answer pairwise, ranking, feedback tasks, not demonstration tasks" in capsys.readouterr().err
     with Store.open(project.store_path, read_only=True) as store:
         assert store.cursor().execute("SELECT count(*) FROM runs").fetchone()[0] == 0
+
+
+def test_a_training_snapshot_reads_judge_labels_only_when_asked(project, tmp_path):
+    from workbench.runs import TrainRequest, prepare_run
+
+    _small_project(project, tmp_path, n=3)
+    with Store.open(project.store_path) as store:
+        task = store.task("compare")
+        items = store.items_to_judge(task["id"], "judge:j", "h", every=True)
+        replies = {}
+        for item in items:  # the judge prefers the curt "No." that people rejected
+            replies |= picks(item, item["responses"].index("No."))
+        store.add_judgements(task["id"], verdicts(HTTP, "pairwise", items, replies, name="j", hash_="h",
+                                                  job_id="judge-1"), job_id="judge-1")
+
+        def snapshot(mode: str) -> tuple[list[str], str]:
+            _, run_dir, _ = prepare_run(project, store, TrainRequest(stage="reward",
+                                                                     filters=ExportFilters(judges=mode)))
+            import pyarrow.parquet as pq
+
+            rows = pq.read_table(run_dir / "data" / "train.parquet").to_pylist()
+            return sorted(r["chosen"][-1]["content"] for r in rows), (run_dir / "data" / "README.md").read_text()
+
+        chosen, card = snapshot("exclude")  # the default: people's labels only
+        assert all(c.startswith("Sorry!") for c in chosen) and len(chosen) == 3 and "none used" in card
+        chosen, card = snapshot("only")
+        assert chosen == ["No."] * 3 and "used: judge:j" in card
