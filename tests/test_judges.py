@@ -27,7 +27,7 @@ from annotation.judging import (
     verdicts,
 )
 from tests.test_app import free_port
-from tests.test_labeling import ANN, BOB, Clock, candidates_labeling, make_task
+from tests.test_labeling import ADMIN, ANN, BOB, Clock, candidates_labeling, make_task
 from workbench.cli import main
 from workbench.exporters import export
 from workbench.store import ExportFilters, Store
@@ -176,6 +176,15 @@ def test_judge_labels_stay_out_of_exports_and_queues_unless_asked(store, load, t
     rows_out, card = exported("accepted", "accepted")  # people's, and the two accepted verdicts (one split)
     assert sorted(r["chosen"] for r in rows_out) == sorted([chosen(second, ann[second["id"]]), third["responses"][0]])
     assert "only verdicts an admin accepted, beside people's (--judges accepted); used: judge:j" in card
+
+    import gradio as gr
+
+    from workbench.ui.tasks import TasksView
+
+    with gr.Blocks():  # the admin's Tasks tab shows each judge against people beside the people's agreement
+        view = TasksView(labeling, lambda request: ADMIN, lambda *a: "", lambda: "")
+    _, agreement = view.overview(ADMIN, task["id"])
+    assert "**Model judges against people**" in agreement and "| judge:j | 4 | 2 | 1 |" in agreement
     store.set_queue_order(task["id"], priorities(open_ids, store.judgements(task["id"])), {"by": "judges"})
     served = []
     view = labeling.open_next(BOB, task["id"])
@@ -319,6 +328,7 @@ def test_a_judge_or_a_request_that_cannot_work_is_refused_in_one_line(project, t
         (["judges", "add", "x", "--endpoint", "http://127.0.0.1:9/v1"], "needs --model"),
         (["judges", "add", "x", "--reward-model", "reward-9"], "no model version named reward-9"),
         (["judges", "add", "x", "--reward-model", "reward-9", "--pairwise-template", str(template)], "no template"),
+        (["judges", "add", "a|b", "--model-version", "base"], "judge name 'a|b': use 1-64 letters"),
         (["judge", "compare", "--judge", "nobody"], "no judge named 'nobody'"),
         (["judge", "nope", "--judge", "nobody"], "no task named 'nope'"),
     ]

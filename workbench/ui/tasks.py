@@ -8,8 +8,9 @@ from collections.abc import Callable
 import gradio as gr
 
 from annotation.active import STRATEGIES, ActiveError, needs_scores, prioritize
+from annotation.judge_agreement import judge_report
 from annotation.labeling import KINDS, LETTERS, Labeling, LabelingError, User, require
-from annotation.reports import agreement_markdown, progress_markdown
+from annotation.reports import agreement_markdown, judges_markdown, progress_markdown
 from workbench.jobs import JobRunner, RunError
 from workbench.ui.label import UserOf, user_text_box
 from workbench.ui.render import cell, code, html_text, inline, user_markdown
@@ -164,9 +165,15 @@ class TasksView:
         if not task_id:
             return "_Choose a task._", ""
         progress = progress_markdown(safe_progress(self.labeling.progress(user, task_id)))
-        kind = self.labeling.store.task(task_id)["kind"]
-        agreement = ("_Demonstrations are free text: no agreement figures._" if kind == "demonstration"
+        task = self.labeling.store.task(task_id)
+        agreement = ("_Demonstrations are free text: no agreement figures._" if task["kind"] == "demonstration"
                      else agreement_markdown(safe_agreement(self.labeling.agreement(user, task_id))))
+        judgements = self.labeling.store.judgements(task["id"])
+        if judgements:  # model judges' verdicts against people (workbench judge): admins only, as the rest here
+            report = judge_report(self.labeling.store.task_answers(task["id"]), judgements,
+                                  self.labeling.store.item_response_ids(task["id"]))
+            agreement += "\n\n" + judges_markdown(
+                {**report, "judges": [{**j, "judge": cell(j["judge"])} for j in report["judges"]]})
         return progress, agreement
 
     def wire(self, label_task: gr.Dropdown) -> None:
