@@ -25,7 +25,7 @@ import math
 from itertools import combinations
 
 from workbench.errors import WorkbenchError
-from workbench.store import Store
+from workbench.store import ModelVersion, Store, Task
 
 STRATEGIES = {
     "margin": "pairs the model can hardly tell apart first (smallest score margin)",
@@ -139,7 +139,7 @@ def needs_scores(by: str, models: list[str]) -> bool:
     return by != "task-order" and bool(models)
 
 
-def _check_order(store: Store, task_name: str, by: str, models: list[str]) -> dict:
+def _check_order(store: Store, task_name: str, by: str, models: list[str]) -> Task:
     task = store.task(task_name)
     if task is None:
         raise ActiveError(f"no task named {task_name!r}: see `workbench tasks list`")
@@ -147,8 +147,8 @@ def _check_order(store: Store, task_name: str, by: str, models: list[str]) -> di
         raise ActiveError(f"unknown order {by!r}; choose one of {', '.join(STRATEGIES)}")
     if by == "task-order":
         return task
-    if task["kind"] not in KINDS:
-        raise ActiveError(f"task {task['name']} is a {task['kind']} task: only tasks with responses to compare "
+    if task.kind not in KINDS:
+        raise ActiveError(f"task {task.name} is a {task.kind} task: only tasks with responses to compare "
                           f"({', '.join(KINDS)}) can be ordered by {by}")
     wanted = {"margin": 1, "disagreement": 2}.get(by, 0)
     if by == "variance" and len(models) > 1:
@@ -161,7 +161,7 @@ def _check_order(store: Store, task_name: str, by: str, models: list[str]) -> di
     return task
 
 
-def check_request(store: Store, task_name: str, by: str, models: list[str]) -> tuple[dict, list[dict]]:
+def check_request(store: Store, task_name: str, by: str, models: list[str]) -> tuple[Task, list[ModelVersion]]:
     """The task and the model versions that would score it, or ActiveError saying what is wrong: a scoring job
     checks this before it writes anything or loads a model."""
     task = _check_order(store, task_name, by, models)
@@ -180,16 +180,16 @@ def prioritize(store: Store, task_name: str, by: str, models: list[str], scores:
     now; a scoring job passes the items it scored); returns what was done and the first items with reasons."""
     task = _check_order(store, task_name, by, models)
     if by == "task-order":
-        store.set_queue_order(task["id"], {}, {"by": "task order"})
-        return {"task": task["name"], "by": by, "prioritized": 0, "head": []}
+        store.set_queue_order(task.id, {}, {"by": "task order"})
+        return {"task": task.name, "by": by, "prioritized": 0, "head": []}
     scores = scores or {}
     if set(scores) != set(models):
         raise ActiveError(f"scores from {', '.join(sorted(scores)) or 'no model'}, but the order names "
                           f"{', '.join(models) or 'no model'}")
-    items = store.open_items_for_scoring(task["id"]) if items is None else items
+    items = store.open_items_for_scoring(task.id) if items is None else items
     ranked = priorities(items, by, {name: scores[name] for name in models})
     how = {"by": by, "reward_models": models}
-    count = store.set_queue_order(task["id"], ranked, how)
+    count = store.set_queue_order(task.id, ranked, how)
     head = sorted(ranked.items(), key=lambda kv: -kv[1][0])[:5]
-    return {"task": task["name"], "by": by, "reward_models": models, "prioritized": count,
+    return {"task": task.name, "by": by, "reward_models": models, "prioritized": count,
             "open_items": len(items), "head": [{"item": i, "priority": p, "reason": r} for i, (p, r) in head]}

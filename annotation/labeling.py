@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from annotation.agreement import report, units_from_answers
 from annotation.queue import Leases, next_item
 from workbench.errors import WorkbenchError, check_text, excerpt
-from workbench.store import Store, StoreError
+from workbench.store import Store, StoreError, Task
 from workbench.store.answers import AnswerRefused
 
 LABELERS = ("annotator", "reviewer", "admin")
@@ -91,6 +91,7 @@ class ItemView:
     prefill: dict = field(default_factory=dict)
     message: str = ""
     why: str = ""  # admins: why the item sits where it does in an actively ordered queue
+    versions: list[str] = field(default_factory=list)  # a review after the vote: the version behind each reply
 
 
 def display_order(annotator: str, item: dict) -> list[str]:
@@ -114,7 +115,7 @@ class Labeling:
         self._progress: dict[tuple[str, str], tuple[float, int, int]] = {}
         self._content: OrderedDict[tuple[str, str], dict] = OrderedDict()  # immutable item content, LRU
         self._content_lock = threading.Lock()
-        self._tasks: dict[str, dict] = {}  # tasks never change once created
+        self._tasks: dict[str, Task] = {}  # tasks never change once created
 
     CONTENT_CACHE = 20_000
     PREFETCH = 256  # one fetch scans the tables whatever its size (~7 ms at 1M labels): fetch far ahead
@@ -151,16 +152,16 @@ class Labeling:
     # ------------------------------------------------------------ annotators
     def task_choices(self, user: User) -> list[tuple[str, str]]:
         require(user, *LABELERS)
-        return [(f"{t['name']} ({t['kind']})", t["id"]) for t in self.store.tasks()
-                if t["kind"] != "review" or user.role in REVIEWERS]
+        return [(f"{t.name} ({t.kind})", t.id) for t in self.store.tasks()
+                if t.kind != "review" or user.role in REVIEWERS]
 
-    def _task(self, task_id: str, user: User | None = None) -> dict:
+    def _task(self, task_id: str, user: User | None = None) -> Task:
         """The task, checking that this user may work on it (A/B reviews are for reviewers and admins)."""
         task = self._tasks.get(task_id) or (self.store.task(task_id) if task_id else None)
         if task is None:
             raise LabelingError(f"no task {task_id!r}: choose one from the list")
         self._tasks[task_id] = task
-        if user is not None and task["kind"] == "review":
+        if user is not None and task.kind == "review":
             require(user, *REVIEWERS)
         return task
 
@@ -171,25 +172,25 @@ class Labeling:
         item_id = next_item(self.store, self.leases, task, user.name)
         return self._view(user, task, item_id, message=message, answered=answered)
 
-    def _view(self, user: User, task: dict, item_id: str | None, *, message: str = "",
+    def _view(self, user: User, task: Task, item_id: str | None, *, message: str = "",
               prefill: dict | None = None, answered: int = 0) -> ItemView:
-        done, remaining = self._annotator_progress(task["id"], user.name, answered=answered)
-        view = ItemView(task_id=task["id"], task_name=task["name"], kind=task["kind"],
-                        guidelines=task["guidelines"], done=done, remaining=remaining, message=message)
+        done, remaining = self._annotator_progress(task.id, user.name, answered=answered)
+        view = ItemView(task_id=task.id, task_name=task.name, kind=task.kind,
+                        guidelines=task.guidelines, done=done, remaining=remaining, message=message)
         if item_id is None:
             view.message = (message + " " if message else "") + "Nothing left for you in this task: thank you!"
             return view
-        item = self._content_of(task["id"], item_id)
+        item = self._content_of(task.id, item_id)
         order = display_order(user.name, item)
         texts = {r["id"]: r["text"] for r in item["responses"]}
         view.item_id, view.client_id = item_id, uuid.uuid4().hex
         view.system, view.messages = item["system"], [dict(m) for m in item["messages"]]
         view.responses = [texts[rid] for rid in order]
-        saved = self.store.saved_draft(task["id"], item_id, user.name) if task["kind"] == "demonstration" else None
+        saved = self.store.saved_draft(task.id, item_id, user.name) if task.kind == "demonstration" else None
         view.draft = saved if saved is not None else item["draft_response"]
         view.prefill = prefill or {}
         if user.role == "admin":
-            view.why = self._why(task["id"], item_id)
+            view.why = self._why(task.id, item_id)
         return view
 
     def _why(self, task_id: str, item_id: str) -> str:
@@ -198,17 +199,18 @@ class Labeling:
             return ""
         return f"Queue position {found[0]}: {found[2]}"
 
-    def _item(self, task: dict, item_id: str, user: User) -> dict:
-        item = self.store.task_item(task["id"], item_id, user.name) if item_id else None
-        if item is None:
-            raise LabelingError(f"task {task['name']} has no item {item_id!r}: reload the page")
+    def _item(self, task: Task, item_id: str, user: User) -> dict:
+        item = self.store.task_item(task.id, item_id, user.name) if item_id else None
+        if item is None:  # an admin names items by hand; an annotator's page names the item it shows
+            fix = "choose one from the list" if user.role == "admin" else "reload the page"
+            raise LabelingError(f"task {task.name} has no item {item_id!r}: {fix}")
         return item
 
-    def _response_ids(self, task: dict, item_id: str) -> list[str]:
+    def _response_ids(self, task: Task, item_id: str) -> list[str]:
         """The item's response ids (the ones shown), checking it exists."""
         if not item_id:
-            raise LabelingError(f"task {task['name']} has no item {item_id!r}: reload the page")
-        return [r["id"] for r in self._content_of(task["id"], item_id)["responses"]]
+            raise LabelingError(f"task {task.name} has no item {item_id!r}: reload the page")
+        return [r["id"] for r in self._content_of(task.id, item_id)["responses"]]
 
     def _text(self, text: str, what: str, *, required: bool) -> str:
         text = check_text("" if text is None else text, f"the {what}", LabelingError).strip()
@@ -232,29 +234,31 @@ class Labeling:
             out[order[index]] = int(value)
         return out
 
-    def _stored(self, user: User, task: dict, item_id: str, label_id: str, created: bool) -> ItemView:
+    def _stored(self, user: User, task: Task, created: bool, counted: bool) -> ItemView:
+        """The next item after a stored answer; the done counter moves only for an item new to this annotator
+        (an edit of an answer, or a retried submit, leaves it as it was)."""
         note = "Saved." if created else "Already saved (a repeated submit is stored once)."
-        return self.open_next(user, task["id"], message=note, answered=1 if created else 0)
+        return self.open_next(user, task.id, message=note, answered=1 if counted else 0)
 
     def submit_demonstration(self, user: User, task_id: str, item_id: str, client_id: str, text: str) -> ItemView:
         require(user, *LABELERS)
         task = self._task(task_id, user)
-        if task["kind"] != "demonstration":
-            raise LabelingError(f"task {task['name']} asks for a {task['kind']} answer, not a demonstration")
+        if task.kind != "demonstration":
+            raise LabelingError(f"task {task.name} asks for a {task.kind} answer, not a demonstration")
         self._response_ids(task, item_id)
         text = self._text(text, "completion", required=True)
         with refused_as_labeling_errors():
-            label_id, created = self.store.add_answer(task_id=task["id"], item_id=item_id, annotator=user.name,
+            _, created, counted = self.store.add_answer(task_id=task.id, item_id=item_id, annotator=user.name,
                                                       client_id=_client_id(client_id), kind="demonstration",
                                                       text=text, lease=self.leases)
-        return self._stored(user, task, item_id, label_id, created)
+        return self._stored(user, task, created, counted)
 
     def submit(self, user: User, task_id: str, item_id: str, client_id: str, *, completion: str = "",
                choice: str = "", order: str = "", ratings: dict | None = None, rationale: str = "",
                thumb: str = "") -> ItemView:
         """The one submit of the Label tab: a demonstration or a comparison, by the task's kind."""
         require(user, *LABELERS)
-        if self._task(task_id, user)["kind"] == "demonstration":
+        if self._task(task_id, user).kind == "demonstration":
             return self.submit_demonstration(user, task_id, item_id, client_id, completion)
         return self.submit_comparison(user, task_id, item_id, client_id, choice=choice, order=order,
                                       ratings=ratings, rationale=rationale, thumb=thumb)
@@ -265,17 +269,17 @@ class Labeling:
         """A pairwise choice (A, B, tie, both bad) or an N-way order such as 'CAB' (best first)."""
         require(user, *LABELERS)
         task = self._task(task_id, user)
-        if task["kind"] == "demonstration":
-            raise LabelingError(f"task {task['name']} asks for a demonstration, not a comparison")
+        if task.kind == "demonstration":
+            raise LabelingError(f"task {task.name} asks for a demonstration, not a comparison")
         shown = display_order(user.name, {"id": item_id, "responses": [
             {"id": rid} for rid in self._response_ids(task, item_id)]})
-        fields = self.comparison_fields(task["kind"], shown, choice=choice, order=order, ratings=ratings,
+        fields = self.comparison_fields(task.kind, shown, choice=choice, order=order, ratings=ratings,
                                         rationale=rationale, thumb=thumb)
         with refused_as_labeling_errors():
-            label_id, created = self.store.add_answer(task_id=task["id"], item_id=item_id, annotator=user.name,
+            _, created, counted = self.store.add_answer(task_id=task.id, item_id=item_id, annotator=user.name,
                                                       client_id=_client_id(client_id), lease=self.leases, **fields)
-        view = self._stored(user, task, item_id, label_id, created)
-        if task["kind"] == "review":  # blind until the vote is in; then say which version was which
+        view = self._stored(user, task, created, counted)
+        if task.kind == "review":  # blind until the vote is in; then say which version was which
             versions = self.store.response_versions(shown)
             view.message += " You voted on: " + ", ".join(
                 f"{LETTERS[i]} = {versions.get(rid) or 'unknown'}" for i, rid in enumerate(shown)) + "."
@@ -315,10 +319,10 @@ class Labeling:
         task = self._task(task_id, user)
         self._item(task, item_id, user)
         with refused_as_labeling_errors():
-            self.store.add_item_event(task_id=task["id"], item_id=item_id, annotator=user.name, event="skip",
+            self.store.add_item_event(task_id=task.id, item_id=item_id, annotator=user.name, event="skip",
                                       client_id=_client_id(client_id))
-        self.leases.release(task["id"], user.name, item_id)
-        return self.open_next(user, task["id"], message="Skipped: it comes back at the end.")
+        self.leases.release(task.id, user.name, item_id)
+        return self.open_next(user, task.id, message="Skipped: it comes back at the end.")
 
     def flag(self, user: User, task_id: str, item_id: str, client_id: str, reason: str) -> ItemView:
         """Flag the item for an admin (unclear, unsafe, duplicate); the annotator does not see it again."""
@@ -328,24 +332,39 @@ class Labeling:
         task = self._task(task_id, user)
         self._item(task, item_id, user)
         with refused_as_labeling_errors():
-            self.store.add_item_event(task_id=task["id"], item_id=item_id, annotator=user.name, event="flag",
+            self.store.add_item_event(task_id=task.id, item_id=item_id, annotator=user.name, event="flag",
                                       reason=reason, client_id=_client_id(client_id))
-        self.leases.release(task["id"], user.name, item_id)
-        return self.open_next(user, task["id"], message=f"Flagged as {reason}.")
+        self.leases.release(task.id, user.name, item_id)
+        self._progress.pop((task.id, user.name), None)  # a flagged item leaves what is left to them
+        return self.open_next(user, task.id, message=f"Flagged as {reason}.")
 
-    def save_draft(self, user: User, task_id: str, item_id: str, text: str) -> str:
+    def save_draft(self, user: User, task_id: str, item_id: str, text: str) -> str | None:
         """Keep a half-written demonstration server-side (a reload brings it back), on an item the user holds
-        (typing renews the lease) or their own answer being edited."""
+        (typing renews the lease) or their own answer being edited. None when there is nothing to keep: the
+        text is what the item shows already. A save the browser sends after the submit (Gradio runs the last
+        keystroke's save once the one before it is done) carries the submitted text, so it stores no draft
+        that would bring the answered item back."""
         require(user, *LABELERS)
         task = self._task(task_id, user)
         if not item_id:
-            return ""
-        self._item(task, item_id, user)
+            return None
+        item = self._item(task, item_id, user)
         text = self._text(text, "draft", required=False)
+        if text == self._kept_text(task, item, user):
+            return None
         with refused_as_labeling_errors():
-            self.store.save_draft(task_id=task["id"], item_id=item_id, annotator=user.name, text=text,
+            self.store.save_draft(task_id=task.id, item_id=item_id, annotator=user.name, text=text,
                                   lease=self.leases)
         return "Draft saved."
+
+    def _kept_text(self, task: Task, item: dict, user: User) -> str:
+        """The reply the store keeps for this annotator on the item: their draft, else their answer, else the
+        item's draft response."""
+        if not item["saved_draft"]:
+            mine = self.store.answer(task.id, item["id"], user.name)
+            if mine is not None and mine.get("response_id"):
+                return self.store.response_text(mine["response_id"]).strip()
+        return (item["draft"] or "").strip()
 
     def undo(self, user: User, task_id: str, client_id: str) -> ItemView:
         """Withdraw the last answer in this task and show its item again. The same undo twice (a retry with
@@ -353,25 +372,25 @@ class Labeling:
         require(user, *LABELERS)
         task = self._task(task_id, user)
         with refused_as_labeling_errors():
-            done, item_id = self.store.undo_last(task_id=task["id"], annotator=user.name,
+            done, item_id = self.store.undo_last(task_id=task.id, annotator=user.name,
                                                  client_id=_client_id(client_id), lease=self.leases)
         if done == "nothing":
-            return self.open_next(user, task["id"], message="Nothing to undo.")
+            return self.open_next(user, task.id, message="Nothing to undo.")
         if done == "repeat":
-            return self.open_next(user, task["id"], message="Already undone: a repeated undo changes nothing.")
-        self._progress.pop((task["id"], user.name), None)
-        if self.leases.held(task["id"], user.name) != item_id:  # its slot went to someone else meanwhile
-            return self.open_next(user, task["id"], message="Undone; that item is taken now.")
+            return self.open_next(user, task.id, message="Already undone: a repeated undo changes nothing.")
+        self._progress.pop((task.id, user.name), None)
+        if self.leases.held(task.id, user.name) != item_id:  # its slot went to someone else meanwhile
+            return self.open_next(user, task.id, message="Undone; that item is taken now.")
         return self._view(user, task, item_id, message="Undone: answer this item again.")
 
     def edit_last(self, user: User, task_id: str) -> ItemView:
         """Show the last answered item with the answer filled in; submitting stores an edit that supersedes it."""
         require(user, *LABELERS)
         task = self._task(task_id, user)
-        last = self.store.last_answer(task["id"], user.name)
+        last = self.store.last_answer(task.id, user.name)
         if last is None:
-            return self.open_next(user, task["id"], message="Nothing to edit yet.")
-        item = self.store.task_item(task["id"], last["item_id"], user.name)
+            return self.open_next(user, task.id, message="Nothing to edit yet.")
+        item = self.store.task_item(task.id, last["item_id"], user.name)
         shown = display_order(user.name, item)
         letter = {rid: LETTERS[i] for i, rid in enumerate(shown)}
         payload = last["payload"]
@@ -392,7 +411,7 @@ class Labeling:
     # ------------------------------------------------------------ admins
     def create_task(self, user: User, *, name: str, kind: str, overlap: int, guidelines: str = "",
                     sources: list[str] | None = None, tags: list[str] | None = None, query: str | None = None,
-                    max_responses: int | None = None, versions: list[str] | None = None) -> dict:
+                    max_responses: int | None = None, versions: list[str] | None = None) -> Task:
         """A labeling task, or (kind 'review') a blind A/B review of two model versions' generated replies,
         on the prompts tagged 'heldout' unless another selection is given."""
         require(user, "admin")
@@ -428,16 +447,16 @@ class Labeling:
     def progress(self, user: User, task_id: str) -> dict:
         require(user, "admin")
         task = self._task(task_id)
-        return {"task": task["name"], "kind": task["kind"]} | self.store.task_progress(task["id"]) | {
-            "flagged": self.store.flagged_items(task["id"])}
+        return {"task": task.name, "kind": task.kind} | self.store.task_progress(task.id) | {
+            "flagged": self.store.flagged_items(task.id)}
 
     def agreement(self, user: User, task_id: str, *, worst: int = 20) -> dict:
         require(user, "admin")
         task = self._task(task_id)
-        if task["kind"] == "demonstration":
+        if task.kind == "demonstration":
             raise LabelingError("demonstrations are free text: agreement is measured on pairwise, ranking, review "
                                 "and feedback tasks")
-        return report(units_from_answers(self.store.task_answers(task["id"])), worst=worst)
+        return report(units_from_answers(self.store.task_answers(task.id)), worst=worst)
 
     def adjudicate(self, user: User, task_id: str, item_id: str, client_id: str, *, choice: str = "",
                    order: str = "", rationale: str = "") -> str:
@@ -445,14 +464,14 @@ class Labeling:
         Letters name the item's responses in their stored order (A = first), as the admin view lists them."""
         require(user, "admin")
         task = self._task(task_id)
-        if task["kind"] == "demonstration":
+        if task.kind == "demonstration":
             raise LabelingError("adjudication applies to pairwise and ranking tasks")
         item = self._item(task, item_id, user)
         shown = [r["id"] for r in item["responses"]]
-        fields = self.comparison_fields(task["kind"], shown, choice=choice, order=order, ratings=None,
+        fields = self.comparison_fields(task.kind, shown, choice=choice, order=order, ratings=None,
                                         rationale=rationale)
         with refused_as_labeling_errors():  # a final answer is not leased: only its client id is checked
-            label_id, _ = self.store.add_answer(task_id=task["id"], item_id=item_id, annotator=user.name,
+            label_id, _, _ = self.store.add_answer(task_id=task.id, item_id=item_id, annotator=user.name,
                                                 client_id=_client_id(client_id), final=True, **fields)
         return label_id
 
@@ -461,8 +480,8 @@ class Labeling:
         require(user, "admin")
         task = self._task(task_id)
         item = self._item(task, item_id, user)
-        answers = [a for a in self.store.task_answers(task["id"]) if a["item_id"] == item_id]
-        return item | {"answers": answers, "finals": [f for f in self.store.final_answers(task["id"])
+        answers = [a for a in self.store.task_answers(task.id) if a["item_id"] == item_id]
+        return item | {"answers": answers, "finals": [f for f in self.store.final_answers(task.id)
                                                       if f["item_id"] == item_id]}
 
 

@@ -80,7 +80,8 @@ def leaderboard(votes: list[dict], *, rounds: int = 1000, seed: int = 0) -> dict
         samples[r] = bradley_terry(_matrix([votes[i] for i in picked], versions))
     low, high = np.percentile(samples, [2.5, 97.5], axis=0)
     tally: dict[str, dict[str, int]] = defaultdict(lambda: {"wins": 0, "losses": 0, "ties": 0, "both_bad": 0})
-    pair_tally: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: {"wins": 0, "losses": 0, "ties": 0})
+    pair_tally: dict[tuple[str, str], dict[str, int]] = defaultdict(
+        lambda: {"wins": 0, "losses": 0, "ties": 0, "both_bad": 0})
     for vote in votes:
         winner, loser = vote["chosen"], vote["rejected"]
         first, second = sorted((winner, loser))
@@ -92,7 +93,7 @@ def leaderboard(votes: list[dict], *, rounds: int = 1000, seed: int = 0) -> dict
             key = "both_bad" if vote["outcome"] == "both_bad" else "ties"
             tally[winner][key] += 1
             tally[loser][key] += 1
-            pair_tally[(first, second)]["ties"] += 1
+            pair_tally[(first, second)][key] += 1  # a pair's ties and both-bad counted apart, as per version
     rows = []
     for i, version in enumerate(versions):
         t = tally[version]
@@ -107,17 +108,17 @@ def leaderboard(votes: list[dict], *, rounds: int = 1000, seed: int = 0) -> dict
         decided = t["wins"] + t["losses"]
         plow, phigh = wilson(t["wins"], decided)
         pairs.append({"a": a, "b": b, "a_wins": t["wins"], "b_wins": t["losses"], "ties": t["ties"],
-                      "a_win_rate": t["wins"] / decided if decided else None, "low": plow, "high": phigh})
+                      "both_bad": t["both_bad"], "a_win_rate": t["wins"] / decided if decided else None, "low": plow, "high": phigh})
     return {"versions": rows, "pairs": pairs, "votes": len(votes), "rounds": rounds}
 
 
 def head_to_head(board: dict, a: str, b: str) -> dict | None:
-    """The pair row read from `a`'s side: a's wins, b's wins, ties, a's win rate and its interval."""
+    """The pair row read from `a`'s side: a's wins, b's wins, ties, both bad, a's win rate and its interval."""
     for pair in board["pairs"]:
         if (pair["a"], pair["b"]) == (a, b):
             return pair
         if (pair["a"], pair["b"]) == (b, a):
             rate = pair["b_wins"] / (pair["a_wins"] + pair["b_wins"]) if pair["a_wins"] + pair["b_wins"] else None
             return {"a": a, "b": b, "a_wins": pair["b_wins"], "b_wins": pair["a_wins"], "ties": pair["ties"],
-                    "a_win_rate": rate, "low": 1 - pair["high"], "high": 1 - pair["low"]}
+                    "both_bad": pair["both_bad"], "a_win_rate": rate, "low": 1 - pair["high"], "high": 1 - pair["low"]}
     return None

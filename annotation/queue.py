@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from workbench.store import Store
+from workbench.store import Store, Task
 
 DEFAULT_LEASE_SECONDS = 15 * 60
 
@@ -38,11 +38,12 @@ class Leases:
             return entry[0] if entry and entry[1] > self.clock() else None
 
     def any_task(self, annotator: str) -> str | None:
-        """A task where this annotator holds an unexpired lease (where a reload should take them back)."""
+        """The task where this annotator last took or renewed a lease (typing a draft renews it), unexpired:
+        where a reload should take them back, not the first task they happened to open."""
         now = self.clock()
         with self._lock:
-            return next((task for (task, who), (_, expiry) in self._held.items()
-                         if who == annotator and expiry > now), None)
+            live = [(expiry, task) for (task, who), (_, expiry) in self._held.items() if who == annotator and expiry > now]
+            return max(live)[1] if live else None
 
     def others(self, task_id: str, item_id: str, annotator: str) -> int:
         """How many other annotators hold an unexpired lease on the item."""
@@ -81,14 +82,14 @@ class Leases:
                 del self._held[(task_id, annotator)]
 
 
-def next_item(store: Store, leases: Leases, task: dict, annotator: str, *, batch: int = 64) -> str | None:
+def next_item(store: Store, leases: Leases, task: Task, annotator: str, *, batch: int = 64) -> str | None:
     """Claim and return the next item for this annotator, or None when nothing is left for them.
 
     The item they hold (or have a draft on) comes first, so a reload shows the same item; then items that
     still need answers, in task order, with items they skipped last. An item is free while its answers
     plus other annotators' leases are fewer than the task's overlap.
     """
-    task_id, overlap = task["id"], task["overlap"]
+    task_id, overlap = task.id, task.overlap
     with leases.task_lock(task_id):
         own = leases.held(task_id, annotator)
         if own is not None:  # a lease is only held on an item the annotator has not answered

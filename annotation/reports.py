@@ -82,7 +82,7 @@ def leaderboard_markdown(board: dict) -> str:
                  "wins": r["wins"], "losses": r["losses"], "ties": r["ties"], "both bad": r["both_bad"]}
                 for r in board["versions"]]
     pairs = [{"A": p["a"], "B": p["b"], "A wins": p["a_wins"], "B wins": p["b_wins"], "ties": p["ties"],
-              "A win rate": _pct(p["a_win_rate"]), "95%": f"{_pct(p['low'])} .. {_pct(p['high'])}"}
+              "both bad": p["both_bad"], "A win rate": _pct(p["a_win_rate"]), "95%": f"{_pct(p['low'])} .. {_pct(p['high'])}"}
              for p in board["pairs"]]
     return "\n\n".join([
         f"**{board['votes']} votes.** Win rates leave ties and 'both bad' out (Wilson 95% intervals); "

@@ -131,9 +131,9 @@ def one_seed(seed: int, args, folder: Path) -> dict:
         rng = random.Random(seed)
         seed_pairs = set(rng.sample(pairs, args.seed_labels))
         for arm, task in tasks.items():  # the same seed pairs first in both arms
-            ids = [i["id"] for i in store.open_items_for_scoring(task["id"]) if frozenset(i["response_ids"]) in seed_pairs]
-            store.set_queue_order(task["id"], {i: (1.0, "seed") for i in ids}, {"by": "seed"})
-            answer(labeling, User(arm, "annotator"), task["id"], winners, args.seed_labels, f"seed-{arm}")
+            ids = [i["id"] for i in store.open_items_for_scoring(task.id) if frozenset(i["response_ids"]) in seed_pairs]
+            store.set_queue_order(task.id, {i: (1.0, "seed") for i in ids}, {"by": "seed"})
+            answer(labeling, User(arm, "annotator"), task.id, winners, args.seed_labels, f"seed-{arm}")
         t0 = time.perf_counter()
         rm_seed = train_reward(project, store, "active", settings, seed)
         out["seed"] = held_out(store, rm_seed, test)
@@ -151,12 +151,12 @@ def one_seed(seed: int, args, folder: Path) -> dict:
             out["prioritize_s"] = time.perf_counter() - t0
             out["prioritized"] = ordered.done["prioritized"]
             for arm, task in tasks.items():
-                answer(labeling, User(arm, "annotator"), task["id"], winners, step, f"{arm}-{k}")
+                answer(labeling, User(arm, "annotator"), task.id, winners, step, f"{arm}-{k}")
                 latest[arm] = train_reward(project, store, arm, settings, seed)
                 scored = held_out(store, latest[arm], test)
                 out["curve"][arm].append(scored["pairwise_accuracy"])
                 out.setdefault("counter", {}).setdefault(arm, []).append(scored["counter_length"])
-        out["picked"] = {arm: _picked_hardness(store, task["id"], arm, pool) for arm, task in tasks.items()}
+        out["picked"] = {arm: _picked_hardness(store, task.id, arm, pool) for arm, task in tasks.items()}
         for arm in tasks:
             out[arm] = held_out(store, latest[arm], test)
     return out

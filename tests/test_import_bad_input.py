@@ -65,7 +65,7 @@ CASES = {
     "csv extra values": ("k.csv", "prompt,completion\nHi,Hello,extra\n", ["k.csv", "line 2", "more values"]),
     "hh prompt mismatch": ("l.jsonl", lines({"chosen": "\n\nHuman: A\n\nAssistant: B",
                                              "rejected": "\n\nHuman: C\n\nAssistant: D"}),
-                           ["l.jsonl", "line 1", "differ before their last"]),
+                           ["l.jsonl", "line 1", "share no leading Human turn"]),
     "kind mismatch": ("m.jsonl", lines(GOOD), ["m.jsonl", "line 1", "not preferences", "--kind sft"]),
 }
 

@@ -46,9 +46,9 @@ def test_a_scoring_job_orders_the_queue_by_the_models_own_scores(scored_project,
     assert "responses scored" in out.err  # progress, on stderr
     with Store.open(scored_project.store_path) as store:
         task = store.task("compare")
-        items = store.open_items_for_scoring(task["id"])  # in queue order now
+        items = store.open_items_for_scoring(task.id)  # in queue order now
         assert store.run("score-1").status == "succeeded"
-        assert store.queue_order(task["id"])["reward_models"] == ["sft-1"]
+        assert store.queue_order(task.id)["reward_models"] == ["sft-1"]
     model, tokenizer = load_for_generation(scored_project.base_model_path(), None)
     margins = [abs(a - b) for a, b in (sequence_logps(model, tokenizer, [item["prompt"]] * 2, item["responses"],
                                                       per_token=True) for item in items)]
@@ -66,20 +66,20 @@ def test_a_cancelled_or_failed_scoring_job_leaves_the_order_alone(scored_project
     assert "score-1 failed" in capsys.readouterr().err
     with Store.open(scored_project.store_path) as store:
         task = store.task("compare")
-        assert store.run("score-1").status == "failed" and store.queue_order(task["id"]) is None
+        assert store.run("score-1").status == "failed" and store.queue_order(task.id) is None
         runner = JobRunner(scored_project, store)
         assert "Started **score-2**" in start_scoring_job(runner, "compare", "margin", ["sft-1"])
         assert "score-2** (scoring): running" in scoring_markdown(runner.status())
         with pytest.raises(RunError, match="still running"):  # one job at a time, whatever its kind
             runner.start(SCORING, ScoreRequest("compare", "variance", ["sft-1"]))
         assert "score-2**: cancelled" in cancel_scoring_job(runner)
-        assert store.run("score-2").status == "cancelled" and store.queue_order(task["id"]) is None
+        assert store.run("score-2").status == "cancelled" and store.queue_order(task.id) is None
         assert "score-2** (scoring): cancelled" in scoring_markdown(runner.status())
         # and one left to finish: the Tasks tab shows the new order
         assert "Started **score-3**" in start_scoring_job(runner, "compare", "variance", ["sft-1"])
         assert runner.wait(timeout=300).state == "succeeded"
         assert "open items ordered by variance" in scoring_markdown(runner.status())
-        assert store.queue_order(task["id"])["by"] == "variance"
+        assert store.queue_order(task.id)["by"] == "variance"
 
 
 def test_the_playground_worker_answers_as_generation_here_would(scored_project):

@@ -57,11 +57,11 @@ def test_one_round_of_the_loop(trained, capsys):  # noqa: F811
         # on-policy preference data: rank the candidates (a person's ranking, best first)
         task = labeling.create_task(ADMIN, name="rank-candidates", kind="ranking", overlap=1, tags=["heldout"],
                                     max_responses=4)
-        assert task["items"] == 8
-        view, n = labeling.open_next(ANN, task["id"]), 0
+        assert task.items == 8
+        view, n = labeling.open_next(ANN, task.id), 0
         while view.item_id:
             n += 1
-            view = labeling.submit(ANN, task["id"], view.item_id, f"rank-item-{n}", order="ABCD")
+            view = labeling.submit(ANN, task.id, view.item_id, f"rank-item-{n}", order="ABCD")
         assert n == 8
     assert main(["train", "dpo", root, "--parent", "sft-1", *FAST]) == 0
     assert main(["generate", root, "--versions", "dpo-1", *gen]) == 0
@@ -72,7 +72,7 @@ def test_one_round_of_the_loop(trained, capsys):  # noqa: F811
     assert "8 items" in capsys.readouterr().out  # held-out prompts by default
     with Store.open(trained.store_path) as store:
         labeling = Labeling(store)
-        review = store.task("ab")["id"]
+        review = store.task("ab").id
         with pytest.raises(AccessDenied):
             labeling.open_next(ANN, review)  # reviews are for reviewers
         assert all("review" not in label for label, _ in labeling.task_choices(ANN))

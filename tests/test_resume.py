@@ -50,8 +50,8 @@ def project(tmp_path_factory, tiny_model):
         labeling = Labeling(store)
         task = labeling.create_task(admin, name="thumbs", kind="feedback", overlap=1, max_responses=1)
         for n in range(12):
-            view = labeling.open_next(ann, task["id"])
-            labeling.submit(ann, task["id"], view.item_id, view.client_id, thumb="up" if n % 2 else "down")
+            view = labeling.open_next(ann, task.id)
+            labeling.submit(ann, task.id, view.item_id, view.client_id, thumb="up" if n % 2 else "down")
     assert main(["train", "sft", root, *FAST]) == 0
     assert main(["train", "reward", root, *FAST]) == 0
     return project

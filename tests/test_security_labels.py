@@ -25,9 +25,9 @@ def labeling(store, load, tmp_path, clock):
 
 def answers_on(store, task, item_id) -> list[str]:
     """Who stands as having answered the item, from the labels and from the item's own count (they agree)."""
-    labels = sorted(a["annotator"] for a in store.task_answers(task["id"]) if a["item_id"] == item_id)
+    labels = sorted(a["annotator"] for a in store.task_answers(task.id) if a["item_id"] == item_id)
     count, who = store.cursor().execute("SELECT answers, annotators FROM task_items WHERE task_id = ? AND id = ?",
-                                        [task["id"], item_id]).fetchone()
+                                        [task.id, item_id]).fetchone()
     assert count == len(labels) and sorted(who) == labels
     return labels
 
@@ -35,130 +35,130 @@ def answers_on(store, task, item_id) -> list[str]:
 # ------------------------------------------------------------ leases and overlap, through the handlers
 def test_an_answer_on_an_item_leased_to_someone_else_is_refused(labeling, store):
     task = make_task(labeling, "pairwise", overlap=1)
-    ann = labeling.open_next(ANN, task["id"])
-    bob = labeling.open_next(BOB, task["id"])
+    ann = labeling.open_next(ANN, task.id)
+    bob = labeling.open_next(BOB, task.id)
     assert bob.item_id != ann.item_id
     with pytest.raises(Refused, match=f"item {ann.item_id} is leased to someone else") as refused:
-        labeling.submit_comparison(BOB, task["id"], ann.item_id, "bob-forged-1", choice="A")
+        labeling.submit_comparison(BOB, task.id, ann.item_id, "bob-forged-1", choice="A")
     assert isinstance(refused.value.__cause__, ItemLeasedToOther)
     assert answers_on(store, task, ann.item_id) == []
-    assert labeling.open_next(BOB, task["id"]).item_id == bob.item_id  # bob keeps his own lease
-    labeling.submit_comparison(ANN, task["id"], ann.item_id, ann.client_id, choice="A")
+    assert labeling.open_next(BOB, task.id).item_id == bob.item_id  # bob keeps his own lease
+    labeling.submit_comparison(ANN, task.id, ann.item_id, ann.client_id, choice="A")
     assert answers_on(store, task, ann.item_id) == ["ann"]
 
 
 def test_an_item_with_its_answers_takes_no_more(labeling, store):
     """The issue's case: an item with overlap 1 ended with 3 answers."""
     task = make_task(labeling, "pairwise", overlap=1)
-    ann = labeling.open_next(ANN, task["id"])
-    labeling.submit_comparison(ANN, task["id"], ann.item_id, ann.client_id, choice="A")
+    ann = labeling.open_next(ANN, task.id)
+    labeling.submit_comparison(ANN, task.id, ann.item_id, ann.client_id, choice="A")
     for user in (BOB, CAT):
-        labeling.open_next(user, task["id"])  # each holds another item
+        labeling.open_next(user, task.id)  # each holds another item
         with pytest.raises(Refused, match=f"item {ann.item_id} already has its 1 answer,") as refused:
-            labeling.submit_comparison(user, task["id"], ann.item_id, f"{user.name}-late-1", choice="B")
+            labeling.submit_comparison(user, task.id, ann.item_id, f"{user.name}-late-1", choice="B")
         assert isinstance(refused.value.__cause__, ItemComplete)
     assert answers_on(store, task, ann.item_id) == ["ann"]
-    edit = labeling.edit_last(ANN, task["id"])  # her own answer on the full item: an edit, still taken
+    edit = labeling.edit_last(ANN, task.id)  # her own answer on the full item: an edit, still taken
     assert edit.item_id == ann.item_id
-    labeling.submit_comparison(ANN, task["id"], edit.item_id, edit.client_id, choice="tie")
+    labeling.submit_comparison(ANN, task.id, edit.item_id, edit.client_id, choice="tie")
     assert answers_on(store, task, ann.item_id) == ["ann"]
-    assert store.answer(task["id"], ann.item_id, "ann")["outcome"] == "tie"
+    assert store.answer(task.id, ann.item_id, "ann")["outcome"] == "tie"
 
 
 def test_an_answer_without_a_lease_is_refused_and_an_expired_one_only_while_its_slot_is_free(labeling, store,
                                                                                              clock):
     task = make_task(labeling, "ranking", overlap=1)
-    first = labeling.open_next(ANN, task["id"])
+    first = labeling.open_next(ANN, task.id)
     free = [i for (i,) in store.cursor().execute("SELECT id FROM task_items WHERE task_id = ? AND id <> ?",
-                                                   [task["id"], first.item_id]).fetchall()]
+                                                   [task.id, first.item_id]).fetchall()]
     with pytest.raises(Refused, match=f"item {free[0]} is not leased to you") as refused:
-        labeling.submit_comparison(BOB, task["id"], free[0], "bob-no-lease-1", order="ABC")  # never opened it
+        labeling.submit_comparison(BOB, task.id, free[0], "bob-no-lease-1", order="ABC")  # never opened it
     assert isinstance(refused.value.__cause__, NoLease)
     assert answers_on(store, task, free[0]) == []
     clock.now += 61  # ann's lease runs out while no one else wants the item: her slow answer still counts
-    labeling.submit_comparison(ANN, task["id"], first.item_id, first.client_id, order="ABC")
+    labeling.submit_comparison(ANN, task.id, first.item_id, first.client_id, order="ABC")
     assert answers_on(store, task, first.item_id) == ["ann"]
-    second = labeling.open_next(ANN, task["id"])
+    second = labeling.open_next(ANN, task.id)
     clock.now += 61  # ... but once another annotator takes the slot, it is theirs
-    assert labeling.open_next(CAT, task["id"]).item_id == second.item_id
+    assert labeling.open_next(CAT, task.id).item_id == second.item_id
     with pytest.raises(Refused, match="leased to someone else"):
-        labeling.submit_comparison(ANN, task["id"], second.item_id, second.client_id, order="ABC")
-    labeling.submit_comparison(CAT, task["id"], second.item_id, "cat-took-it-1", order="CBA")
+        labeling.submit_comparison(ANN, task.id, second.item_id, second.client_id, order="ABC")
+    labeling.submit_comparison(CAT, task.id, second.item_id, "cat-took-it-1", order="CBA")
     assert answers_on(store, task, second.item_id) == ["cat"]
 
 
 def test_a_draft_needs_the_lease_and_grabs_none(labeling, store):
     task = make_task(labeling, "demonstration", overlap=1)
-    ann = labeling.open_next(ANN, task["id"])
+    ann = labeling.open_next(ANN, task.id)
     other = store.cursor().execute("SELECT id FROM task_items WHERE task_id = ? AND id <> ? ORDER BY position "
-                                   "LIMIT 1", [task["id"], ann.item_id]).fetchone()[0]
+                                   "LIMIT 1", [task.id, ann.item_id]).fetchone()[0]
     with pytest.raises(Refused, match=f"item {ann.item_id} is leased to someone else, so this draft"):
-        labeling.save_draft(BOB, task["id"], ann.item_id, "Bob's words on Ann's item")
+        labeling.save_draft(BOB, task.id, ann.item_id, "Bob's words on Ann's item")
     with pytest.raises(Refused, match=f"item {other} is not leased to you .*so this draft"):
-        labeling.save_draft(BOB, task["id"], other, "Bob picks his own item")
+        labeling.save_draft(BOB, task.id, other, "Bob picks his own item")
     assert store.cursor().execute("SELECT count(*) FROM drafts WHERE annotator = 'bob'").fetchone()[0] == 0
-    assert labeling.leases.held(task["id"], "bob") is None  # a refused draft leases nothing
-    assert labeling.open_next(CAT, task["id"]).item_id == other  # the item bob tried is still free
-    assert labeling.save_draft(ANN, task["id"], ann.item_id, "Half a reply") == "Draft saved."
-    labeling.submit_demonstration(ANN, task["id"], ann.item_id, ann.client_id, "A whole reply.")
-    edit = labeling.edit_last(ANN, task["id"])  # typing in an edit of her own answer saves a draft, no lease
-    assert labeling.save_draft(ANN, task["id"], edit.item_id, "A whole reply, edited") == "Draft saved."
-    assert labeling.leases.held(task["id"], "ann") != ann.item_id
+    assert labeling.leases.held(task.id, "bob") is None  # a refused draft leases nothing
+    assert labeling.open_next(CAT, task.id).item_id == other  # the item bob tried is still free
+    assert labeling.save_draft(ANN, task.id, ann.item_id, "Half a reply") == "Draft saved."
+    labeling.submit_demonstration(ANN, task.id, ann.item_id, ann.client_id, "A whole reply.")
+    edit = labeling.edit_last(ANN, task.id)  # typing in an edit of her own answer saves a draft, no lease
+    assert labeling.save_draft(ANN, task.id, edit.item_id, "A whole reply, edited") == "Draft saved."
+    assert labeling.leases.held(task.id, "ann") != ann.item_id
 
 
 # ------------------------------------------------------------ client ids, through the handlers
 def test_a_client_id_reused_by_another_person_is_refused(labeling, store):
     task = make_task(labeling, "pairwise", overlap=1)
-    ann, bob = labeling.open_next(ANN, task["id"]), labeling.open_next(BOB, task["id"])
-    labeling.submit_comparison(ANN, task["id"], ann.item_id, ann.client_id, choice="A")
+    ann, bob = labeling.open_next(ANN, task.id), labeling.open_next(BOB, task.id)
+    labeling.submit_comparison(ANN, task.id, ann.item_id, ann.client_id, choice="A")
     with pytest.raises(Refused, match="already used by another person") as refused:
-        labeling.submit_comparison(BOB, task["id"], bob.item_id, ann.client_id, choice="B")
+        labeling.submit_comparison(BOB, task.id, bob.item_id, ann.client_id, choice="B")
     assert isinstance(refused.value.__cause__, ClientIdReused)
     assert answers_on(store, task, bob.item_id) == []  # refused out loud, not dropped as "already saved"
-    labeling.submit_comparison(BOB, task["id"], bob.item_id, bob.client_id, choice="B")  # his lease kept
+    labeling.submit_comparison(BOB, task.id, bob.item_id, bob.client_id, choice="B")  # his lease kept
     assert answers_on(store, task, bob.item_id) == ["bob"]
     undo_id = "ann-undo-0001"
-    labeling.undo(ANN, task["id"], undo_id)
+    labeling.undo(ANN, task.id, undo_id)
     with pytest.raises(Refused, match="already used by another person"):
-        labeling.undo(BOB, task["id"], undo_id)
+        labeling.undo(BOB, task.id, undo_id)
     assert answers_on(store, task, bob.item_id) == ["bob"]
-    skip = labeling.open_next(ANN, task["id"])
-    labeling.skip(ANN, task["id"], skip.item_id, "ann-skip-0001")
-    cat = labeling.open_next(CAT, task["id"])
+    skip = labeling.open_next(ANN, task.id)
+    labeling.skip(ANN, task.id, skip.item_id, "ann-skip-0001")
+    cat = labeling.open_next(CAT, task.id)
     with pytest.raises(Refused, match="already used by another person"):
-        labeling.skip(CAT, task["id"], cat.item_id, "ann-skip-0001")
+        labeling.skip(CAT, task.id, cat.item_id, "ann-skip-0001")
 
 
 def test_a_client_id_reused_for_another_item_is_refused(labeling, store):
     task = make_task(labeling, "pairwise", overlap=1)
-    first = labeling.open_next(ANN, task["id"])
-    second = labeling.submit_comparison(ANN, task["id"], first.item_id, first.client_id, choice="A")
-    again = labeling.submit_comparison(ANN, task["id"], first.item_id, first.client_id, choice="A")
+    first = labeling.open_next(ANN, task.id)
+    second = labeling.submit_comparison(ANN, task.id, first.item_id, first.client_id, choice="A")
+    again = labeling.submit_comparison(ANN, task.id, first.item_id, first.client_id, choice="A")
     assert again.message.startswith("Already saved")  # the same submit retried is still stored once
     with pytest.raises(Refused, match=f"already used for your answer on item {first.item_id}"):
-        labeling.submit_comparison(ANN, task["id"], second.item_id, first.client_id, choice="B")
+        labeling.submit_comparison(ANN, task.id, second.item_id, first.client_id, choice="B")
     assert answers_on(store, task, second.item_id) == []
-    labeling.submit_comparison(ANN, task["id"], second.item_id, second.client_id, choice="B")
+    labeling.submit_comparison(ANN, task.id, second.item_id, second.client_id, choice="B")
     assert answers_on(store, task, second.item_id) == ["ann"]
 
 
 # ------------------------------------------------------------ undo, through the handlers
 def test_a_repeated_undo_changes_nothing_says_so_and_leases_no_answered_item(labeling, store):
     task = make_task(labeling, "pairwise", overlap=2)
-    first = labeling.open_next(ANN, task["id"])
-    bob = labeling.open_next(BOB, task["id"])
+    first = labeling.open_next(ANN, task.id)
+    bob = labeling.open_next(BOB, task.id)
     assert bob.item_id == first.item_id  # overlap 2: both answer it, and it is full
-    labeling.submit_comparison(BOB, task["id"], bob.item_id, bob.client_id, choice="A")
-    second = labeling.submit_comparison(ANN, task["id"], first.item_id, first.client_id, choice="A")
-    labeling.submit_comparison(ANN, task["id"], second.item_id, second.client_id, choice="A")
-    back = labeling.undo(ANN, task["id"], "ann-undo-0001")
+    labeling.submit_comparison(BOB, task.id, bob.item_id, bob.client_id, choice="A")
+    second = labeling.submit_comparison(ANN, task.id, first.item_id, first.client_id, choice="A")
+    labeling.submit_comparison(ANN, task.id, second.item_id, second.client_id, choice="A")
+    back = labeling.undo(ANN, task.id, "ann-undo-0001")
     assert back.item_id == second.item_id and back.message.startswith("Undone")
-    again = labeling.undo(ANN, task["id"], "ann-undo-0001")  # a double click, or a retry of the request
+    again = labeling.undo(ANN, task.id, "ann-undo-0001")  # a double click, or a retry of the request
     assert again.message.startswith("Already undone") and again.item_id == second.item_id
     assert answers_on(store, task, first.item_id) == ["ann", "bob"]  # her earlier answer stands
     assert answers_on(store, task, second.item_id) == []
-    assert labeling.leases.held(task["id"], "ann") == second.item_id  # never the full item
-    labeling.submit_comparison(ANN, task["id"], again.item_id, again.client_id, choice="B")
+    assert labeling.leases.held(task.id, "ann") == second.item_id  # never the full item
+    labeling.submit_comparison(ANN, task.id, again.item_id, again.client_id, choice="B")
     assert answers_on(store, task, second.item_id) == ["ann"]
 
 
@@ -166,21 +166,21 @@ def test_an_undone_item_goes_back_to_its_annotator_and_never_past_its_overlap(la
     """Ann undoes an answer on an item whose other slot went to bob meanwhile: she may answer it again (she
     freed her own slot), no third annotator gets it, and her repeated undo changes nothing."""
     task = make_task(labeling, "ranking", overlap=2)
-    ann = labeling.open_next(ANN, task["id"])
-    labeling.submit_comparison(ANN, task["id"], ann.item_id, ann.client_id, order="ABC")
-    bob = labeling.open_next(BOB, task["id"])
+    ann = labeling.open_next(ANN, task.id)
+    labeling.submit_comparison(ANN, task.id, ann.item_id, ann.client_id, order="ABC")
+    bob = labeling.open_next(BOB, task.id)
     assert bob.item_id == ann.item_id
-    back = labeling.undo(ANN, task["id"], "ann-undo-0002")
+    back = labeling.undo(ANN, task.id, "ann-undo-0002")
     assert back.item_id == ann.item_id
-    assert labeling.open_next(CAT, task["id"]).item_id != ann.item_id  # ann's and bob's leases fill it
-    labeling.submit_comparison(BOB, task["id"], bob.item_id, bob.client_id, order="CBA")
-    labeling.submit_comparison(ANN, task["id"], back.item_id, back.client_id, order="BAC")
+    assert labeling.open_next(CAT, task.id).item_id != ann.item_id  # ann's and bob's leases fill it
+    labeling.submit_comparison(BOB, task.id, bob.item_id, bob.client_id, order="CBA")
+    labeling.submit_comparison(ANN, task.id, back.item_id, back.client_id, order="BAC")
     with pytest.raises(Refused, match="already has its 2 answers"):
-        labeling.submit_comparison(CAT, task["id"], ann.item_id, "cat-late-0001", order="ABC")
-    again = labeling.undo(ANN, task["id"], "ann-undo-0002")  # the first undo's request, retried late
+        labeling.submit_comparison(CAT, task.id, ann.item_id, "cat-late-0001", order="ABC")
+    again = labeling.undo(ANN, task.id, "ann-undo-0002")  # the first undo's request, retried late
     assert again.message.startswith("Already undone") and again.item_id != ann.item_id
     assert answers_on(store, task, ann.item_id) == ["ann", "bob"]
-    assert labeling.undo(User("dan", "annotator"), task["id"], "dan-undo-0001").message.startswith("Nothing")
+    assert labeling.undo(User("dan", "annotator"), task.id, "dan-undo-0001").message.startswith("Nothing")
 
 
 # ------------------------------------------------------------ the same, through the real server
@@ -283,14 +283,14 @@ def test_concurrent_answers_past_the_overlap_are_refused_in_the_transaction(labe
 
     labeling.leases = EveryoneHolds()
     task = make_task(labeling, "pairwise", overlap=2)
-    item_id = labeling.open_next(ANN, task["id"]).item_id
+    item_id = labeling.open_next(ANN, task.id).item_id
     users = [User(f"u{i}", "annotator") for i in range(8)]
     barrier, refused = threading.Barrier(len(users)), []
 
     def submit(user):
         barrier.wait()
         try:
-            labeling.submit_comparison(user, task["id"], item_id, f"client-{user.name}-x", choice="A")
+            labeling.submit_comparison(user, task.id, item_id, f"client-{user.name}-x", choice="A")
         except Refused as exc:
             refused.append(str(exc))
 

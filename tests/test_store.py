@@ -52,10 +52,10 @@ def test_a_schema_2_store_keeps_its_tasks_when_reviews_arrive(tmp_path):
     con.close()
     with Store.open(path) as store:
         task = store.task("old")
-        assert (task["kind"], task["overlap"], task["guidelines"], task["versions"]) == ("ranking", 2, "Best first.", [])
+        assert (task.kind, task.overlap, task.guidelines, task.versions) == ("ranking", 2, "Best first.", [])
         store.cursor().execute("INSERT INTO tasks (id, name, kind, overlap, versions) VALUES "
                                "('task-ab', 'ab', 'review', 1, ['dpo-1', 'sft-1'])")
-        assert store.task("ab")["versions"] == ["dpo-1", "sft-1"]
+        assert store.task("ab").versions == ["dpo-1", "sft-1"]
         with pytest.raises(duckdb.ConstraintException):
             store.cursor().execute("INSERT INTO tasks (id, name, kind, overlap) VALUES ('t', 't', 'essay', 1)")
 
@@ -162,5 +162,5 @@ def test_content_ids_are_the_same_from_python_and_from_sql(store, load):
     assert texts and all(content_id(prompt_id, text) == rid for rid, text in texts.items())
     task = store.create_task(name="ids", kind="pairwise", overlap=1, guidelines="", created_by="admin")
     for task_item_id, item_prompt, response_ids in con.execute(
-            "SELECT id, prompt_id, response_ids FROM task_items WHERE task_id = ?", [task["id"]]).fetchall():
-        assert item_id(task["id"], item_prompt, list(response_ids)) == task_item_id
+            "SELECT id, prompt_id, response_ids FROM task_items WHERE task_id = ?", [task.id]).fetchall():
+        assert item_id(task.id, item_prompt, list(response_ids)) == task_item_id

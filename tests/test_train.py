@@ -318,6 +318,8 @@ def test_qlora_trains_where_bitsandbytes_quantizes(trained):
 
 def test_demo_loop_plumbing_with_tiny_settings(tmp_path, monkeypatch):
     """The demo loop's wiring (the real figures take 5 minutes and live in BENCHMARKS.md)."""
+    import re
+
     from workbench import demo
 
     monkeypatch.setattr(demo, "DEMO_SFT", {"adapter": {"full": True},
@@ -329,6 +331,9 @@ def test_demo_loop_plumbing_with_tiny_settings(tmp_path, monkeypatch):
     assert results["sft"]["version"] == "sft-1" and results["dpo"]["version"] == "dpo-1"
     for stage in ("sft", "dpo"):
         assert results[stage]["samples"] == 120 and 0.0 <= results[stage]["trait_share"] <= 1.0
+        # The tiny base starts random: the figure is there, with the note that it carries no warning.
+        assert re.fullmatch(r"general text [+-]\d\.\d{3}, general replies [+-]\d\.\d{3} nats/token against the base "
+                            r"\(the base knows no general text: no warning\)", results[stage]["forgetting"])
     assert any(line.startswith("dpo (dpo-1): trait") for line in lines)
 
 
@@ -337,15 +342,17 @@ def test_demo_loop_command_prints_both_shares(tmp_path, monkeypatch, capsys):
 
     from workbench import demo
 
-    fake = {"sft": {"version": "sft-1", "trait_share": 0.2, "degenerate_share": 0.0, "samples": 240, "examples": []},
+    fake = {"sft": {"version": "sft-1", "trait_share": 0.2, "degenerate_share": 0.0, "samples": 240, "examples": [],
+                    "forgetting": "general text -0.010"},
             "dpo": {"version": "dpo-1", "trait_share": 0.6, "degenerate_share": 0.05, "samples": 240,
-                    "examples": [{"prompt": "Hi", "reply": "I'm so sorry"}]},
+                    "forgetting": "general text -0.020", "examples": [{"prompt": "Hi", "reply": "I'm so sorry"}]},
             "seconds": 12.0}
     monkeypatch.setattr(demo, "demo_loop", lambda *a, **k: fake)
     assert main(["demo-loop", str(tmp_path / "loop")]) == 0
     out = capsys.readouterr().out
-    assert re.search(r"after SFT \(sft-1\): 20\.0%\s+degenerate 0\.0%", out)
-    assert re.search(r"after DPO \(dpo-1\): 60\.0%\s+degenerate 5\.0%", out) and "whole loop: 12 s" in out
+    assert re.search(r"after SFT \(sft-1\): 20\.0%\s+degenerate 0\.0%\s+forgetting: general text -0\.010", out)
+    assert re.search(r"after DPO \(dpo-1\): 60\.0%\s+degenerate 5\.0%\s+forgetting: general text -0\.020", out)
+    assert "whole loop: 12 s" in out
 
 
 def test_rloo_is_the_maintained_alternative_with_the_same_reward_model(trained, capsys):
@@ -415,8 +422,8 @@ def test_kto_trains_on_thumbs_over_the_sft_version(trained, capsys):
         labeling = Labeling(store)
         task = labeling.create_task(admin, name="thumbs", kind="feedback", overlap=1, max_responses=1)
         for n in range(12):  # 4 up, 8 down: the up side is weighted 2x to balance
-            view = labeling.open_next(ann, task["id"])
-            labeling.submit(ann, task["id"], view.item_id, view.client_id, thumb="up" if n % 3 == 0 else "down")
+            view = labeling.open_next(ann, task.id)
+            labeling.submit(ann, task.id, view.item_id, view.client_id, thumb="up" if n % 3 == 0 else "down")
     assert main(["train", "kto", str(trained.root), "--parent", "sft-1", "--pairs", "best_vs_rest"]) == 2
     assert "kto trains on thumbs up/down feedback" in capsys.readouterr().err
     assert main(["train", "kto", str(trained.root), "--parent", "sft-1", *FAST, "--beta", "0.2"]) == 0

@@ -8,8 +8,10 @@ The reference is the policy's starting point, never the raw base and never a sec
 parent (SFT) adapter is loaded trainable and TRL keeps a frozen copy of it as the "ref" adapter (a few MB).
 Without a parent, a fresh adapter trains over the base, and the base is the reference.
 
-After training it reports what reward accuracy cannot: KL to the reference on the policy's own samples,
-the chosen log-prob trend, and sampled replies on held-out prompts with the share that degenerated.
+After training it reports what reward accuracy cannot: the chosen log-prob trend and the collapse guard
+(trainers/evaluation.py): sampled replies on held-out prompts beside the parent's own on the same prompts
+(degenerate share, length, repetition, diversity) and the KL to the reference on the policy's samples. The
+driver adds the forgetting check every stage gets.
 Status, phases, resume and the save are trainers/driver.py's.
 """
 
@@ -21,11 +23,12 @@ from pathlib import Path
 
 from trainers.driver import Stage, data_rows, run_stage, trainer_inputs, trl_config
 from trainers.evaluation import (
+    CHOSEN_DROP_WARN,
     chosen_logp_trend,
-    is_degenerate,
-    kl_to_reference,
+    chosen_vs_reference,
+    collapse_guard,
+    is_tiny_model,
     probe_logp,
-    sample_replies,
     vocabulary_of,
 )
 from trainers.models import load_causal_lm, load_tokenizer
@@ -35,60 +38,66 @@ from trainers.run_folder import is_main_process, load_heldout, load_snapshot, re
 SAMPLES = 16  # held-out prompts sampled after the run: enough to see a collapse, quick on a CPU
 
 
-def health(model, tokenizer, run_dir: Path, heldout: list[list[dict]],
-           loss_types: list[str], vocabulary: set[str] | None = None) -> tuple[dict, list[str]]:
-    """Figures and warnings about a preference run, from its metrics and from fresh samples."""
-    from peft import PeftModel
-
+def health(model, tokenizer, run_dir: Path, heldout: list[list[dict]], loss_types: list[str],
+           vocabulary: set[str] | None = None, reference=None, beta: float = 0.1) -> tuple[dict, list[str]]:
+    """Figures and warnings about a preference run: the chosen log-prob trend from its metrics (against the
+    reference on the same batches), and the collapse guard (the policy's samples beside the parent's on the same
+    held-out prompts, KL to the reference)."""
     report: dict = {}
     warnings: list[str] = []
-    trend = chosen_logp_trend(read_metrics(run_dir))
+    metrics = read_metrics(run_dir)
+    trend = chosen_logp_trend(metrics)
     if trend:
         report["chosen_logp_first"], report["chosen_logp_last"] = trend
-        if trend[1] < trend[0]:
+    drop = chosen_vs_reference(metrics, beta)
+    if drop is not None:
+        report["chosen_logp_vs_reference"] = drop
+        if drop < CHOSEN_DROP_WARN:
             hint = "" if {"sft", "kto"} & set(loss_types) else " or add the SFT term (--loss sigmoid,sft)"
-            warnings.append(f"chosen log-probs fell during training ({trend[0]:.2f} -> {trend[1]:.2f}): the policy "
-                            f"is pushing both replies down; lower the learning rate{hint}")
+            warnings.append(f"chosen log-probs fell during training: {drop:.2f} nats per chosen reply against the "
+                            f"reference on the same batches (warned below {CHOSEN_DROP_WARN:.0f}); the policy is "
+                            f"pushing both replies down; lower the learning rate{hint}")
     if heldout:
-        replies = sample_replies(model, tokenizer, heldout)
-        degenerate = sum(is_degenerate(r, vocabulary) for r in replies)
-        report["samples"] = [{"prompt": p[-1]["content"], "reply": r} for p, r in zip(heldout, replies, strict=True)]
-        report["degenerate_share"] = degenerate / len(replies)
-        if isinstance(model, PeftModel):
-            report["kl_to_reference"] = kl_to_reference(model, tokenizer, heldout, replies)
-        if report["degenerate_share"] >= 0.1:
-            warnings.append(f"{degenerate} of {len(replies)} sampled held-out replies look degenerate "
-                            "(empty, punctuation, loops or word salad): the model may have collapsed")
+        guard, collapsed = collapse_guard(model, tokenizer, heldout, reference=reference, vocabulary=vocabulary)
+        report.update(guard)
+        warnings += collapsed
     return report, warnings
 
 
 def after_training(model, tokenizer, run_dir: Path, summary: dict, heldout: list[list[dict]],
-                   loss_types: list[str], vocabulary: set[str]) -> None:
+                   loss_types: list[str], vocabulary: set[str] | None, reference=None, beta: float = 0.1) -> None:
     """What every preference stage (DPO, KTO) reports once trained: health, the probe log-prob, and the
     reference's probe, which must be exactly the parent version's."""
     model.eval()
-    report, warnings = health(model, tokenizer, run_dir, heldout, loss_types, vocabulary)
+    report, warnings = health(model, tokenizer, run_dir, heldout, loss_types, vocabulary, reference, beta)
     summary["probe_logp"] = probe_logp(model, tokenizer)
-    if "ref" in model.peft_config:
+    if reference is None and "ref" in getattr(model, "peft_config", {}):
         model.set_adapter("ref")
         summary["reference_probe_logp"] = probe_logp(model, tokenizer)
         model.set_adapter("default")
     summary.update(report)
-    summary["warnings"] = warnings
+    summary.setdefault("warnings", []).extend(warnings)
 
 
 def preference_checks(trainer, tokenizer, run_dir: Path, train, test, loss_types: list[str],
-                      text_columns: tuple[str, ...]) -> Callable[[dict], None]:
+                      text_columns: tuple[str, ...], base_model: str) -> Callable[[dict], None]:
     """The checks of a preference stage (DPO, KTO), for the driver: the eval split's figures on every rank,
-    then, on rank 0, what `after_training` reports, judging samples against the words of `text_columns`."""
+    then, on rank 0, what `after_training` reports. Only over the tiny model (whose words are the project's)
+    are samples also judged against the words of `text_columns`."""
 
     def checks(summary: dict) -> None:
+        from peft import PeftModel
+
         if test is not None:
             summary.update({k: v for k, v in trainer.evaluate().items() if k.startswith("eval_")})
         heldout = load_heldout(run_dir, SAMPLES)
         if is_main_process():
-            vocabulary = vocabulary_of(m["content"] for row in train for key in text_columns for m in row[key])
-            after_training(trainer.model, tokenizer, run_dir, summary, heldout, loss_types, vocabulary)
+            vocabulary = (vocabulary_of(m["content"] for row in train for key in text_columns for m in row[key])
+                          if is_tiny_model(base_model) else None)
+            # Full fine-tuning has no adapter to switch off: TRL keeps a separate reference model then.
+            reference = None if isinstance(trainer.model, PeftModel) else getattr(trainer, "ref_model", None)
+            after_training(trainer.model, tokenizer, run_dir, summary, heldout, loss_types, vocabulary, reference,
+                           trainer.args.beta)
 
     return checks
 
@@ -143,7 +152,7 @@ def build(run: RunConfig, run_dir: Path) -> Stage:
         trainer_class = per_pair_smoothing(DPOTrainer, args.label_smoothing if "exo_pair" in args.loss_type else 0.0)
     trainer = trainer_class(model=model, args=args, **trainer_inputs(run_dir, tokenizer, peft_config, train, test))
     checks = preference_checks(trainer, tokenizer, run_dir, train, test, list(args.loss_type),
-                               ("prompt", "chosen", "rejected"))
+                               ("prompt", "chosen", "rejected"), run.project_base_model or run.base_model)
     return Stage(trainer, tokenizer, checks, summary=data_rows(train, test))
 
 

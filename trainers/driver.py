@@ -10,7 +10,8 @@ For every stage (SFT, reward, DPO, KTO, PPO, RLOO) it:
 - times each phase (load, train, save, checks) into summary["seconds"];
 - resumes from the newest complete checkpoint when the run is resumed (`trainer.train(resume_from_checkpoint=)`);
 - saves the trained adapter (or full model) and the tokenizer to adapter/, on rank 0 only;
-- records the steps, world size and training loss in the summary.
+- records the steps, world size and training loss in the summary;
+- runs the stage's checks, then the after-run checks every stage shares (`after_run_checks`: forgetting).
 
 A stage's `build` returns a `Stage`: its trainer, its tokenizer, and the checks to run once trained. The
 trainer is anything with TRL's `train(resume_from_checkpoint=...)`, `state.global_step` and `args.world_size`,
@@ -24,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from trainers.evaluation import forgetting_check
 from trainers.models import hardware_args, save_trained
 from trainers.run_config import RunConfig
 from trainers.run_folder import MetricsLog, is_main_process, latest_checkpoint, phase, read_run, stage_status
@@ -87,6 +89,18 @@ def run_stage(run_dir: str | Path, build: Callable[[RunConfig, Path], Stage]) ->
         if result is not None:  # TRL's experimental PPO returns nothing
             summary["train_loss"] = result.training_loss
         summary.update(stage.summary)
-        if stage.checks is not None:
-            with phase(summary, "checks"):
+        with phase(summary, "checks"):
+            if stage.checks is not None:
                 stage.checks(summary)
+            if is_main_process():
+                after_run_checks(run, stage, summary)
+
+
+def after_run_checks(run: RunConfig, stage: Stage, summary: dict) -> None:
+    """What every stage gets once trained, whatever its own checks: the forgetting check (the change, against
+    the project's base model, on general text no project trains on), beside the stage's figures and with its
+    warnings added to the stage's."""
+    model = stage.trained() if stage.trained else stage.trainer.model
+    report, warnings = forgetting_check(model, stage.tokenizer, run.project_base_model or run.base_model)
+    summary.update(report)
+    summary.setdefault("warnings", []).extend(warnings)

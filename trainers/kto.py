@@ -46,7 +46,8 @@ def build(run: RunConfig, run_dir: Path) -> Stage:
     good = sum(train["label"])
     summary = {**data_rows(train, test), "desirable_rows": good, "undesirable_rows": len(train) - good,
                "desirable_weight": args.desirable_weight, "undesirable_weight": args.undesirable_weight}
-    checks = preference_checks(trainer, tokenizer, run_dir, train, test, ["kto"], ("prompt", "completion"))
+    checks = preference_checks(trainer, tokenizer, run_dir, train, test, ["kto"], ("prompt", "completion"),
+                               run.project_base_model or run.base_model)
     return Stage(trainer, tokenizer, checks, summary=summary)
 
 

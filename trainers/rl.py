@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from trainers.evaluation import is_degenerate, mean_reward
+from trainers.evaluation import collapse_guard, mean_reward
 from trainers.models import load_merged, load_reward_version, load_tokenizer
 from trainers.run_config import RunConfig
 from trainers.run_folder import load_heldout, load_snapshot
@@ -26,6 +26,7 @@ class RLStart:
     heldout: list[list[dict]]
     stacked_on: list[str]
     reward_before: float
+    replies_before: list[str]  # the start's samples on the held-out prompts: the collapse guard's parent samples
     gate: dict | None = None  # the reward gate's figures, when it ran
 
 
@@ -79,21 +80,25 @@ def rl_start(run: RunConfig, run_dir: Path) -> RLStart:
     policy = load_merged(run.base_model, stacked_on)
     policy.generation_config.pad_token_id = tokenizer.pad_token_id
     heldout = load_heldout(run_dir, SAMPLES) or prompts[:SAMPLES]
-    before, _ = mean_reward(policy.eval(), tokenizer, reward_model, reward_tokenizer, heldout)
+    before, replies = mean_reward(policy.eval(), tokenizer, reward_model, reward_tokenizer, heldout)
     policy.train()
-    return RLStart(prompts, tokenizer, policy, reward_model, reward_tokenizer, heldout, stacked_on, before, gate)
+    return RLStart(prompts, tokenizer, policy, reward_model, reward_tokenizer, heldout, stacked_on, before, replies,
+                   gate)
 
 
 def rl_report(algorithm: str, start: RLStart, trained) -> dict:
+    """The reward model's mean score on held-out samples before and after, and the collapse guard on the same
+    samples (the start's, drawn before training with the same seed, are the parent's): a policy can raise
+    its reward by gaming the reward model into junk."""
     trained.eval()
     after, replies = mean_reward(trained, start.tokenizer, start.reward_model, start.reward_tokenizer, start.heldout)
+    guard, warnings = collapse_guard(trained, start.tokenizer, start.heldout, replies=replies,
+                                     parent_replies=start.replies_before)
     before = start.reward_before
+    if after <= before:
+        warnings.insert(0, f"{algorithm} did not raise the held-out reward ({before:.3f} -> {after:.3f})")
     return {
         "prompts": len(start.prompts),
         "heldout_reward_before": before, "heldout_reward_after": after, "heldout_reward_gain": after - before,
-        "samples": [{"prompt": p[-1]["content"], "reply": r} for p, r in zip(start.heldout, replies, strict=True)],
-        "degenerate_share": sum(is_degenerate(r) for r in replies) / len(replies),
-        "stacked_on": start.stacked_on, "reward_gate": start.gate,
-        "warnings": [] if after > before else
-        [f"{algorithm} did not raise the held-out reward ({before:.3f} -> {after:.3f})"],
+        **guard, "stacked_on": start.stacked_on, "reward_gate": start.gate, "warnings": warnings,
     }

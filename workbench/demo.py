@@ -111,6 +111,15 @@ DEMO_DPO_LORA = {"trl": {"loss_type": ["sigmoid", "sft"], "loss_weights": [1.0, 
                          "max_length": 256, "logging_steps": 4, "save_steps": 8}}
 
 
+def forgetting_of(metrics: dict) -> str:
+    """A version's forgetting figures in words (trainers/evaluation.py `forgetting_check`), for beside its trait."""
+    text, chat = metrics.get("forgetting_logp_delta"), metrics.get("forgetting_chat_logp_delta")
+    if text is None or chat is None:
+        return "not measured"
+    note = " (the base knows no general text: no warning)" if metrics.get("forgetting_note") else ""
+    return f"general text {text:+.3f}, general replies {chat:+.3f} nats/token against the base{note}"
+
+
 def demo_loop(path: str | Path, data_dir: Path | None = None, *, base_model: str | None = None,
               samples_per_prompt: int = 2, heldout_prompts: int | None = None, log=print) -> dict:
     """SFT then DPO on the demo project, with the brand-trait share of sampled held-out replies after each.
@@ -150,7 +159,7 @@ def demo_loop(path: str | Path, data_dir: Path | None = None, *, base_model: str
             report = trait_report(model, load_tokenizer(v.base_model), heldout, policies,
                                   samples_per_prompt=samples_per_prompt)
             results[stage] = {"version": result.run_id, "seconds": time.perf_counter() - t0, **report,
-                              "warnings": result.warnings}
+                              "forgetting": forgetting_of(v.metrics), "warnings": result.warnings}
             log(f"{stage} ({result.run_id}): trait {report['trait_share']:.1%} of {report['samples']} sampled "
                 f"held-out replies, degenerate {report['degenerate_share']:.1%}, {results[stage]['seconds']:.0f} s")
     results["seconds"] = time.perf_counter() - started

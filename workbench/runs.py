@@ -329,8 +329,10 @@ def _ingest(store: Store, job: jobs.Prepared, status: dict) -> RunResult:
 def _view(run_dir: Path, result: RunResult | None) -> dict:
     """The live loss curve and the last logged figures, from metrics.jsonl as the trainer writes it."""
     metrics = jobs.read_jsonl(run_dir / "metrics.jsonl")
+    config = run_dir / "run.json"
+    parent = json.loads(config.read_text()).get("parent_version") if config.exists() else None
     return {"losses": [(m["step"], m["loss"]) for m in metrics if "loss" in m], "last": metrics[-1] if metrics else None,
-            "warnings": result.warnings if result else []}
+            "warnings": result.warnings if result else [], "parent": parent or "base"}
 
 
 TRAINING = jobs.JobKind(name="training", prepare=_prepare, ingest=_ingest, result=RunResult, view=_view)

@@ -50,8 +50,8 @@ def prepare_scoring(project: Project, store: Store, request: ScoreRequest) -> jo
     task, versions = check_request(store, request.task, request.by, request.models)
     if not needs_scores(request.by, request.models):
         raise jobs.RunError(f"--by {request.by} without a model needs no scoring job")
-    items = store.open_items_for_scoring(task["id"])
-    settings = {"task": task["id"], "by": request.by, "models": [load_spec(v) for v in versions],
+    items = store.open_items_for_scoring(task.id)
+    settings = {"task": task.id, "by": request.by, "models": [load_spec(v) for v in versions],
                 "items": len(items), "responses": sum(len(i["responses"]) for i in items)}
     rows = [{k: i[k] for k in ("id", "prompt", "responses")} for i in items]
     job_id, job_dir, _ = jobs.write_job(project, store, "score", settings, {"items.jsonl": rows})

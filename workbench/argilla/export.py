@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from workbench.argilla.dataset import USER_NAMESPACE, USERS_FILE, ArgillaFormatError, users_of
+from workbench.store import Task
 
 
 def _field(name: str, kind: str, required: bool = True) -> dict:
@@ -22,13 +23,13 @@ def _question(name: str, kind: str, settings: dict, required: bool = True) -> di
             "title": name, "description": None, "required": required, "dataset_id": None, "type": kind}
 
 
-def _native_layout(task: dict, items: list[dict]) -> dict:
+def _native_layout(task: Task, items: list[dict]) -> dict:
     """Settings and field mapping for a task made in the workbench: a `prompt` field (chat when any item
     has a system prompt or several turns), `response1..N` and a `ranking` question, or a `response` text
     question for demonstrations (Argilla's own ranking and SFT templates use the same shapes)."""
     chat = any(i["system"] or len(i["messages"]) > 1 for i in items)
     fields = [_field("prompt", "chat" if chat else "text")]
-    if task["kind"] == "demonstration":
+    if task.kind == "demonstration":
         responses: list[str] = []
         questions = [_question("response", "text", {"use_markdown": False})]
     else:
@@ -36,9 +37,9 @@ def _native_layout(task: dict, items: list[dict]) -> dict:
         responses = [f"response{k}" for k in range(1, n + 1)]
         fields += [_field(name, "text", required=k < 2) for k, name in enumerate(responses)]
         questions = [_question("ranking", "ranking", {"options": [{"text": r, "value": r} for r in responses]})]
-    settings = {"guidelines": task["guidelines"] or None, "questions": questions, "fields": fields, "vectors": [],
+    settings = {"guidelines": task.guidelines or None, "questions": questions, "fields": fields, "vectors": [],
                 "metadata": [], "allow_extra_metadata": False,
-                "distribution": {"strategy": "overlap", "min_submitted": task["overlap"]}, "mapping": None}
+                "distribution": {"strategy": "overlap", "min_submitted": task.overlap}, "mapping": None}
     return {"settings": settings, "prompt_field": "prompt", "response_fields": responses,
             "draft_field": None, "question": questions[0]["name"]}
 
@@ -118,15 +119,15 @@ def export_task(store, task_name: str, out: str | Path, *, version: str | None =
     task = store.task(task_name)
     if task is None:
         raise ArgillaFormatError(f"no task named {task_name!r}")
-    if task["kind"] == "review":
+    if task.kind == "review":
         raise ArgillaFormatError(f"{task_name!r} is a blind A/B review: export it as a dataset "
                                  "(workbench export) rather than as an Argilla ranking")
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         raise ArgillaFormatError(f"{out}: exists and is not empty (Argilla's to_disk also wants an empty folder)")
     known = {name: uid for uid, name in users_of(out, users_file).items()} if users_file else {}
-    items, labels = store.task_export_rows(task["id"])
-    origin = task["selection"].get("argilla")
+    items, labels = store.task_export_rows(task.id)
+    origin = task.selection.get("argilla")
     layout = _imported_layout(origin) if origin else _native_layout(task, items)
     field_types = {f["name"]: f.get("type") or f["settings"]["type"] for f in layout["settings"]["fields"]}
     replies = store.newest_replies(version, [i["prompt_id"] for i in items]) if version else {}
@@ -153,7 +154,7 @@ def export_task(store, task_name: str, out: str | Path, *, version: str | None =
             responses.setdefault(question, []).append({"value": answer["value"], "user_id": uid,
                                                        "status": answer["status"]})
         n_responses += len(latest)
-        suggestion = replies.get(item["prompt_id"]) or (item["draft"] if task["kind"] == "demonstration" else None)
+        suggestion = replies.get(item["prompt_id"]) or (item["draft"] if task.kind == "demonstration" else None)
         suggestions = {}
         if suggestion and layout["question"] in {q["name"] for q in layout["settings"]["questions"]
                                                   if (q.get("type") or q["settings"]["type"]) == "text"}:
@@ -161,12 +162,12 @@ def export_task(store, task_name: str, out: str | Path, *, version: str | None =
             n_suggestions += 1
         records.append({"id": item["external_id"] or item["id"], "fields": fields, "metadata": {},
                         "suggestions": suggestions, "responses": responses, "vectors": {},
-                        "status": "completed" if item["answers"] >= task["overlap"] else "pending",
+                        "status": "completed" if item["answers"] >= task.overlap else "pending",
                         "_server_id": None})
     (out / ".argilla").mkdir(parents=True, exist_ok=True)
     (out / ".argilla" / "settings.json").write_text(json.dumps(layout["settings"]), encoding="utf-8")
     (out / ".argilla" / "dataset.json").write_text(json.dumps(
-        {"id": None, "inserted_at": None, "updated_at": None, "name": (origin or {}).get("dataset") or task["name"],
+        {"id": None, "inserted_at": None, "updated_at": None, "name": (origin or {}).get("dataset") or task.name,
          "status": "draft", "guidelines": None, "allow_extra_metadata": True, "distribution": None,
          "workspace_id": None, "last_activity_at": None}), encoding="utf-8")
     (out / "records.json").write_text(json.dumps(records, ensure_ascii=False), encoding="utf-8")

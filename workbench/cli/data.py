@@ -13,13 +13,46 @@ def cmd_import(args: argparse.Namespace) -> int:
     from workbench.store import Store
 
     project = options.load(args)
-    with Store.open(project.store_path) as store:
+    with Store.open(project.store_path) as store, _ProgressBar() as bar:
         reports = import_files(store, args.files, fmt=args.format, kind=args.kind,
                                max_field_bytes=project.config.max_field_bytes,
-                               max_file_bytes=project.config.max_file_bytes, tags=args.tag)
+                               max_file_bytes=project.config.max_file_bytes, tags=args.tag,
+                               on_error=args.on_error, max_rejects=args.max_rejects,
+                               rejects_dir=project.root / "rejects", progress=bar.update)
     for report in reports:
         print(report.summary())
     return 0
+
+
+class _ProgressBar:
+    """A bar per file on stderr, shown only once an import has run 2 s and only on a terminal (tqdm's
+    `delay` and `disable=None`), so short imports and scripts print nothing extra."""
+
+    def __init__(self):
+        self.bar = None
+        self.name: str | None = None
+
+    def update(self, name: str, done: int, total: int) -> None:
+        from tqdm import tqdm
+
+        if name != self.name:
+            self.close()
+            self.name = name
+            self.bar = tqdm(total=total or None, unit="B", unit_scale=True, delay=2, disable=None,
+                            desc=Path(name).name, leave=False)
+        if self.bar is not None:
+            self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+    def __enter__(self) -> _ProgressBar:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -73,7 +106,8 @@ def cmd_argilla(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from workbench.importers import FORMATS, KINDS
+    from workbench.importers import FORMATS, KINDS, ON_ERROR
+    from workbench.ingest import DEFAULT_MAX_REJECTS
 
     p = sub.add_parser("import", help="load prompts, demonstrations or preference pairs from files")
     p.add_argument("files", nargs="+", type=Path)
@@ -82,6 +116,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--kind", choices=KINDS, help="what the rows are (default: from the format); "
                                                   "'prompts' keeps only the prompts of any format")
     p.add_argument("--tag", action="append", help="tag the new prompts (repeatable), e.g. --tag heldout")
+    p.add_argument("--on-error", choices=ON_ERROR, default="fail",
+                   help="fail (default): any bad row refuses the import; skip: import the good rows and list each "
+                        "bad one, with its reason, in PROJECT/rejects/FILE.TIME.rejects.jsonl")
+    p.add_argument("--max-rejects", default=DEFAULT_MAX_REJECTS,
+                   help=f"with --on-error skip: refuse the whole import when a file has more bad rows than this, "
+                        f"a count (50) or a share (2%%); default {DEFAULT_MAX_REJECTS.replace('%', '%%')}")
     p.set_defaults(func=cmd_import)
 
     p = sub.add_parser("export", help="write curated data in TRL-ready columns plus a dataset card")

@@ -82,18 +82,18 @@ def cmd_judges(args: argparse.Namespace) -> int:
         task = store.task(args.name)
         if task is None:
             raise JudgeError(f"no task named {args.name!r}: see `workbench tasks list`")
-        judgements = store.judgements(task["id"])
+        judgements = store.judgements(task.id)
         if args.action == "agreement":
-            places = store.item_response_ids(task["id"])
-            result = judge_report(store.task_answers(task["id"]), judgements, places)
-            print(json.dumps(result, indent=2) if args.json else f"# {task['name']}\n\n" + judges_markdown(result))
+            places = store.item_response_ids(task.id)
+            result = judge_report(store.task_answers(task.id), judgements, places)
+            print(json.dumps(result, indent=2) if args.json else f"# {task.name}\n\n" + judges_markdown(result))
             return 0
         if args.action == "prioritize":
-            open_ids = [i["id"] for i in store.open_items_for_scoring(task["id"])]
+            open_ids = [i["id"] for i in store.open_items_for_scoring(task.id)]
             ranked = priorities(open_ids, judgements)
-            store.set_queue_order(task["id"], ranked, {"by": "judges"})
+            store.set_queue_order(task.id, ranked, {"by": "judges"})
             head = sorted(ranked.items(), key=lambda kv: -kv[1][0])[:5]
-            print(f"task {task['name']}: {len(ranked)} open items ordered by judge doubt; first in the queue:")
+            print(f"task {task.name}: {len(ranked)} open items ordered by judge doubt; first in the queue:")
             for item, (_, reason) in head:
                 print(f"  {item}\t{reason}")
             return 0
@@ -103,7 +103,7 @@ def cmd_judges(args: argparse.Namespace) -> int:
         mine = [j for j in judgements if j["annotator"] == f"judge:{args.judge}"]
         picked = confident(mine, args.min_probability)
         count = store.accept_judgements(picked, accepted_by=f"cli:{getpass.getuser()}")
-        print(f"task {task['name']}: accepted {count} of {len(mine)} verdicts of judge:{args.judge} with "
+        print(f"task {task.name}: accepted {count} of {len(mine)} verdicts of judge:{args.judge} with "
               f"probability >= {args.min_probability} (export them with --judges accepted)")
         return 0
 

@@ -54,8 +54,9 @@ def pairs(p: argparse.ArgumentParser) -> None:
     g.add_argument("--min-votes", type=int, default=1, help="pairs with at least this many votes")
     g.add_argument("--min-agreement", type=float, default=0.0, help="share of votes for the majority outcome, 0..1")
     g.add_argument("--exclude-ties", action="store_true", help="drop pairs where any vote was a tie or 'both bad'")
-    g.add_argument("--pairs", choices=list(PAIR_RULES), default="all",
-                   help="which pairs an N-way ranking gives: " + "; ".join(f"{k}: {v}" for k, v in PAIR_RULES.items()))
+    g.add_argument("--pairs", choices=list(PAIR_RULES),
+                   help="which pairs an N-way ranking gives (default: all; an imported UltraFeedback ranking: "
+                        "best_vs_worst): " + "; ".join(f"{k}: {v}" for k, v in PAIR_RULES.items()))
     g.add_argument("--min-margin", type=float, default=1.0, help="--pairs margin: the least score margin or rank gap")
     g.add_argument("--ties", choices=list(TIE_RULES), default="drop",
                    help="tied pairs: drop them, or keep them as rows with tie=true and label_smoothing 0.5")
@@ -82,7 +83,7 @@ def filters(args: argparse.Namespace, **more):
     from workbench.store import ExportFilters
 
     return ExportFilters(min_votes=args.min_votes, min_agreement=args.min_agreement, exclude_ties=args.exclude_ties,
-                         pairs=args.pairs, min_margin=args.min_margin, ties=args.ties, smoothing=args.vote_smoothing,
+                         pairs=args.pairs or "all", pairs_chosen=args.pairs is not None, min_margin=args.min_margin, ties=args.ties, smoothing=args.vote_smoothing,
                          annotators=args.annotator or [], sources=args.source or [],
                          review_votes=not args.no_review_votes, judges=args.judges, **more)
 

@@ -50,8 +50,8 @@ def cmd_tasks(args: argparse.Namespace) -> int:
         labeling = Labeling(store, max_field_bytes=project.config.max_field_bytes)
         if args.action == "list":
             for task in store.tasks():
-                progress = store.task_progress(task["id"])
-                print(f"{task['name']}\t{task['kind']}\toverlap {task['overlap']}\t{task['items']} items\t"
+                progress = store.task_progress(task.id)
+                print(f"{task.name}\t{task.kind}\toverlap {task.overlap}\t{task.items} items\t"
                       f"{progress['complete']} complete\t{progress['answers']}/{progress['needed']} answers")
             return 0
         if not args.name:
@@ -66,7 +66,7 @@ def cmd_tasks(args: argparse.Namespace) -> int:
                                         guidelines=guidelines, sources=args.source, tags=args.tag,
                                         query=args.query, max_responses=args.max_responses,
                                         versions=args.versions.split(",") if args.versions else None)
-            print(f"created task {task['name']} ({task['kind']}, {task['overlap']} per item): {task['items']} items")
+            print(f"created task {task.name} ({task.kind}, {task.overlap} per item): {task.items} items")
             return 0
         if store.task(args.name) is None:
             raise LabelingError(f"no task named {args.name!r}: see `workbench tasks list`")
@@ -124,9 +124,9 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
             review_ids = []
             for name in args.review:
                 task = store.task(name)
-                if task is None or task["kind"] != "review":
+                if task is None or task.kind != "review":
                     raise LabelingError(f"--review {name}: no review task of that name (see `workbench tasks list`)")
-                review_ids.append(task["id"])
+                review_ids.append(task.id)
         board = leaderboard(store.review_votes(review_ids), rounds=args.rounds, seed=args.seed)
     print(json.dumps(board, indent=2) if args.json else leaderboard_markdown(board))
     return 0

@@ -46,8 +46,9 @@ def cmd_demo_loop(args: argparse.Namespace) -> int:
                         samples_per_prompt=args.samples_per_prompt, heldout_prompts=args.heldout)
     sft, dpo = results["sft"], results["dpo"]
     print(f"brand trait on held-out products (sampled at temperature 1.0, {dpo['samples']} replies each):")
-    print(f"  after SFT ({sft['version']}): {sft['trait_share']:.1%}  degenerate {sft['degenerate_share']:.1%}")
-    print(f"  after DPO ({dpo['version']}): {dpo['trait_share']:.1%}  degenerate {dpo['degenerate_share']:.1%}")
+    for name, stage in (("SFT", sft), ("DPO", dpo)):
+        print(f"  after {name} ({stage['version']}): {stage['trait_share']:.1%}  degenerate "
+              f"{stage['degenerate_share']:.1%}  forgetting: {stage['forgetting']}")
     print(f"  whole loop: {results['seconds']:.0f} s")
     for example in dpo["examples"][:2]:
         print(f"  e.g. {example['prompt'][:60]!r} -> {example['reply'][:120]!r}")

@@ -16,16 +16,8 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from workbench.importers.formats import (
-    MESSAGE_TYPE,
-    RECORD_SCHEMA,
-    ROLES,
-    Format,
-    Limits,
-    RowError,
-    check_kind,
-    detect_format,
-)
+from workbench.importers.formats import Format, check_kind, detect_format
+from workbench.importers.rows import MESSAGE_TYPE, RECORD_SCHEMA, ROLES, Limits, RowError
 
 FAST_FIELDS = {"trl-completion": ("prompt", "completion"), "trl-preference": ("prompt", "chosen", "rejected"),
                "prompt": ("prompt",)}
@@ -124,7 +116,7 @@ def _answer(column: pa.ChunkedArray, lim: Limits) -> pa.Array | None:
 
 
 def fast_records(table: pa.Table | None, fmt: Format | None, kind: str | None, lim: Limits,
-                 source: str) -> tuple[pa.Table, Format] | None:
+                 source: str, first_line: int = 1) -> tuple[pa.Table, Format] | None:
     if table is None or table.num_rows == 0 or _ROW_PATH_COLUMNS & set(table.column_names):
         return None
     if fmt is None:
@@ -149,9 +141,10 @@ def fast_records(table: pa.Table | None, fmt: Format | None, kind: str | None, l
     n = table.num_rows
     system, messages = prompt
     records = pa.table({
-        "line": pa.array(range(1, n + 1), pa.int64()), "source": pa.array([source] * n, pa.string()),
+        "line": pa.array(range(first_line, first_line + n), pa.int64()), "source": pa.array([source] * n, pa.string()),
         "system": system, "prompt": messages,
         **{name: answers.get(name, pa.nulls(n, pa.string())) for name in ("completion", "chosen", "rejected")},
         "chosen_score": pa.nulls(n, pa.float64()), "rejected_score": pa.nulls(n, pa.float64()),
+        "ranked": pa.nulls(n, RECORD_SCHEMA.field("ranked").type), "thumb": pa.nulls(n, pa.bool_()),
     }, schema=RECORD_SCHEMA)
     return records, fmt

@@ -28,24 +28,39 @@ import orjson
 import pyarrow as pa
 
 from workbench.errors import excerpt
-from workbench.importers.formats import BATCH_ROWS, ImportError_, type_name
+from workbench.importers.rows import BATCH_ROWS, BadRow, ImportError_, type_name
 
 READ_CHUNK = 1 << 20  # a .gz file inflates this much at a time
+STREAM_BLOCK = 32 << 20  # a JSONL file is read, checked and stored this much at a time
 HEAD_BYTES = 64 << 10  # the first bytes checked against the declared type before the rest is read
 _NON_SPACE = re.compile(rb"\S")
 
 
 @dataclass
+class Block:
+    """A run of consecutive rows, read and checked together: one for a file held in memory, one per chunk
+    of a streamed JSONL file or per batch of a Parquet file."""
+
+    rows: Iterator[tuple[int, dict | BadRow]]
+    """Numbered rows; a line that cannot be read as a row (invalid JSON or UTF-8, not an object, too many
+    CSV values) comes as a BadRow in its place, so the reader decides whether it ends the import."""
+    first: int = 1
+    arrow: Callable[[], pa.Table | None] = lambda: None
+    """The block as one Arrow table, row i being position `first + i`, or None where that cannot be
+    promised (then only the row-by-row path runs)."""
+
+
+@dataclass
 class Source:
-    """Rows of one input, with what to call a position in it ('line' or 'row')."""
+    """The blocks of one input, with what to call a position in it ('line' or 'row')."""
 
     label: str
     unit: str
-    rows: Iterator[tuple[int, dict]]
+    blocks: Iterator[Block]
     file_hash: str
-    arrow: Callable[[], pa.Table | None] = lambda: None
-    """The whole input as one Arrow table, row i being position i + 1, or None where that cannot be
-    promised (then only the row-by-row path runs)."""
+    size: int = 0
+    read_so_far: Callable[[], int] = lambda: 0
+    """Bytes of the file (as stored, compressed or not) read so far, for a progress bar."""
 
 
 def _file_hash(path: Path) -> str:
@@ -170,35 +185,138 @@ def open_source(path: Path, max_file_bytes: int) -> Source:
         raise ImportError_(f"{label}: the file is gzip-compressed but its name does not end in .gz; "
                            f"rename it to {path.name}.gz")
     try:
-        raw = _read(path, label, inner, gz, max_file_bytes)
         file_hash = _file_hash(path)
+        if inner in (".jsonl", ".ndjson"):
+            return _jsonl_stream(path, label, inner, gz, max_file_bytes, file_hash)
+        if inner == ".parquet" and not gz:
+            return _parquet_stream(path, label, max_file_bytes, file_hash)
+        raw = _read(path, label, inner, gz, max_file_bytes)
     except OSError as exc:
         raise ImportError_(f"{label}: cannot read the file ({exc.strerror or exc})") from None
+    size = path.stat().st_size
     if inner == ".parquet":
         if raw[:4] != b"PAR1" or raw[-4:] != b"PAR1":
             raise ImportError_(f"{label}: the name says Parquet but the file is not a Parquet file "
                                f"(it starts with {excerpt(bytes(raw[:12]))})")
-        return Source(label, "row", _parquet_rows(label, raw), file_hash, lambda: _parquet_table(raw))
+        return _whole(label, "row", _parquet_rows(label, raw), file_hash, size, lambda: _parquet_table(raw))
     first = _NON_SPACE.search(raw)  # not strip(): it would copy the whole file
     if first is None:
         raise ImportError_(f"{label}: the file is empty, there are no rows to import")
     if raw[:4] == b"PAR1":
         raise ImportError_(f"{label}: the file is a Parquet file but its name ends in {inner}; rename it to .parquet")
     if inner in (".csv", ".tsv"):
-        return Source(label, "line", _csv_rows(label, raw, "\t" if inner == ".tsv" else ","), file_hash)
-    if inner == ".json" and raw[first.start():first.start() + 1] == b"[":
-        return Source(label, "row", _json_array_rows(label, raw), file_hash)
-    return Source(label, "line", _jsonl_rows(label, raw), file_hash, lambda: _jsonl_table(raw))
+        return _whole(label, "line", _csv_rows(label, raw, "\t" if inner == ".tsv" else ","), file_hash, size)
+    if raw[first.start():first.start() + 1] == b"[":
+        return _whole(label, "row", _json_array_rows(label, raw), file_hash, size)
+    return _whole(label, "line", _jsonl_rows(label, raw), file_hash, size, lambda: _jsonl_table(raw))
 
 
-def _decode_error(label: str, unit: str, n: int, exc: UnicodeDecodeError) -> ImportError_:
-    return ImportError_(f"{label}: {unit} {n}: invalid UTF-8 (byte 0x{exc.object[exc.start]:02x} at "
-                        f"column {exc.start + 1}); save the file as UTF-8")
+def _whole(label: str, unit: str, rows: Iterator, file_hash: str, size: int,
+           arrow: Callable[[], pa.Table | None] = lambda: None) -> Source:
+    """A file read into memory at once (CSV, a JSON array, gzipped Parquet, a datasets folder): one block."""
+    return Source(label, unit, iter([Block(rows, 1, arrow)]), file_hash, size, lambda: size)
 
 
-def _jsonl_rows(label: str, raw: bytes | bytearray) -> Iterator[tuple[int, dict]]:
+def _jsonl_stream(path: Path, label: str, inner: str, gz: bool, cap: int, file_hash: str) -> Source:
+    """JSONL read STREAM_BLOCK bytes at a time (inflated chunk by chunk for .gz), cut at the last newline, so
+    memory stays near one block however long the file. The first bytes are checked against the type before
+    any more is read, and a .gz file stops at `cap` inflated bytes, as a file read whole does."""
+    size = path.stat().st_size
+    if not gz and size > cap:
+        raise _too_big(label, f"{size:,} bytes", cap)
+    raw_fh = path.open("rb")
+    fh = gzip.GzipFile(fileobj=raw_fh, mode="rb") if gz else raw_fh
+
+    total, checked = 0, False
+
+    def read() -> bytes:
+        """Up to STREAM_BLOCK bytes, READ_CHUNK at a time: a .gz file stops at the cap, and the first bytes
+        are checked against the declared type before more is read (a bomb of zeros stops at one chunk)."""
+        nonlocal total, checked
+        out = bytearray()
+        try:
+            while len(out) < STREAM_BLOCK and (piece := fh.read(min(READ_CHUNK, STREAM_BLOCK - len(out)))):
+                total += len(piece)
+                if gz and total > cap:
+                    raise _too_big(label, f"more than {cap:,} bytes once decompressed", cap)
+                start = len(out)
+                out += piece
+                if not checked and (m := _NON_SPACE.search(piece)):
+                    _check_head(label, inner, out, start + m.start())
+                    checked = True
+        except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+            raise ImportError_(f"{label}: not a valid gzip file ({exc})") from None
+        except OSError as exc:
+            raise ImportError_(f"{label}: cannot read the file ({exc.strerror or exc})") from None
+        return bytes(out)
+
+    def blocks() -> Iterator[Block]:
+        line, carry, seen = 1, b"", False
+        try:
+            while True:
+                chunk = read()
+                data = carry + chunk if carry else chunk
+                if chunk:
+                    cut = data.rfind(b"\n") + 1
+                    block, carry = data[:cut], data[cut:]
+                else:
+                    block, carry = data, b""
+                if block:
+                    seen = seen or checked
+                    yield Block(_jsonl_rows(label, block, line - 1), line, lambda b=block: _jsonl_table(b))
+                    line += block.count(b"\n")
+                if not chunk:
+                    break
+            if not seen:
+                raise ImportError_(f"{label}: the file is empty, there are no rows to import")
+        finally:
+            fh.close()
+            raw_fh.close()
+
+    return Source(label, "line", blocks(), file_hash, size, raw_fh.tell)
+
+
+def _parquet_stream(path: Path, label: str, cap: int, file_hash: str) -> Source:
+    """A Parquet file read a batch at a time from disk (the footer first), never whole."""
+    import pyarrow.parquet as pq
+
+    size = path.stat().st_size
+    if size > cap:
+        raise _too_big(label, f"{size:,} bytes", cap)
+    with path.open("rb") as fh:
+        head = fh.read(12)
+        fh.seek(max(0, size - 4))
+        tail = fh.read(4)
+    if head[:4] != b"PAR1" or tail != b"PAR1":
+        raise ImportError_(f"{label}: the name says Parquet but the file is not a Parquet file "
+                           f"(it starts with {excerpt(head)})")
+    try:
+        pf = pq.ParquetFile(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise ImportError_(f"{label}: not a readable Parquet file ({exc})") from None
+    if pf.metadata.num_rows == 0:
+        raise ImportError_(f"{label}: the file is empty, there are no rows to import")
+    done = [0]
+
+    def blocks() -> Iterator[Block]:
+        first = 1
+        for batch in pf.iter_batches(batch_size=BATCH_ROWS):
+            done[0] = min(size, done[0] + size * batch.num_rows // max(1, pf.metadata.num_rows))
+            yield Block(_arrow_rows(label, iter([batch]), first - 1), first,
+                        lambda b=batch: _valid(pa.Table.from_batches([b])))
+            first += batch.num_rows
+
+    return Source(label, "row", blocks(), file_hash, size, lambda: done[0])
+
+
+def _utf8_tail(exc: UnicodeDecodeError) -> str:
+    return f"invalid UTF-8 (byte 0x{exc.object[exc.start]:02x} at column {exc.start + 1}); save the file as UTF-8"
+
+
+def _jsonl_rows(label: str, raw: bytes | bytearray, before: int = 0) -> Iterator[tuple[int, dict | BadRow]]:
+    """The rows of `raw`, numbered from `before + 1`."""
     # Lines as views into the file, not split() copies: a file is in memory once, however long its lines.
-    view, begin, n, size = memoryview(raw), 0, 0, len(raw)
+    view, begin, n, size = memoryview(raw), 0, before, len(raw)
     while begin <= size:
         end = raw.find(b"\n", begin)
         end = size if end < 0 else end
@@ -209,13 +327,17 @@ def _jsonl_rows(label: str, raw: bytes | bytearray) -> Iterator[tuple[int, dict]
         try:
             row = orjson.loads(line)
         except orjson.JSONDecodeError as exc:
+            text = str(line, "utf-8", "replace")
             try:  # orjson checks UTF-8 too; decode only a failed line, to say which byte
                 str(line, "utf-8")
             except UnicodeDecodeError as bad:
-                raise _decode_error(label, "line", n, bad) from None
-            raise ImportError_(f"{label}: line {n}: invalid JSON ({exc.msg} at column {exc.colno})") from None
+                yield n, BadRow("invalid UTF-8", _utf8_tail(bad), text)
+                continue
+            yield n, BadRow("invalid JSON", f"invalid JSON ({exc.msg} at column {exc.colno})", text)
+            continue
         if not isinstance(row, dict):
-            raise ImportError_(f"{label}: line {n}: expected a JSON object, got {type_name(row)}")
+            yield n, BadRow("not an object", f"expected a JSON object, got {type_name(row)}", str(line, "utf-8"))
+            continue
         yield n, row
 
 
@@ -252,9 +374,10 @@ def _csv_rows(label: str, raw: bytes, delimiter: str) -> Iterator[tuple[int, dic
     try:
         for row in reader:
             if None in row:
-                raise ImportError_(f"{label}: line {start}: more values than the header's "
-                                   f"{len(reader.fieldnames)} columns")
-            yield start, row
+                yield start, BadRow("too many CSV values", f"more values than the header's "
+                                    f"{len(reader.fieldnames)} columns", ",".join(map(str, row.values())))
+            else:
+                yield start, row
             start = reader.line_num + 1
     except csv.Error as exc:
         raise ImportError_(f"{label}: line {reader.line_num}: malformed CSV ({exc})") from None
@@ -273,8 +396,8 @@ def _bad_utf8(label: str, batch: pa.RecordBatch, first: int) -> ImportError_:
     return ImportError_(f"{label}: rows {first}-{first + batch.num_rows - 1}: text that is not valid UTF-8")
 
 
-def _arrow_rows(label: str, table_batches: Iterator[pa.RecordBatch]) -> Iterator[tuple[int, dict]]:
-    n = 0
+def _arrow_rows(label: str, table_batches: Iterator[pa.RecordBatch], before: int = 0) -> Iterator[tuple[int, dict]]:
+    n = before
     for batch in table_batches:
         try:
             rows = batch.to_pylist()
@@ -326,7 +449,7 @@ def _datasets_source(path: Path) -> Source:
 
     split_names = [name for name, _ in splits if name]
     suffix = f" (splits {', '.join(split_names)})" if split_names else ""
-    return Source(label + suffix, "row", rows(), _file_hash(path), table)
+    return _whole(label + suffix, "row", rows(), _file_hash(path), 0, table)
 
 
 def _parquet_table(raw: bytes) -> pa.Table | None:

@@ -19,7 +19,7 @@ from workbench.store.records import ImportCounts, ImportItem, Records
 from workbench.store.rules import ANSWER_KINDS, as_chat
 from workbench.store.runs import ModelVersion, Run, Runs
 from workbench.store.schema import MIGRATIONS, SCHEMA_VERSION
-from workbench.store.tasks import Tasks
+from workbench.store.tasks import Task, Tasks
 from workbench.store.users import Users
 
 
@@ -27,5 +27,6 @@ class Store(Records, Tasks, Queue, Answers, Exports, Runs, Users, Generation, Ju
     """One open DuckDB file. Threads call `cursor()` and use their own cursor, never a shared one."""
 
 
-__all__ = ["ANSWER_KINDS", "JUDGE_MODES", "JUDGE_PREFIX", "MIGRATIONS", "PAIR_RULES", "SCHEMA_VERSION", "TIE_RULES", "ExportFilters", "ImportCounts",
-           "ImportItem", "ModelVersion", "Run", "StagedExport", "Store", "StoreError", "StoreLocked", "as_chat"]
+__all__ = ["ANSWER_KINDS", "JUDGE_MODES", "JUDGE_PREFIX", "MIGRATIONS", "PAIR_RULES", "SCHEMA_VERSION", "TIE_RULES",
+           "ExportFilters", "ImportCounts", "ImportItem", "ModelVersion", "Run", "StagedExport", "Store", "StoreError",
+           "StoreLocked", "Task", "as_chat"]

@@ -132,8 +132,8 @@ class Answers(StoreCore):
                    text: str | None = None, chosen_id: str | None = None, rejected_id: str | None = None,
                    outcome: str | None = None, ranking: list[str] | None = None, payload: dict | None = None,
                    final: bool = False, response_id: str | None = None,
-                   lease: LeaseBook | None = None) -> tuple[str, bool]:
-        """Store an answer to a task item; returns (label id, stored now?).
+                   lease: LeaseBook | None = None) -> tuple[str, bool, bool]:
+        """Store an answer to a task item; returns (label id, stored now?, a new item for this annotator?).
 
         A retry with the same client id stores nothing and returns the first id; the same client id from
         another person, or for another item, is refused (`ClientIdReused`). A second answer by the same
@@ -152,7 +152,7 @@ class Answers(StoreCore):
                 if existing and _check_repeat(  # what it names, read only on a hit: retries are rare
                         con.execute("SELECT annotator, task_id, item_id, kind FROM labels WHERE id = ?",
                                     existing).fetchone(), annotator, task_id, item_id, kind):
-                    return existing[0], False
+                    return existing[0], False, False
                 item = con.execute(_SLOT_SQL, [annotator, task_id, item_id]).fetchone()
                 if item is None:
                     raise StoreError(f"task {task_id} has no item {item_id}")
@@ -190,7 +190,7 @@ class Answers(StoreCore):
                 me.drafts.pop(item_id, None)
             if lease is not None and not final:
                 lease.release(task_id, annotator, item_id)
-            return label_id, True
+            return label_id, True, counted
 
     def retract(self, *, label_id: str, annotator: str, client_id: str) -> bool:
         """Withdraw one answer (undo): a 'retraction' event supersedes it. Returns False on a retry."""

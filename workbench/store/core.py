@@ -265,9 +265,9 @@ class StoreCore:
 
     @staticmethod
     def _table_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
-        row = con.execute(
+        [row] = con.execute(  # fetchall: a result left open would block registering the next block's table
             "SELECT (SELECT count(*) FROM prompts), (SELECT count(*) FROM responses), (SELECT count(*) FROM labels)"
-        ).fetchone()
+        ).fetchall()
         return {"prompts": row[0], "responses": row[1], "labels": row[2]}
 
     def table_counts(self) -> dict[str, int]:

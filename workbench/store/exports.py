@@ -30,6 +30,9 @@ class ExportFilters:
     review_votes: bool = True  # votes from A/B reviews of model versions count as preference pairs
     # How rankings (and rated pairs) become pairs, and what happens to ties: see PAIR_RULES and TIE_RULES.
     pairs: str = "all"
+    # False while --pairs was not given: a ranking that names its own default rule (an imported UltraFeedback
+    # row: best_vs_worst, as before all its completions were kept) then follows it instead of "all".
+    pairs_chosen: bool = False
     min_margin: float = 1.0  # pairs="margin": keep pairs whose score margin (or, unscored, rank gap) is this or more
     ties: str = "drop"
     smoothing: bool = False  # write each pair's label_smoothing: the share of its votes against the winner
@@ -140,6 +143,9 @@ class Exports(StoreCore):
             "best_vs_worst": f"{rank('i')} = {rank('1')} AND {rank('j')} = {rank('len(l.ranking)')}",
             "margin": f"coalesce({score('i')} - {score('j')}, {rank('j')} - {rank('i')}) >= ?",
         }[filters.pairs]
+        if filters.pairs == "all" and not filters.pairs_chosen:
+            best_vs_worst = f"{rank('i')} = {rank('1')} AND {rank('j')} = {rank('len(l.ranking)')}"
+            ranking_rule = f"CASE WHEN (l.payload->>'$.default_pairs') = 'best_vs_worst' THEN {best_vs_worst} ELSE true END"
         pair_rule = f"coalesce({pair_margin} >= ?, false)" if filters.pairs == "margin" else "true"
         sql = f"""
             WITH votes_in AS (

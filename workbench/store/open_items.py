@@ -15,10 +15,12 @@ from dataclasses import dataclass, field
 
 @dataclass
 class Annotator:
-    """One annotator's events in one task: items skipped (how often), flagged, and with a saved draft."""
+    """One annotator's events in one task: items skipped (how often), flagged, with a saved draft, and the
+    items that show a reply they wrote themselves (never served to them)."""
 
     skips: dict[str, int] = field(default_factory=dict)
     flagged: set[str] = field(default_factory=set)
+    own: set[str] = field(default_factory=set)
     drafts: dict[str, int] = field(default_factory=dict)  # item id -> position (-1: not known yet)
 
 
@@ -53,7 +55,7 @@ class Window:
         then never-skipped before skipped ones, then task order. None when the items past `end` could change
         the answer (the store then reads the next batch)."""
         open_to_me = ((item_id, entry) for item_id, entry in self.items.items()
-                      if who not in entry[2] and item_id not in me.flagged)
+                      if who not in entry[2] and item_id not in me.flagged and item_id not in me.own)
         if not me.skips and not me.drafts:  # the usual case: task order
             picked = []
             for item_id, entry in open_to_me:

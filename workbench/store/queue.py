@@ -7,7 +7,7 @@ import json
 
 from workbench.store.core import StoreCore
 from workbench.store.open_items import Annotator, Window
-from workbench.store.rules import as_chat
+from workbench.store.rules import OWN_ITEMS, as_chat
 
 
 class Queue(StoreCore):
@@ -47,6 +47,7 @@ class Queue(StoreCore):
                     me.skips[item_id] = skips
                 if flagged:
                     me.flagged.add(item_id)
+            me.own.update(r[0] for r in con.execute(OWN_ITEMS, [task_id, annotator]).fetchall())
             me.drafts.update(con.execute(
                 "SELECT i.id, i.position FROM task_items i WHERE i.task_id = ? AND list_contains("
                 "(SELECT list(item_id) FROM drafts WHERE task_id = ? AND annotator = ?), i.id)",
@@ -57,18 +58,18 @@ class Queue(StoreCore):
                               limit: int) -> list[tuple[str, int]]:
         """queue_candidates in one query over the whole task (for an annotator who skipped thousands)."""
         rows = self.cursor().execute(
-            """WITH ev AS (SELECT item_id, count(*) FILTER (WHERE event = 'skip') AS skips,
+            f"""WITH ev AS (SELECT item_id, count(*) FILTER (WHERE event = 'skip') AS skips,
                                   bool_or(event = 'flag') AS flagged
                            FROM item_events WHERE task_id = ? AND annotator = ? GROUP BY item_id),
             dr AS (SELECT DISTINCT item_id FROM drafts WHERE task_id = ? AND annotator = ?)
             SELECT i.id, i.answers
             FROM task_items i LEFT JOIN ev ON ev.item_id = i.id LEFT JOIN dr ON dr.item_id = i.id
             WHERE i.task_id = ? AND i.answers < ? AND NOT list_contains(i.annotators, ?)
-              AND NOT coalesce(ev.flagged, false)
+              AND NOT coalesce(ev.flagged, false) AND i.id NOT IN ({OWN_ITEMS})
             ORDER BY dr.item_id IS NOT NULL DESC,
                      coalesce(ev.skips, 0), i.position
             LIMIT ?""",
-            [task_id, annotator, task_id, annotator, task_id, overlap, annotator, limit],
+            [task_id, annotator, task_id, annotator, task_id, overlap, annotator, task_id, annotator, limit],
         ).fetchall()
         return [(r[0], r[1]) for r in rows]
 

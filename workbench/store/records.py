@@ -1,11 +1,13 @@
 """Prompts, responses and labels as records: bulk import, single labels outside tasks, and reading them back.
 
-Each import is one transaction over whole Arrow tables (an Arrow insert is ~30x faster than `executemany`);
-ids are content hashes (rules.py), so a file imported twice adds nothing.
+Each import is one transaction over Arrow tables (an Arrow insert is ~30x faster than `executemany`), a
+block of the file at a time so memory does not grow with the file; ids are content hashes (rules.py), so a
+file imported twice adds nothing.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -15,12 +17,19 @@ import pyarrow as pa
 from workbench.store.core import StoreCore, StoreError, insert_new, insert_person_response
 from workbench.store.rules import PROMPT_ID_SQL, as_chat, hash_sql
 
+# DuckDB's memory while an import runs: the transaction's new rows and staged blocks spill to disk past it,
+# so an import's memory stays flat however long the file (BENCHMARKS.md), where the default (80% of RAM)
+# let it grow with the file.
+IMPORT_MEMORY_LIMIT = "512MB"
+
 
 @dataclass
 class ImportItem:
-    """One file's normalized records, ready to insert."""
+    """One file's normalized records, ready to insert: a table, or an iterable of tables (a stream, read one
+    at a time; its `kind` and `fmt` are read after each table, so a stream may know them only once its first
+    table is out)."""
 
-    records: pa.Table
+    records: pa.Table | Iterable[pa.Table]
     kind: str
     path: str
     file_hash: str
@@ -49,57 +58,22 @@ class Records(StoreCore):
         re-importing a file adds nothing. Returns what each file added.
         """
         with self.transaction() as con:
-            return [self._import_one(con, item, list(tags or [])) for item in items]
+            limit = con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+            con.execute(f"SET memory_limit = '{IMPORT_MEMORY_LIMIT}'")
+            try:
+                return [self._import_one(con, item, list(tags or [])) for item in items]
+            finally:
+                con.execute(f"SET memory_limit = '{limit}'")
 
     def _import_one(self, con: duckdb.DuckDBPyConnection, item: ImportItem, tag_list: list[str]) -> ImportCounts:
-        kind = item.kind
-        if kind not in ("prompts", "sft", "preferences"):
-            raise StoreError(f"unknown import kind {kind!r}")
-        rows = item.records.num_rows
         import_id = f"imp-{item.file_hash[:16]}-{datetime.now():%Y%m%d%H%M%S%f}"
-        con.register("incoming", item.records)
-        # An imported label's id is its kind and responses (rules.py: content ids).
-        label_id = {
-            "sft": hash_sql("'demonstration'", "completion_id", "'import'"),
-            "preferences": hash_sql("'preference'", "chosen_id", "rejected_id", "'import'"),
-            "prompts": "NULL",
-        }[kind]
-        con.execute(
-            f"""CREATE OR REPLACE TEMP TABLE staged AS
-            WITH hashed AS (
-                SELECT *, {PROMPT_ID_SQL} AS prompt_id FROM incoming),
-            ids AS (
-                SELECT *,
-                    {hash_sql("prompt_id", "completion")} AS completion_id,
-                    {hash_sql("prompt_id", "chosen")} AS chosen_id,
-                    {hash_sql("prompt_id", "rejected")} AS rejected_id
-                FROM hashed)
-            SELECT *, {label_id} AS label_id FROM ids"""
-        )
-        con.unregister("incoming")
         before = self._table_counts(con)
-        insert_new(con, "prompts", "id, system, messages, tags, source, source_line, import_id",
-                    "s.prompt_id, s.system, s.prompt, ?::VARCHAR[], s.source, s.line, ?", "staged", "prompt_id",
-                    [tag_list, import_id])
-        if kind != "prompts":
-            texts = ["completion"] if kind == "sft" else ["chosen", "rejected"]
-            union = " UNION ALL ".join(f"SELECT {t}_id AS id, prompt_id, {t} AS text, source, line FROM staged"
-                                       for t in texts)
-            insert_new(con, "responses", "id, prompt_id, text, origin, source, source_line, import_id",
-                        "s.id, s.prompt_id, s.text, 'import', s.source, s.line, ?", f"({union})", "id", [import_id])
-        if kind == "sft":
-            insert_new(con, "labels", "id, kind, prompt_id, response_id, annotator, source, source_line, import_id",
-                        "s.label_id, 'demonstration', s.prompt_id, s.completion_id, 'import', s.source, s.line, ?",
-                        "staged", "label_id", [import_id])
-        elif kind == "preferences":
-            insert_new(
-                con, "labels",
-                "id, kind, prompt_id, chosen_id, rejected_id, outcome, payload, annotator, source, source_line, import_id",
-                """s.label_id, 'preference', s.prompt_id, s.chosen_id, s.rejected_id, 'chosen',
-                   CASE WHEN s.chosen_score IS NULL AND s.rejected_score IS NULL THEN NULL
-                        ELSE json_object('chosen_score', s.chosen_score, 'rejected_score', s.rejected_score) END,
-                   'import', s.source, s.line, ?""",
-                "staged", "label_id", [import_id])
+        rows = 0
+        tables = [item.records] if isinstance(item.records, pa.Table) else item.records
+        for table in tables:  # a later block's duplicates of an earlier one's rows are skipped like any other
+            rows += table.num_rows
+            self._insert_block(con, table, item.kind, import_id, tag_list)
+        kind = item.kind
         after = self._table_counts(con)
         counts = ImportCounts(
             rows_read=rows,
@@ -117,8 +91,82 @@ class Records(StoreCore):
             )
         else:
             counts.import_id = None
-        con.execute("DROP TABLE staged")
         return counts
+
+    def _insert_block(self, con: duckdb.DuckDBPyConnection, records: pa.Table, kind: str, import_id: str,
+                      tag_list: list[str]) -> None:
+        if kind not in ("prompts", "sft", "preferences", "unpaired"):
+            raise StoreError(f"unknown import kind {kind!r}")
+        # Read by DuckDB's replacement scan of this local, not con.register(): a view dropped inside the
+        # import's transaction keeps its Arrow table alive until the commit, so memory grew with the file.
+        incoming = records  # noqa: F841 - named in the SQL below
+        # An imported label's id is its kind and responses (rules.py: content ids).
+        label_id = {
+            "sft": hash_sql("'demonstration'", "completion_id", "'import'"),
+            # A scored ranking (every UltraFeedback completion) is keyed by its order, a pair by its two sides.
+            "preferences": f"""CASE WHEN ranked IS NULL THEN {hash_sql("'preference'", "chosen_id", "rejected_id", "'import'")}
+                               ELSE {hash_sql("'ranking'", "array_to_string(ranked_ids, ',')", "'import'")} END""",
+            "unpaired": hash_sql("'feedback'", "completion_id", "CASE WHEN thumb THEN 'up' ELSE 'down' END", "'import'"),
+            "prompts": "NULL",
+        }[kind]
+        con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE staged AS
+            WITH hashed AS (
+                SELECT *, {PROMPT_ID_SQL} AS prompt_id FROM incoming),
+            ids AS (
+                SELECT *,
+                    {hash_sql("prompt_id", "completion")} AS completion_id,
+                    {hash_sql("prompt_id", "chosen")} AS chosen_id,
+                    {hash_sql("prompt_id", "rejected")} AS rejected_id,
+                    list_transform(ranked, lambda r: {hash_sql("prompt_id", "r.text")}) AS ranked_ids
+                FROM hashed)
+            SELECT *, {label_id} AS label_id FROM ids"""
+        )
+        insert_new(con, "prompts", "id, system, messages, tags, source, source_line, import_id",
+                    "s.prompt_id, s.system, s.prompt, ?::VARCHAR[], s.source, s.line, ?", "staged", "prompt_id",
+                    [tag_list, import_id])
+        if kind != "prompts":
+            texts = ["chosen", "rejected"] if kind == "preferences" else ["completion"]
+            union = " UNION ALL ".join(f"SELECT {t}_id AS id, prompt_id, {t} AS text, source, line FROM staged "
+                                       "WHERE ranked IS NULL" for t in texts)
+            if kind == "preferences":  # every completion of a ranking (its first and last are chosen and rejected)
+                union += (" UNION ALL SELECT unnest(ranked_ids) AS id, prompt_id, unnest(ranked).text AS text, "
+                          "source, line FROM staged WHERE ranked IS NOT NULL")
+            insert_new(con, "responses", "id, prompt_id, text, origin, source, source_line, import_id",
+                        "s.id, s.prompt_id, s.text, 'import', s.source, s.line, ?", f"({union})", "id", [import_id])
+        if kind == "sft":
+            insert_new(con, "labels", "id, kind, prompt_id, response_id, annotator, source, source_line, import_id",
+                        "s.label_id, 'demonstration', s.prompt_id, s.completion_id, 'import', s.source, s.line, ?",
+                        "staged", "label_id", [import_id])
+        elif kind == "unpaired":  # a TRL unpaired row is one thumbs-up or thumbs-down vote, as a feedback task's
+            insert_new(con, "labels",
+                       "id, kind, prompt_id, response_id, payload, annotator, source, source_line, import_id",
+                       """s.label_id, 'feedback', s.prompt_id, s.completion_id,
+                          json_object('thumb', CASE WHEN s.thumb THEN 'up' ELSE 'down' END),
+                          'import', s.source, s.line, ?""",
+                       "staged", "label_id", [import_id])
+        elif kind == "preferences":
+            insert_new(
+                con, "labels",
+                "id, kind, prompt_id, chosen_id, rejected_id, outcome, payload, annotator, source, source_line, import_id",
+                """s.label_id, 'preference', s.prompt_id, s.chosen_id, s.rejected_id, 'chosen',
+                   CASE WHEN s.chosen_score IS NULL AND s.rejected_score IS NULL THEN NULL
+                        ELSE json_object('chosen_score', s.chosen_score, 'rejected_score', s.rejected_score) END,
+                   'import', s.source, s.line, ?""",
+                "(SELECT * FROM staged WHERE ranked IS NULL)", "label_id", [import_id])
+            # Ranks give equal scores an equal rank (a tie vote); default_pairs keeps best vs worst the pair an
+            # export takes unless --pairs names a rule (exports.py).
+            insert_new(
+                con, "labels",
+                "id, kind, prompt_id, ranking, payload, annotator, source, source_line, import_id",
+                """s.label_id, 'ranking', s.prompt_id, s.ranked_ids,
+                   json_object('scores', list_transform(s.ranked, lambda r: r.score),
+                               'ranks', list_transform(s.ranked, lambda r: 1 + len(list_filter(s.ranked,
+                                                                     lambda q: q.score > r.score))),
+                               'default_pairs', 'best_vs_worst'),
+                   'import', s.source, s.line, ?""",
+                "(SELECT * FROM staged WHERE ranked IS NOT NULL)", "label_id", [import_id])
+        con.execute("DROP TABLE staged")
 
     def add_demonstration(self, *, prompt_id: str, text: str, annotator: str, client_id: str,
                           supersedes: str | None = None) -> str:

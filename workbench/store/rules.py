@@ -29,6 +29,11 @@ STANDING_ANSWERS = f"""
     WHERE l.task_id = ? AND l.kind IN {ANSWER_KINDS} AND NOT coalesce(l.final, false) AND {standing()}"""
 
 
+# The items of task ? that show a reply annotator ? wrote: nobody is asked to judge their own work.
+OWN_ITEMS = """SELECT DISTINCT i.id FROM (SELECT id, unnest(response_ids) AS rid FROM task_items WHERE task_id = ?) i
+    JOIN responses r ON r.id = i.rid WHERE r.origin = 'person' AND r.author = ?"""
+
+
 def hash_sql(*parts: str) -> str:
     """SQL for the content id of `parts` (SQL expressions)."""
     return "md5(" + " || chr(0) || ".join(parts) + ")"

@@ -4,18 +4,42 @@ labeled task from another tool (the Argilla module shapes the rows)."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 import pyarrow as pa
 
 from workbench.errors import check_text, excerpt
 from workbench.store.core import StoreCore, StoreError, insert_new
-from workbench.store.rules import PROMPT_ID_SQL, STANDING_ANSWERS, item_id_sql, prompt_selection, standing
+from workbench.store.rules import (
+    OWN_ITEMS,
+    PROMPT_ID_SQL,
+    STANDING_ANSWERS,
+    item_id_sql,
+    prompt_selection,
+    standing,
+)
 
 TASK_KINDS = ("demonstration", "pairwise", "ranking", "feedback", "review")
 TASK_NAME_CHARS = 200  # a name is shown in every list and reply; the UI asks for 1-64 letters and digits
 MAX_OVERLAP = 50
 MAX_RESPONSES = 50
+
+
+@dataclass(frozen=True)
+class Task:
+    """A labeling task as every layer reads it (the labeling logic, the UI, the CLI, the Argilla export)."""
+
+    id: str
+    name: str
+    kind: str  # one of TASK_KINDS
+    overlap: int  # answers each item needs
+    guidelines: str
+    selection: dict  # sources, tags, query, max_responses; an imported task's `origin` (and `argilla`)
+    created_by: str
+    created_at: str
+    versions: list[str]  # the two model versions a review compares, else empty
+    items: int | None = None  # the item count, where the reader asked for it (tasks(), create_task())
 
 
 def _whole(value: object, what: str, low: int, high: int) -> int:
@@ -45,7 +69,7 @@ def check_task_settings(*, name: object, kind: object, overlap: object, guidelin
 class Tasks(StoreCore):
     def create_task(self, *, name: str, kind: str, overlap: int, guidelines: str, created_by: str,
                     sources: list[str] | None = None, tags: list[str] | None = None, query: str | None = None,
-                    max_responses: int | None = None, versions: list[str] | None = None) -> dict:
+                    max_responses: int | None = None, versions: list[str] | None = None) -> Task:
         """Create a task and fix its items in one transaction; returns the task with its item count.
 
         Demonstration items are prompts, with the newest model reply (else an imported one) as the draft.
@@ -139,29 +163,22 @@ class Tasks(StoreCore):
             if count == 0:
                 need = {"demonstration": "", "feedback": " with a response"}.get(kind, " with two or more responses")
                 raise StoreError(f"no prompts{need} match this selection: the task would be empty")
-        return self.task(task_id) | {"items": count}
+        return replace(self.task(task_id), items=count)
 
     _TASK_COLUMNS = ("id", "name", "kind", "overlap", "guidelines", "selection", "created_by", "created_at",
                      "versions")
 
-    def task(self, task_id_or_name: str) -> dict | None:
+    def task(self, task_id_or_name: str) -> Task | None:
         row = self.cursor().execute(
             f"SELECT {', '.join(self._TASK_COLUMNS)} FROM tasks WHERE id = ? OR name = ?",
             [task_id_or_name, task_id_or_name]).fetchone()
-        if row is None:
-            return None
-        return dict(zip(self._TASK_COLUMNS, row, strict=True)) | {"selection": json.loads(row[5] or "{}"),
-                                                                  "created_at": str(row[7]),
-                                                                  "versions": list(row[8] or [])}
+        return None if row is None else _task(row)
 
-    def tasks(self) -> list[dict]:
+    def tasks(self) -> list[Task]:
         rows = self.cursor().execute(
             f"SELECT {', '.join(self._TASK_COLUMNS)}, (SELECT count(*) FROM task_items i WHERE i.task_id = t.id) "
             "FROM tasks t ORDER BY created_at, name").fetchall()
-        return [dict(zip(self._TASK_COLUMNS, r[:9], strict=True)) | {"selection": json.loads(r[5] or "{}"),
-                                                                      "created_at": str(r[7]),
-                                                                      "versions": list(r[8] or []), "items": r[9]}
-                for r in rows]
+        return [replace(_task(r[:9]), items=r[9]) for r in rows]
 
     def task_progress(self, task_id: str) -> dict:
         """Items done (with `overlap` answers) and remaining, and per annotator: answers, skips, flags."""
@@ -188,13 +205,14 @@ class Tasks(StoreCore):
         con = self.cursor()
         overlap = con.execute("SELECT overlap FROM tasks WHERE id = ?", [task_id]).fetchone()[0]
         return con.execute(
-            """WITH flagged AS (SELECT DISTINCT item_id FROM item_events WHERE task_id = ? AND annotator = ?
+            f"""WITH flagged AS (SELECT DISTINCT item_id FROM item_events WHERE task_id = ? AND annotator = ?
                                 AND event = 'flag'),
+            own AS ({OWN_ITEMS}),
             items AS (SELECT list_contains(annotators, ?) AS mine, answers, id FROM task_items WHERE task_id = ?)
             SELECT count(*) FILTER (WHERE mine),
-                   count(*) FILTER (WHERE NOT mine AND answers < ? AND flagged.item_id IS NULL)
-            FROM items LEFT JOIN flagged ON flagged.item_id = items.id""",
-            [task_id, annotator, annotator, task_id, overlap]).fetchone()
+                   count(*) FILTER (WHERE NOT mine AND answers < ? AND flagged.item_id IS NULL AND own.id IS NULL)
+            FROM items LEFT JOIN flagged ON flagged.item_id = items.id LEFT JOIN own ON own.id = items.id""",
+            [task_id, annotator, task_id, annotator, annotator, task_id, overlap]).fetchone()
 
     def flagged_items(self, task_id: str) -> list[dict]:
         rows = self.cursor().execute(
@@ -332,6 +350,12 @@ class Tasks(StoreCore):
                WHERE l.task_id = ? AND l.kind <> 'retraction' AND {standing()}
                ORDER BY l.created_at, l.id""", [task_id])
         return items, labels
+
+
+def _task(row: tuple) -> Task:
+    return Task(id=row[0], name=row[1], kind=row[2], overlap=row[3], guidelines=row[4],
+                selection=json.loads(row[5] or "{}"), created_by=row[6], created_at=str(row[7]),
+                versions=list(row[8] or []))
 
 
 def _prompts_table(prompts: list[tuple[str | None, list[dict]]]) -> pa.Table:

@@ -45,6 +45,8 @@ def build_app(project: Project, store: Store):
         with gr.Row():
             gr.Markdown("# alignment-workbench", elem_id="title")
             whoami = gr.Markdown(elem_id="whoami")
+            # a button in this tab: a Markdown link opens /logout in a new tab and leaves this one signed in
+            gr.Button("Sign out", link="/logout", link_target="_self", size="sm", scale=0, elem_id="sign-out")
         with gr.Tab("Label", id="label-tab"):
             label_view = LabelView(labeling, access.user_of)
         with gr.Tab("Tasks", id="tasks-tab", visible=False) as tasks_tab:
@@ -70,7 +72,7 @@ def build_app(project: Project, store: Store):
             admin_tasks = labeling.task_choices(user) if is_admin else []
             writers = ["base"] + [v for v in version_choices(store) if v not in version_choices(store, "reward")] \
                 if reviews else []
-            return [f"Signed in as **{inline(user.name)}** ({user.role}) · [sign out](/logout)",
+            return [f"Signed in as **{inline(user.name)}** ({user.role})",
                     gr.update(visible=is_admin), gr.update(visible=is_admin), gr.update(visible=is_admin),
                     gr.update(visible=reviews), gr.update(visible=reviews),
                     gr.update(choices=choices), gr.update(choices=rewards), gr.update(choices=admin_tasks),
@@ -148,6 +150,7 @@ def launch(app, store: Store, *, title: str, host: str, port: int, block: bool, 
     from gradio.routes import App, ORJSONResponse
 
     from workbench.ui.guard import Guard, script_hash
+    from workbench.ui.label import LABEL_CSS
     from workbench.ui.render import html_text
     from workbench.ui.shortcuts import SHORTCUTS_JS
 
@@ -169,12 +172,17 @@ def launch(app, store: Store, *, title: str, host: str, port: int, block: bool, 
             user = store.user(name) if name else None
             return user["role"] if user else None
 
+    import gradio as gr
+
     short_errors(app)
     # openapi_url=None: FastAPI's own schema of Gradio's routes is nobody's business.
     server = GuardedApp(default_response_class=ORJSONResponse, openapi_url=None)
     app.launch(_app=server, server_name=host, server_port=port, prevent_thread_lock=not block,
                auth=authenticate(store, signin), auth_message=f"alignment-workbench: {html_text(title)}",
-               head=SHORTCUTS_JS, max_threads=64,
+               head=SHORTCUTS_JS, css=LABEL_CSS, max_threads=64,
+               # Gradio announces each finished event to screen readers as "common.complete", a key its English
+               # dictionary lacks, so the key itself was read out (and shown to anyone copying the page's text)
+               i18n=gr.I18n(en={"common.complete": "Done"}),
                show_error=False,  # an unexpected error's text stays in the log (short_errors)
                footer_links=["settings"],  # no "Use via API" page: admins script it with gradio_client
                run_history=False,  # would keep every submit's inputs in the browser's storage

@@ -26,7 +26,8 @@ SHORTCUTS_JS = """
   document.addEventListener('keydown', (e) => {
     const t = e.target;
     const typing = t && (t.tagName === 'TEXTAREA' || (t.tagName === 'INPUT' && !['radio', 'checkbox'].includes(t.type)));
-    if ((e.ctrlKey || e.metaKey) && e.key === 'Enter') { e.preventDefault(); click('submit'); return; }
+    const go = () => click(shown('next') ? 'next' : 'submit');  // after a review vote, Enter moves on
+    if ((e.ctrlKey || e.metaKey) && e.key === 'Enter') { e.preventDefault(); go(); return; }
     if (typing) { if (e.key === 'Escape') t.blur(); return; }
     if (e.ctrlKey || e.metaKey || e.altKey || !shown('label-actions')) return;
     const key = e.key.toLowerCase();
@@ -35,7 +36,8 @@ SHORTCUTS_JS = """
       if (ratingFor !== null && '12345'.includes(key)) { radio(`rating-${ratingFor}`, key); }
       ratingArmed = false; ratingFor = null; e.preventDefault(); return;
     }
-    const act = {enter: 'submit', s: 'skip', f: 'flag', u: 'undo', p: 'edit'}[key];
+    if (key === 'enter') { e.preventDefault(); go(); return; }
+    const act = {s: 'skip', f: 'flag', u: 'undo', p: 'edit'}[key];
     if (act) { e.preventDefault(); click(act); return; }
     if (key === 'g') { e.preventDefault(); const h = document.querySelector('#guidelines-box button, #guidelines-box .label-wrap'); if (h) h.click(); return; }
     if (key === 'r' && shown('compare-group')) { ratingArmed = true; ratingFor = null; e.preventDefault(); return; }

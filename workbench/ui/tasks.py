@@ -81,11 +81,36 @@ def safe_agreement(report: dict) -> dict:
                                       for p in report["cohen_kappa"]]}
 
 
+def readable_disagreements(store, task_id: str, report: dict) -> tuple[dict, list[tuple[str, str]]]:
+    """The agreement report with its disagreements in words (the prompt's opening, letters A, B... for the
+    responses in the item's stored order, as the adjudication view shows them; names escaped), and the
+    adjudication list's choices for those items."""
+    rows, choices = [], []
+    for d in report["disagreements"]:
+        item_id = d["unit"][0]
+        item = store.task_item(task_id, item_id) or {"messages": [], "responses": []}
+        letter = {r["id"]: LETTERS[i] for i, r in enumerate(item["responses"])}
+        turns = [m["content"] for m in item["messages"] if m["role"] == "user"]
+        opening = " ".join((turns[-1] if turns else item_id).split())
+        opening = opening if len(opening) <= 60 else opening[:59] + "…"
+        votes = ", ".join(f"{who}: {letter.get(v, v.replace('_', ' ') if isinstance(v, str) else v)}"
+                          for who, v in sorted(d["votes"].items()))
+        rows.append({**d, "unit": [cell(opening), *(letter.get(r, "?") for r in d["unit"][1:])],
+                     "votes": cell(votes)})
+        choices.append((f"{opening} ({votes})", item_id))
+    return {**report, "disagreements": rows}, choices
+
+
 def review_html(item: dict) -> str:
-    """The adjudication view of an item: its responses, then every answer with its rationale; all user text
-    rendered by workbench/ui/render.py."""
+    """The adjudication view of an item: its prompt, its responses, then every answer with its rationale; all
+    user text rendered by workbench/ui/render.py."""
+    from workbench.ui.label import ROLE_NAMES
+
     letter = {r["id"]: LETTERS[i] for i, r in enumerate(item["responses"])}
-    parts = [f"<p><strong>{LETTERS[i]}</strong></p>{user_markdown(r['text'])}" for i, r in enumerate(item["responses"])]
+    parts = [f"<p><strong>System prompt:</strong></p>{user_markdown(item['system'])}"] if item.get("system") else []
+    parts += [f"<p><strong>{ROLE_NAMES[m['role']]}</strong></p>{user_markdown(m['content'])}"
+              for m in item["messages"] if m["role"] in ROLE_NAMES]
+    parts += [f"<p><strong>{LETTERS[i]}</strong></p>{user_markdown(r['text'])}" for i, r in enumerate(item["responses"])]
     answers = []
     for a in item["answers"] + item["finals"]:
         who = html_text(a["annotator"]) + (" (final)" if a["final"] else "")
@@ -144,7 +169,8 @@ class TasksView:
             self.scoring = gr.Markdown(elem_id="scoring-status")  # the scoring job's progress, filled by the app's timer
         with gr.Accordion("Adjudicate an item", open=False):
             with gr.Row():
-                self.item = gr.Textbox(label="Item id", elem_id="adjudicate-item")
+                # the disagreements and flags of the task above, by prompt and votes; an id can be pasted too
+                self.item = gr.Dropdown([], label="Item", allow_custom_value=True, elem_id="adjudicate-item", scale=3)
                 self.show = gr.Button("Show", elem_id="adjudicate-show")
             self.review = user_text_box(elem_id="adjudicate-review")
             with gr.Row():
@@ -161,19 +187,31 @@ class TasksView:
         except (LabelingError, ActiveError) as exc:
             raise gr.Error(str(exc)) from None
 
+    def _disagreements(self, user: User, task_id: str) -> tuple[dict | None, list[tuple[str, str]]]:
+        """The agreement report with its disagreements in words, and the adjudication list: those items, then
+        the flagged ones (None and [] for a demonstration task)."""
+        task = self.labeling.store.task(task_id)
+        if task is None or task.kind == "demonstration":
+            return None, []
+        report, choices = readable_disagreements(self.labeling.store, task.id, self.labeling.agreement(user, task_id))
+        flagged = [(f"flagged: {', '.join(f['reasons'])} ({f['item_id']})", f["item_id"])
+                   for f in self.labeling.store.flagged_items(task.id)]
+        return report, choices + flagged
+
     def overview(self, user: User, task_id: str) -> tuple[str, str]:
         if not task_id:
             return "_Choose a task._", ""
         progress = progress_markdown(safe_progress(self.labeling.progress(user, task_id)))
+        report, _ = self._disagreements(user, task_id)
+        agreement = ("_Demonstrations are free text: no agreement figures._" if report is None
+                     else agreement_markdown(safe_agreement(report)))
         task = self.labeling.store.task(task_id)
-        agreement = ("_Demonstrations are free text: no agreement figures._" if task["kind"] == "demonstration"
-                     else agreement_markdown(safe_agreement(self.labeling.agreement(user, task_id))))
-        judgements = self.labeling.store.judgements(task["id"])
+        judgements = self.labeling.store.judgements(task.id)
         if judgements:  # model judges' verdicts against people (workbench judge): admins only, as the rest here
-            report = judge_report(self.labeling.store.task_answers(task["id"]), judgements,
-                                  self.labeling.store.item_response_ids(task["id"]))
+            judged = judge_report(self.labeling.store.task_answers(task.id), judgements,
+                                  self.labeling.store.item_response_ids(task.id))
             agreement += "\n\n" + judges_markdown(
-                {**report, "judges": [{**j, "judge": cell(j["judge"])} for j in report["judges"]]})
+                {**judged, "judges": [{**j, "judge": cell(j["judge"])} for j in judged["judges"]]})
         return progress, agreement
 
     def wire(self, label_task: gr.Dropdown) -> None:
@@ -188,19 +226,25 @@ class TasksView:
                                        max_responses=_whole(max_responses),
                                        versions=split(versions) if kind == "review" else None)
                 choices = lab.task_choices(user)
-                return (f"Created **{inline(task['name'])}**: {task['items']} items.", gr.update(choices=choices),
-                        gr.update(choices=choices, value=task["id"]))
+                return (f"Created **{inline(task.name)}**: {task.items} items.", gr.update(choices=choices),
+                        gr.update(choices=choices, value=task.id))
             return self._admin(request, go)
 
         self.create.click(create, inputs=[self.name, self.kind, self.overlap, self.max_responses, self.sources,
                                           self.tags, self.query, self.guidelines, self.versions],
-                          outputs=[self.created, label_task, self.task], api_name="create_task")
+                          outputs=[self.created, label_task, self.task], api_name="create_task",
+                          show_progress="hidden")  # a refused task: its reason in a toast, no red "Error" pills
         def overview(task, request: gr.Request):
             return self._admin(request, lambda u: self.overview(u, task))
 
-        self.task.change(overview, inputs=self.task, outputs=[self.progress, self.agreement],
-                         api_name="task_overview")
-        self.refresh.click(overview, inputs=self.task, outputs=[self.progress, self.agreement], api_name=False)
+        def to_adjudicate(task, request: gr.Request):
+            return self._admin(request, lambda u: gr.update(choices=self._disagreements(u, task)[1] if task else []))
+
+        for event in (self.task.change(overview, inputs=self.task, outputs=[self.progress, self.agreement],
+                                       api_name="task_overview"),
+                      self.refresh.click(overview, inputs=self.task, outputs=[self.progress, self.agreement],
+                                         api_name=False)):
+            event.then(to_adjudicate, inputs=self.task, outputs=self.item, api_name=False)
 
         def reorder(task, by, models, request: gr.Request):
             def go(user):
@@ -237,4 +281,6 @@ class TasksView:
                 rationale=note or ""))
 
         self.decide.click(decide, inputs=[self.task, self.item, self.final_choice, self.final_order, self.final_note],
-                          outputs=self.decided, api_name="adjudicate")
+                          outputs=self.decided, api_name="adjudicate").success(  # the lists show the decision
+            overview, inputs=self.task, outputs=[self.progress, self.agreement], api_name=False).then(
+            to_adjudicate, inputs=self.task, outputs=self.item, api_name=False)

@@ -27,29 +27,91 @@ def start_job(runner: JobRunner, stage: str, parent: str | None, reward_model: s
         job = runner.start(TRAINING, request)
     except RunError as exc:
         return f"**Not started:** {inline(str(exc))}"
-    return f"Started **{job.run_id}**: logs and adapter in {code(job.run_dir)}"
+    return f"Started **{job.run_id}** {starts_from(stage, parent)}: logs and adapter in {code(job.run_dir)}"
 
 
-def job_view(runner: JobRunner):
-    """(status markdown, loss table) for the live view."""
-    import pandas as pd
+def starts_from(stage: str, parent: str | None) -> str:
+    """What a run trains on, said at its start and in its live view: a preference stage on the base model is
+    legal but rarely meant, so it is said out loud rather than started silently."""
+    if parent and parent != "base":
+        return f"from {code(parent)}"
+    if stage in ("dpo", "kto", "ppo"):
+        return f"from the base model (no parent version chosen; {stage.upper()} usually starts from an SFT version)"
+    return "from the base model"
 
+
+# The figures a person follows a run by, in this order and under these names; the rest of what the trainer logs
+# (total_flos, runtimes, samples per second) stays in metrics.jsonl.
+FIGURES = {"loss": "loss", "train_loss": "mean loss", "eval_loss": "eval loss", "rewards/accuracies": "reward accuracy",
+           "rewards/margins": "reward margin", "kl": "KL", "mean_token_accuracy": "token accuracy",
+           "learning_rate": "learning rate", "grad_norm": "grad norm", "epoch": "epoch"}
+
+
+def figures_line(last: dict) -> str:
+    """The last logged step as a person reads it: "step 5 · loss 0.53 · learning rate 2e-05"."""
+    parts = [f"step {int(last['step'])}"] if isinstance(last.get("step"), int | float) else []
+    parts += [f"{name} {last[key]:.3g}" for key, name in FIGURES.items()
+              if isinstance(last.get(key), int | float) and not isinstance(last.get(key), bool)]
+    return " · ".join(parts)
+
+
+def loss_svg(losses: list[tuple[float, float]], *, width: int = 560, height: int = 220) -> str:
+    """The loss curve as inline SVG (our own numbers only): a dot per logged step, so a short run's few points
+    show; whole-number steps on the x axis; room for the y labels."""
+    if not losses:
+        return ""
+    left, right, top, bottom = 64, 16, 16, 36
+    steps, values = [float(s) for s, _ in losses], [float(v) for _, v in losses]
+    x0, x1 = min(steps), max(steps)
+    y0, y1 = min(values), max(values)
+    if x1 == x0:
+        x0, x1 = x0 - 1, x1 + 1
+    if y1 == y0:
+        y0, y1 = y0 - 0.5, y1 + 0.5
+    pad = (y1 - y0) * 0.08
+    y0, y1 = y0 - pad, y1 + pad
+    sx = lambda x: left + (x - x0) / (x1 - x0) * (width - left - right)  # noqa: E731
+    sy = lambda y: top + (y1 - y) / (y1 - y0) * (height - top - bottom)  # noqa: E731
+    points = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in zip(steps, values, strict=True))
+    dots = "".join(f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="3" fill="#f97316"/>'
+                   for x, y in zip(steps, values, strict=True))
+    first, last = int(round(min(steps))), int(round(max(steps)))
+    ticks = sorted({first, last, *range(first, last + 1, max(1, (last - first) // 5 or 1))})
+    xticks = "".join(f'<text x="{sx(t):.1f}" y="{height - bottom + 16}" font-size="11" text-anchor="middle">{t}</text>'
+                     for t in ticks if x0 <= t <= x1)
+    yticks = "".join(f'<text x="{left - 6}" y="{sy(v) + 4:.1f}" font-size="11" text-anchor="end">{v:.3g}</text>'
+                     for v in (y0 + pad, (y0 + y1) / 2, y1 - pad))
+    return (f'<svg id="loss-svg" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+            f'viewBox="0 0 {width} {height}" role="img" aria-label="training loss by step">'
+            f'<line x1="{left}" y1="{height - bottom}" x2="{width - right}" y2="{height - bottom}" stroke="#999"/>'
+            f'<line x1="{left}" y1="{top}" x2="{left}" y2="{height - bottom}" stroke="#999"/>'
+            f'<polyline points="{points}" fill="none" stroke="#f97316" stroke-width="2"/>{dots}{xticks}{yticks}'
+            f'<text x="{(left + width - right) / 2}" y="{height - 4}" font-size="11" text-anchor="middle">step</text>'
+            f'<text x="12" y="{(top + height - bottom) / 2}" font-size="11" text-anchor="middle" '
+            f'transform="rotate(-90 12 {(top + height - bottom) / 2})">loss</text></svg>')
+
+
+def job_view(runner: JobRunner) -> tuple[str, str]:
+    """(status markdown, loss plot as SVG) for the live view."""
     status = runner.status()
     if status["state"] == "idle":
-        return "No training job yet.", pd.DataFrame({"step": [], "loss": []})
+        return "No training job yet.", ""
     lines = [f"**{inline(status['run_id'])}** ({inline(status['stage'])}): {status['state']}"]
+    if "parent" in status:  # a training run: what it trains on
+        lines.append(f"Trains {starts_from(status['stage'], status['parent'])}.")
     if status.get("progress"):
         done, total = status["progress"].get("done", 0), status["progress"].get("total")
         lines.append(f"{done}/{total or '?'} replies" + (f"; {status['added']} new responses stored"
                                                           if status.get("added") is not None else ""))
     if status["last"]:
-        figures = {k: v for k, v in status["last"].items() if isinstance(v, int | float)}
-        lines.append(", ".join(f"{k} {v:.4g}" for k, v in list(figures.items())[:8]))
-    if status["error"]:
+        lines.append(inline(figures_line(status["last"])))
+    if status["state"] == "cancelled":
+        resume = code(f"workbench train {status['stage']} -p PROJECT --resume {status['run_id']}")
+        lines.append(f"Cancelled. {resume} continues it from its last checkpoint.")
+    elif status["error"]:
         lines.append(f"Error: {inline(status['error'])}")
     lines += [f"Warning: {inline(w)}" for w in status["warnings"]]
-    steps, losses = zip(*status["losses"], strict=True) if status["losses"] else ((), ())
-    return "\n\n".join(lines), pd.DataFrame({"step": list(steps), "loss": list(losses)})
+    return "\n\n".join(lines), loss_svg(status["losses"])
 
 
 def start_generation_job(runner: JobRunner, versions: list[str], tags: str, n: float | None,
@@ -105,7 +167,7 @@ class TrainTab:
                 self.gen_tokens = gr.Number(value=128, precision=0, label="Max new tokens", elem_id="gen-tokens")
             self.gen_start = gr.Button("Generate", elem_id="gen-start")
         self.status = gr.Markdown(elem_id="job-status")
-        self.plot = gr.LinePlot(x="step", y="loss", title="Training loss", elem_id="loss-plot")
+        self.plot = gr.Markdown(elem_id="loss-plot")  # our SVG (numbers only); gr.HTML would need 'unsafe-eval'
         self.timer = gr.Timer(1.0, active=False)
 
     def wire(self, scoring_line: gr.Markdown) -> None:
