@@ -252,7 +252,7 @@ def test_an_openai_compatible_endpoint_judges_a_task_and_a_dead_one_stores_nothi
             result = run_judge(project, store, JudgeRequest(task="compare", judge="tiny"),
                                on_progress=kill_when_started)
             assert result.status == "failed" and "the judge endpoint" in result.error
-            assert store.judgements(store.task("compare")["id"]) == []  # nothing of a failed batch is stored
+            assert store.judgements(store.task("compare").id) == []  # nothing of a failed batch is stored
             assert store.run(result.job_id).status == "failed"
         had = len((result.job_dir / "replies.jsonl").read_text().splitlines())
         assert 0 < had < 12
@@ -267,7 +267,7 @@ def test_an_openai_compatible_endpoint_judges_a_task_and_a_dead_one_stores_nothi
     status = json.loads((project.runs_dir / done["job"] / "status.json").read_text())
     assert status["summary"]["asked"] == 12 - had
     with Store.open(project.store_path, read_only=True) as store:
-        stood = store.judgements(store.task("compare")["id"])
+        stood = store.judgements(store.task("compare").id)
     assert len(stood) == 6 and {j["annotator"] for j in stood} == {"judge:tiny"}
     assert {j["payload"]["template_hash"] for j in stood} == {template_hash(PAIRWISE_TEMPLATE)}
     assert all(set(j["payload"]["replies"]) == {"0|1", "1|0"} for j in stood if j["payload"]["as"] == "abstain")
