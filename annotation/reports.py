@@ -52,6 +52,22 @@ def agreement_markdown(report: dict) -> str:
     return "\n\n".join(lines)
 
 
+def judges_markdown(report: dict) -> str:
+    """annotation.judge_agreement.judge_report as Markdown: each judge against people, and the ceiling."""
+    c = report["ceiling"]
+    rows = [{"judge": j["judge"], "items": j["items"], "verdicts": j["verdicts"],
+             "vs people (units)": j["units_with_humans"], "agreement": _pct(j["percent"]),
+             "kappa": "n/a" if j["cohen_kappa"] is None else f"{j['cohen_kappa']:.3f}",
+             "position bias": _pct(j["position_bias_rate"]), "abstained": j["abstained"],
+             "accepted": j["accepted"]} for j in report["judges"]]
+    return "\n\n".join([
+        "**Model judges against people**",
+        f"people: {report['human_majority_units']} units with a majority; their own agreement (the ceiling) "
+        f"{_pct(c['percent'])}, mean Cohen's kappa {'n/a' if c['cohen_kappa'] is None else format(c['cohen_kappa'], '.3f')} "
+        f"over {c['units_with_overlap']} units with two or more people",
+        _md_table(rows)])
+
+
 def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value:.0%}"
 

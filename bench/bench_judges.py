@@ -88,13 +88,13 @@ def main() -> None:
         task = store.task("watch")
         winners = dict(store.cursor().execute(
             "SELECT prompt_id, chosen_id FROM labels WHERE kind = 'preference' AND task_id IS NULL").fetchall())
-        for item in store.items_to_judge(task["id"], "judge:none", "", every=True):
+        for item in store.items_to_judge(task.id, "judge:none", "", every=True):
             ids = item["response_ids"]
             best = winners[item["prompt_id"]]
             other = ids[1] if ids[0] == best else ids[0]
             p2 = best if rng.random() < args.p2_agree else other
             for who, chosen in (("p1", best), ("p2", p2)):
-                store.add_answer(task_id=task["id"], item_id=item["id"], annotator=who, client_id=f"{who}-{item['id']}",
+                store.add_answer(task_id=task.id, item_id=item["id"], annotator=who, client_id=f"{who}-{item['id']}",
                                  kind="preference", chosen_id=chosen,
                                  rejected_id=other if chosen == best else best, outcome="chosen")
     arms = args.arms.split(",")
@@ -130,7 +130,11 @@ def main() -> None:
                     judge(arm, *common, "--concurrency", arm.split("-")[1])
         finally:
             os.killpg(server.pid, signal.SIGTERM)
-            server.wait()
+            try:
+                server.wait(timeout=15)
+            except subprocess.TimeoutExpired:  # busy with queued requests: it ignores SIGTERM until they end
+                os.killpg(server.pid, signal.SIGKILL)
+                server.wait()
     if "local" in arms:
         judge("local", "--model-version", "base", "--max-tokens", str(args.max_tokens))
 
@@ -138,8 +142,8 @@ def main() -> None:
 
     with Store.open(project.store_path, read_only=True) as store:
         task = store.task("watch")
-        places = store.item_response_ids(task["id"])
-        report = judge_report(store.task_answers(task["id"]), store.judgements(task["id"]), places)
+        places = store.item_response_ids(task.id)
+        report = judge_report(store.task_answers(task.id), store.judgements(task.id), places)
     print(json.dumps({"base_model": args.base_model, "cpus": os.cpu_count(), "timings": timings,
                       "agreement": report}, indent=2))
 

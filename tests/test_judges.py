@@ -27,7 +27,7 @@ from annotation.judging import (
     verdicts,
 )
 from tests.test_app import free_port
-from tests.test_labeling import ANN, BOB, Clock, candidates_labeling, make_task
+from tests.test_labeling import ADMIN, ANN, BOB, Clock, candidates_labeling, make_task
 from workbench.cli import main
 from workbench.exporters import export
 from workbench.store import ExportFilters, Store
@@ -122,11 +122,11 @@ def test_agreement_with_the_human_majority_against_the_ceiling():
 def test_judge_labels_stay_out_of_exports_and_queues_unless_asked(store, load, tmp_path):
     labeling = candidates_labeling(store, load, tmp_path, Clock())
     task = make_task(labeling, "pairwise", overlap=2)  # 4 items, one pair per prompt
-    items = store.items_to_judge(task["id"], "judge:j", "h", every=True)
-    view = labeling.open_next(ANN, task["id"])
+    items = store.items_to_judge(task.id, "judge:j", "h", every=True)
+    view = labeling.open_next(ANN, task.id)
     for _ in range(2):  # ann answers the first two items
-        view = labeling.submit_comparison(ANN, task["id"], view.item_id, view.client_id, choice="A")
-    ann = {a["item_id"]: a["chosen_id"] for a in store.task_answers(task["id"])}
+        view = labeling.submit_comparison(ANN, task.id, view.item_id, view.client_id, choice="A")
+    ann = {a["item_id"]: a["chosen_id"] for a in store.task_answers(task.id)}
     first, second, third, fourth = items
     assert set(ann) == {first["id"], second["id"]}
     against = 1 - first["response_ids"].index(ann[first["id"]])  # the judge picks the other one on item 1
@@ -134,11 +134,11 @@ def test_judge_labels_stay_out_of_exports_and_queues_unless_asked(store, load, t
                **picks(third, 0), f"{fourth['id']}|0|1": {"reply": "no idea"}, f"{fourth['id']}|1|0": {"reply": "B"}}
     rows = verdicts(HTTP, "pairwise", items, replies, name="j", hash_="h", job_id="judge-1")
     answers_before = store.cursor().execute("SELECT sum(answers) FROM task_items").fetchone()
-    assert store.add_judgements(task["id"], rows, job_id="judge-1") == 4
+    assert store.add_judgements(task.id, rows, job_id="judge-1") == 4
     assert store.cursor().execute("SELECT sum(answers) FROM task_items").fetchone() == answers_before
-    assert len(store.task_answers(task["id"])) == 2  # agreement among people never sees a judge
-    assert store.items_to_judge(task["id"], "judge:j", "h", every=True) == []  # judged once per template
-    assert len(store.items_to_judge(task["id"], "judge:j", "other", every=True)) == 4
+    assert len(store.task_answers(task.id)) == 2  # agreement among people never sees a judge
+    assert store.items_to_judge(task.id, "judge:j", "h", every=True) == []  # judged once per template
+    assert len(store.items_to_judge(task.id, "judge:j", "other", every=True)) == 4
 
     def exported(mode: str, name: str) -> tuple[list[dict], str]:
         out = tmp_path / name
@@ -163,25 +163,34 @@ def test_judge_labels_stay_out_of_exports_and_queues_unless_asked(store, load, t
     assert exported("accepted", "accepted-before")[0] == exported("exclude", "exclude-again")[0]  # none accepted yet
 
     # the queue: the flip and the abstention first, a confident verdict after, an accepted one last
-    open_ids = [i["id"] for i in store.open_items_for_scoring(task["id"])]
-    store.set_queue_order(task["id"], priorities(open_ids, store.judgements(task["id"])), {"by": "judges"})
+    open_ids = [i["id"] for i in store.open_items_for_scoring(task.id)]
+    store.set_queue_order(task.id, priorities(open_ids, store.judgements(task.id)), {"by": "judges"})
     order = [r[0] for r in store.cursor().execute(
-        "SELECT id FROM task_items WHERE task_id = ? AND answers < 2 ORDER BY position", [task["id"]]).fetchall()]
+        "SELECT id FROM task_items WHERE task_id = ? AND answers < 2 ORDER BY position", [task.id]).fetchall()]
     assert set(order[:2]) == {second["id"], fourth["id"]}
-    accepted = store.accept_judgements(confident(store.judgements(task["id"]), 0.9), accepted_by="root")
+    accepted = store.accept_judgements(confident(store.judgements(task.id), 0.9), accepted_by="root")
     assert accepted == 2
-    stood = {j["item_id"]: j for j in store.judgements(task["id"])}
+    stood = {j["item_id"]: j for j in store.judgements(task.id)}
     assert stood[third["id"]]["payload"]["accepted_by"] == "root" and stood[third["id"]]["annotator"] == "judge:j"
     assert store.accept_judgements([stood[third["id"]]["id"]], accepted_by="root") == 0  # once
     rows_out, card = exported("accepted", "accepted")  # people's, and the two accepted verdicts (one split)
     assert sorted(r["chosen"] for r in rows_out) == sorted([chosen(second, ann[second["id"]]), third["responses"][0]])
     assert "only verdicts an admin accepted, beside people's (--judges accepted); used: judge:j" in card
-    store.set_queue_order(task["id"], priorities(open_ids, store.judgements(task["id"])), {"by": "judges"})
+
+    import gradio as gr
+
+    from workbench.ui.tasks import TasksView
+
+    with gr.Blocks():  # the admin's Tasks tab shows each judge against people beside the people's agreement
+        view = TasksView(labeling, lambda request: ADMIN, lambda *a: "", lambda: "")
+    _, agreement = view.overview(ADMIN, task.id)
+    assert "**Model judges against people**" in agreement and "| judge:j | 4 | 2 | 1 |" in agreement
+    store.set_queue_order(task.id, priorities(open_ids, store.judgements(task.id)), {"by": "judges"})
     served = []
-    view = labeling.open_next(BOB, task["id"])
+    view = labeling.open_next(BOB, task.id)
     while view.item_id:
         served.append(view.item_id)
-        view = labeling.submit_comparison(BOB, task["id"], view.item_id, view.client_id, choice="A")
+        view = labeling.submit_comparison(BOB, task.id, view.item_id, view.client_id, choice="A")
     assert set(served[:2]) == {second["id"], fourth["id"]} and set(served[2:]) == {first["id"], third["id"]}
 
 
@@ -243,7 +252,7 @@ def test_an_openai_compatible_endpoint_judges_a_task_and_a_dead_one_stores_nothi
             result = run_judge(project, store, JudgeRequest(task="compare", judge="tiny"),
                                on_progress=kill_when_started)
             assert result.status == "failed" and "the judge endpoint" in result.error
-            assert store.judgements(store.task("compare")["id"]) == []  # nothing of a failed batch is stored
+            assert store.judgements(store.task("compare").id) == []  # nothing of a failed batch is stored
             assert store.run(result.job_id).status == "failed"
         had = len((result.job_dir / "replies.jsonl").read_text().splitlines())
         assert 0 < had < 12
@@ -258,7 +267,7 @@ def test_an_openai_compatible_endpoint_judges_a_task_and_a_dead_one_stores_nothi
     status = json.loads((project.runs_dir / done["job"] / "status.json").read_text())
     assert status["summary"]["asked"] == 12 - had
     with Store.open(project.store_path, read_only=True) as store:
-        stood = store.judgements(store.task("compare")["id"])
+        stood = store.judgements(store.task("compare").id)
     assert len(stood) == 6 and {j["annotator"] for j in stood} == {"judge:tiny"}
     assert {j["payload"]["template_hash"] for j in stood} == {template_hash(PAIRWISE_TEMPLATE)}
     assert all(set(j["payload"]["replies"]) == {"0|1", "1|0"} for j in stood if j["payload"]["as"] == "abstain")
@@ -277,12 +286,12 @@ def test_a_reward_model_and_the_prompted_base_model_judge_in_jobs(project, tmp_p
     assert main(["judge", "compare", "-p", root, "--judge", "rm", "--all-items"]) == 0
     with Store.open(project.store_path) as store:
         task = store.task("compare")
-        items = {i["id"]: i for i in store.items_to_judge(task["id"], "judge:none", "", every=True)}
-        stood = store.judgements(task["id"], "judge:rm")
+        items = {i["id"]: i for i in store.items_to_judge(task.id, "judge:none", "", every=True)}
+        stood = store.judgements(task.id, "judge:rm")
         version = store.model_version("reward-1")
         for item_id in list(items)[:2]:  # people answered two items: what the judge is measured against
             ids = items[item_id]["response_ids"]
-            store.add_answer(task_id=task["id"], item_id=item_id, annotator="ann", client_id=f"c-{item_id}",
+            store.add_answer(task_id=task.id, item_id=item_id, annotator="ann", client_id=f"c-{item_id}",
                              kind="preference", chosen_id=ids[0], rejected_id=ids[1], outcome="chosen")
     model, tokenizer = load_reward_version(version.base_model, version.path)
     assert len(stood) == 8
@@ -301,8 +310,8 @@ def test_a_reward_model_and_the_prompted_base_model_judge_in_jobs(project, tmp_p
     assert main(["judge", "thumbs", "-p", root, "--judge", "base"]) == 0
     with Store.open(project.store_path, read_only=True) as store:
         task = store.task("thumbs")
-        stood = store.judgements(task["id"], "judge:base")
-        assert len(stood) == store.task_progress(task["id"])["items"]
+        stood = store.judgements(task.id, "judge:base")
+        assert len(stood) == store.task_progress(task.id)["items"]
     assert {j["payload"]["as"] for j in stood} <= {"feedback", "abstain"}
 
 
@@ -319,6 +328,7 @@ def test_a_judge_or_a_request_that_cannot_work_is_refused_in_one_line(project, t
         (["judges", "add", "x", "--endpoint", "http://127.0.0.1:9/v1"], "needs --model"),
         (["judges", "add", "x", "--reward-model", "reward-9"], "no model version named reward-9"),
         (["judges", "add", "x", "--reward-model", "reward-9", "--pairwise-template", str(template)], "no template"),
+        (["judges", "add", "a|b", "--model-version", "base"], "judge name 'a|b': use 1-64 letters"),
         (["judge", "compare", "--judge", "nobody"], "no judge named 'nobody'"),
         (["judge", "nope", "--judge", "nobody"], "no task named 'nope'"),
     ]
@@ -334,3 +344,30 @@ def test_a_judge_or_a_request_that_cannot_work_is_refused_in_one_line(project, t
     assert "judges answer pairwise, ranking, feedback tasks, not demonstration tasks" in capsys.readouterr().err
     with Store.open(project.store_path, read_only=True) as store:
         assert store.cursor().execute("SELECT count(*) FROM runs").fetchone()[0] == 0
+
+
+def test_a_training_snapshot_reads_judge_labels_only_when_asked(project, tmp_path):
+    from workbench.runs import TrainRequest, prepare_run
+
+    _small_project(project, tmp_path, n=3)
+    with Store.open(project.store_path) as store:
+        task = store.task("compare")
+        items = store.items_to_judge(task.id, "judge:j", "h", every=True)
+        replies = {}
+        for item in items:  # the judge prefers the curt "No." that people rejected
+            replies |= picks(item, item["responses"].index("No."))
+        store.add_judgements(task.id, verdicts(HTTP, "pairwise", items, replies, name="j", hash_="h",
+                                                  job_id="judge-1"), job_id="judge-1")
+
+        def snapshot(mode: str) -> tuple[list[str], str]:
+            _, run_dir, _ = prepare_run(project, store, TrainRequest(stage="reward",
+                                                                     filters=ExportFilters(judges=mode)))
+            import pyarrow.parquet as pq
+
+            rows = pq.read_table(run_dir / "data" / "train.parquet").to_pylist()
+            return sorted(r["chosen"][-1]["content"] for r in rows), (run_dir / "data" / "README.md").read_text()
+
+        chosen, card = snapshot("exclude")  # the default: people's labels only
+        assert all(c.startswith("Sorry!") for c in chosen) and len(chosen) == 3 and "none used" in card
+        chosen, card = snapshot("only")
+        assert chosen == ["No."] * 3 and "used: judge:j" in card

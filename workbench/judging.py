@@ -72,12 +72,12 @@ def check_request(store: Store, request: JudgeRequest) -> tuple[dict, dict]:
 
 def prepare_judging(project: Project, store: Store, request: JudgeRequest) -> jobs.Prepared:
     task, judge = check_request(store, request)
-    hash_ = judge_template_hash(judge, task["kind"])
-    items = store.items_to_judge(task["id"], f"judge:{judge['name']}", hash_, every=request.every)
-    questions = requests_for(judge, task["kind"], items)
+    hash_ = judge_template_hash(judge, task.kind)
+    items = store.items_to_judge(task.id, f"judge:{judge['name']}", hash_, every=request.every)
+    questions = requests_for(judge, task.kind, items)
     spec = {"name": judge["name"], **judge_spec(project, store, judge)}
-    earlier = store.unfinished_judge_job(task["id"], spec, hash_)  # the same judge asked the same: resume it
-    settings = {"task": task["id"], "task_kind": task["kind"], "judge": spec, "template_hash": hash_,
+    earlier = store.unfinished_judge_job(task.id, spec, hash_)  # the same judge asked the same: resume it
+    settings = {"task": task.id, "task_kind": task.kind, "judge": spec, "template_hash": hash_,
                 "items": len(items), "requests": len(questions), "resumes": earlier}
     rows = [{k: i[k] for k in ("id", "prompt_id", "response_ids")} for i in items]
     job_id, job_dir, _ = jobs.write_job(project, store, "judge", settings,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -15,6 +16,8 @@ from workbench.cli import options
 def _add(store, args: argparse.Namespace) -> int:
     from annotation.judging import JudgeError, check_template
 
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", args.name):
+        raise JudgeError(f"judge name {args.name!r}: use 1-64 letters, digits, '.', '_' or '-'")
     given = [k for k in ("endpoint", "reward_model", "model_version") if getattr(args, k)]
     if len(given) != 1:
         raise JudgeError("a judge is one of: --endpoint URL --model NAME (an OpenAI-compatible server), "
@@ -50,6 +53,7 @@ def _add(store, args: argparse.Namespace) -> int:
 def cmd_judges(args: argparse.Namespace) -> int:
     from annotation.judge_agreement import confident, judge_report, priorities
     from annotation.judging import JudgeError, template_for
+    from annotation.reports import judges_markdown
     from workbench.store import Store
 
     if args.action == "template":  # the default an admin copies and edits
@@ -78,18 +82,18 @@ def cmd_judges(args: argparse.Namespace) -> int:
         task = store.task(args.name)
         if task is None:
             raise JudgeError(f"no task named {args.name!r}: see `workbench tasks list`")
-        judgements = store.judgements(task["id"])
+        judgements = store.judgements(task.id)
         if args.action == "agreement":
-            places = store.item_response_ids(task["id"])
-            result = judge_report(store.task_answers(task["id"]), judgements, places)
-            print(json.dumps(result, indent=2) if args.json else _agreement_text(task["name"], result))
+            places = store.item_response_ids(task.id)
+            result = judge_report(store.task_answers(task.id), judgements, places)
+            print(json.dumps(result, indent=2) if args.json else f"# {task.name}\n\n" + judges_markdown(result))
             return 0
         if args.action == "prioritize":
-            open_ids = [i["id"] for i in store.open_items_for_scoring(task["id"])]
+            open_ids = [i["id"] for i in store.open_items_for_scoring(task.id)]
             ranked = priorities(open_ids, judgements)
-            store.set_queue_order(task["id"], ranked, {"by": "judges"})
+            store.set_queue_order(task.id, ranked, {"by": "judges"})
             head = sorted(ranked.items(), key=lambda kv: -kv[1][0])[:5]
-            print(f"task {task['name']}: {len(ranked)} open items ordered by judge doubt; first in the queue:")
+            print(f"task {task.name}: {len(ranked)} open items ordered by judge doubt; first in the queue:")
             for item, (_, reason) in head:
                 print(f"  {item}\t{reason}")
             return 0
@@ -99,32 +103,9 @@ def cmd_judges(args: argparse.Namespace) -> int:
         mine = [j for j in judgements if j["annotator"] == f"judge:{args.judge}"]
         picked = confident(mine, args.min_probability)
         count = store.accept_judgements(picked, accepted_by=f"cli:{getpass.getuser()}")
-        print(f"task {task['name']}: accepted {count} of {len(mine)} verdicts of judge:{args.judge} with "
+        print(f"task {task.name}: accepted {count} of {len(mine)} verdicts of judge:{args.judge} with "
               f"probability >= {args.min_probability} (export them with --judges accepted)")
         return 0
-
-
-def _pct(x: float | None) -> str:
-    return "-" if x is None else f"{100 * x:.1f}%"
-
-
-def _num(x: float | None) -> str:
-    return "-" if x is None else f"{x:.3f}"
-
-
-def _agreement_text(task: str, r: dict) -> str:
-    c = r["ceiling"]
-    lines = [f"# judges on {task}", "",
-             f"people: {r['human_majority_units']} units with a majority; their own agreement (the ceiling): "
-             f"{_pct(c['percent'])}, mean Cohen's kappa {_num(c['cohen_kappa'])} over {c['units_with_overlap']} "
-             "units with two or more people", "",
-             "| judge | items | verdicts | vs people (units) | agreement | kappa | position bias | abstained | accepted |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    for j in r["judges"]:
-        lines.append(f"| {j['judge']} | {j['items']} | {j['verdicts']} | {j['units_with_humans']} | "
-                     f"{_pct(j['percent'])} | {_num(j['cohen_kappa'])} | {_pct(j['position_bias_rate'])} | "
-                     f"{j['abstained']} | {j['accepted']} |")
-    return "\n".join(lines)
 
 
 def cmd_judge(args: argparse.Namespace) -> int:

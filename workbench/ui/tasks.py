@@ -8,8 +8,9 @@ from collections.abc import Callable
 import gradio as gr
 
 from annotation.active import STRATEGIES, ActiveError, needs_scores, prioritize
+from annotation.judge_agreement import judge_report
 from annotation.labeling import KINDS, LETTERS, Labeling, LabelingError, User, require
-from annotation.reports import agreement_markdown, progress_markdown
+from annotation.reports import agreement_markdown, judges_markdown, progress_markdown
 from workbench.jobs import JobRunner, RunError
 from workbench.ui.label import UserOf, user_text_box
 from workbench.ui.render import cell, code, html_text, inline, user_markdown
@@ -217,8 +218,16 @@ class TasksView:
             return "_Choose a task._", ""
         progress = progress_markdown(safe_progress(self.labeling.progress(user, task_id)))
         report, _ = self._disagreements(user, task_id)
-        return progress, ("_Demonstrations are free text: no agreement figures._" if report is None
-                          else agreement_markdown(safe_agreement(report)))
+        agreement = ("_Demonstrations are free text: no agreement figures._" if report is None
+                     else agreement_markdown(safe_agreement(report)))
+        task = self.labeling.store.task(task_id)
+        judgements = self.labeling.store.judgements(task.id)
+        if judgements:  # model judges' verdicts against people (workbench judge): admins only, as the rest here
+            judged = judge_report(self.labeling.store.task_answers(task.id), judgements,
+                                  self.labeling.store.item_response_ids(task.id))
+            agreement += "\n\n" + judges_markdown(
+                {**judged, "judges": [{**j, "judge": cell(j["judge"])} for j in judged["judges"]]})
+        return progress, agreement
 
     def wire(self, label_task: gr.Dropdown) -> None:
         lab = self.labeling
