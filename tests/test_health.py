@@ -192,8 +192,8 @@ def stages(tmp_path_factory, tiny_model):
         labeling = Labeling(store)
         task = labeling.create_task(admin, name="thumbs", kind="feedback", overlap=1, max_responses=1)
         for n in range(12):
-            view = labeling.open_next(ann, task["id"])
-            labeling.submit(ann, task["id"], view.item_id, view.client_id, thumb="up" if n % 2 else "down")
+            view = labeling.open_next(ann, task.id)
+            labeling.submit(ann, task.id, view.item_id, view.client_id, thumb="up" if n % 2 else "down")
     rl = ["--parent", "sft-1", "--reward-model", "reward-1", "--min-reward-accuracy", "0"]
     for args in (["sft", *FAST], ["reward", *FAST], ["dpo", "--parent", "sft-1", *FAST],
                  ["kto", "--parent", "sft-1", *FAST],

@@ -282,8 +282,8 @@ def test_kto_trains_on_thumbs_over_the_sft_version(loop):
         labeling = Labeling(store)
         task = labeling.create_task(admin, name="thumbs", kind="feedback", overlap=1, max_responses=1)
         for n in range(6):
-            view = labeling.open_next(ann, task["id"])
-            labeling.submit(ann, task["id"], view.item_id, view.client_id, thumb="up" if n % 2 == 0 else "down")
+            view = labeling.open_next(ann, task.id)
+            labeling.submit(ann, task.id, view.item_id, view.client_id, thumb="up" if n % 2 == 0 else "down")
     assert main(["train", "kto", str(loop.root), "--parent", "sft-1", *FAST]) == 0
     kto, sft = version(loop, "kto-1"), version(loop, "sft-1")
     assert kto.parent_id == "sft-1" and kto.metrics["steps"] == 2
@@ -411,7 +411,7 @@ def test_active_selection_scores_a_queue_with_the_real_reward_model_and_policies
     assert main(["tasks", "prioritize", "compare", "-p", root, "--by", "margin", "--reward-model", "reward-1"]) == 0
     assert "open items ordered by margin (reward-1)" in capsys.readouterr().out
     with Store.open(loop.store_path) as store:
-        items = store.open_items_for_scoring(store.task("compare")["id"])  # in queue order now
+        items = store.open_items_for_scoring(store.task("compare").id)  # in queue order now
         reward = store.model_version("reward-1")
     model, tokenizer = load_reward_version(reward.base_model, reward.path)
     margins = [abs(a - b) for a, b in (reward_scores(model, tokenizer, [i["prompt"]] * 2, i["responses"])
