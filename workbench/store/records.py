@@ -70,9 +70,13 @@ class Records(StoreCore):
         before = self._table_counts(con)
         rows = 0
         tables = [item.records] if isinstance(item.records, pa.Table) else item.records
-        for table in tables:  # a later block's duplicates of an earlier one's rows are skipped like any other
+        # Blocks are hashed into one staged table as they come (it spills to disk past the memory limit), then
+        # deduped and inserted in one pass: an insert per block would scan the growing tables once per block.
+        for table in tables:
+            self._stage_block(con, table, item.kind, first=rows == 0)
             rows += table.num_rows
-            self._insert_block(con, table, item.kind, import_id, tag_list)
+        if rows:
+            self._insert_staged(con, item.kind, import_id, tag_list)
         kind = item.kind
         after = self._table_counts(con)
         counts = ImportCounts(
@@ -93,8 +97,8 @@ class Records(StoreCore):
             counts.import_id = None
         return counts
 
-    def _insert_block(self, con: duckdb.DuckDBPyConnection, records: pa.Table, kind: str, import_id: str,
-                      tag_list: list[str]) -> None:
+    @staticmethod
+    def _stage_block(con: duckdb.DuckDBPyConnection, records: pa.Table, kind: str, *, first: bool) -> None:
         if kind not in ("prompts", "sft", "preferences", "unpaired"):
             raise StoreError(f"unknown import kind {kind!r}")
         # Read by DuckDB's replacement scan of this local, not con.register(): a view dropped inside the
@@ -110,7 +114,7 @@ class Records(StoreCore):
             "prompts": "NULL",
         }[kind]
         con.execute(
-            f"""CREATE OR REPLACE TEMP TABLE staged AS
+            f"""{"CREATE OR REPLACE TEMP TABLE staged AS" if first else "INSERT INTO staged"}
             WITH hashed AS (
                 SELECT *, {PROMPT_ID_SQL} AS prompt_id FROM incoming),
             ids AS (
@@ -122,6 +126,9 @@ class Records(StoreCore):
                 FROM hashed)
             SELECT *, {label_id} AS label_id FROM ids"""
         )
+
+    @staticmethod
+    def _insert_staged(con: duckdb.DuckDBPyConnection, kind: str, import_id: str, tag_list: list[str]) -> None:
         insert_new(con, "prompts", "id, system, messages, tags, source, source_line, import_id",
                     "s.prompt_id, s.system, s.prompt, ?::VARCHAR[], s.source, s.line, ?", "staged", "prompt_id",
                     [tag_list, import_id])
