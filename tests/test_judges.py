@@ -209,6 +209,55 @@ def _serve(model: Path, port: int) -> subprocess.Popen:
     raise RuntimeError("transformers serve did not start")
 
 
+class _DyingFront:
+    """A front for the real `transformers serve` that passes the first `limit` requests through and then drops
+    every connection unanswered: the endpoint going away half way through a batch, at the same request on a
+    quiet machine and a loaded one (killing the server from a progress callback raced the job). `revive()`
+    passes everything again."""
+
+    def __init__(self, upstream_port: int, limit: int):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        front = self
+        self.limit, self.seen = limit, 0
+        self.lock = threading.Lock()
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                with front.lock:
+                    front.seen += 1
+                    dead = front.limit is not None and front.seen > front.limit
+                if dead:
+                    self.close_connection = True  # no status line: the client sees the server disconnect
+                    return
+                request = urllib.request.Request(f"http://127.0.0.1:{upstream_port}{self.path}", data=body,
+                                                 headers={"Content-Type": "application/json"}, method="POST")
+                with urllib.request.urlopen(request, timeout=60) as answer:
+                    data = answer.read()
+                    self.send_response(answer.status)
+                    self.send_header("Content-Type", answer.headers.get("Content-Type", "application/json"))
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def revive(self) -> None:
+        with self.lock:
+            self.limit = None
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
 def _stop(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGKILL)
@@ -233,7 +282,8 @@ def test_an_openai_compatible_endpoint_judges_a_task_and_a_dead_one_stores_nothi
 
     root = _small_project(project, tmp_path)
     port = free_port()
-    assert main(["judges", "add", "tiny", "-p", root, "--endpoint", f"http://127.0.0.1:{port}/v1", "--model",
+    front = _DyingFront(port, limit=5)  # 12 questions (6 pairs both ways round): the endpoint dies after 5
+    assert main(["judges", "add", "tiny", "-p", root, "--endpoint", f"http://127.0.0.1:{front.port}/v1", "--model",
                  str(tiny_model), "--api-key-env", "WB_TEST_JUDGE_KEY", "--concurrency", "1", "--max-tokens", "2",
                  "--retries", "1", "--timeout", "20"]) == 0
     monkeypatch.delenv("WB_TEST_JUDGE_KEY", raising=False)
@@ -244,26 +294,22 @@ def test_an_openai_compatible_endpoint_judges_a_task_and_a_dead_one_stores_nothi
 
     server = _serve(tiny_model, port)
     try:
-        def kill_when_started(progress):
-            if progress.get("done"):
-                _stop(server)  # the endpoint dies half way through the batch
-
         with Store.open(project.store_path) as store:
-            result = run_judge(project, store, JudgeRequest(task="compare", judge="tiny"),
-                               on_progress=kill_when_started)
+            result = run_judge(project, store, JudgeRequest(task="compare", judge="tiny"))
             assert result.status == "failed" and "the judge endpoint" in result.error
             assert store.judgements(store.task("compare").id) == []  # nothing of a failed batch is stored
             assert store.run(result.job_id).status == "failed"
         had = len((result.job_dir / "replies.jsonl").read_text().splitlines())
-        assert 0 < had < 12
+        assert had == 5  # the answers it had before the endpoint died are kept in the job folder
 
-        server = _serve(tiny_model, port)
+        front.revive()
         capsys.readouterr()
         assert main(["judge", "compare", "-p", root, "--judge", "tiny", "--json"]) == 0
         done = json.loads(capsys.readouterr().out)
         assert done["items"] == 6 and done["resumed"] == had  # asked only what the dead job had not
     finally:
         _stop(server)
+        front.close()
     status = json.loads((project.runs_dir / done["job"] / "status.json").read_text())
     assert status["summary"]["asked"] == 12 - had
     with Store.open(project.store_path, read_only=True) as store:
