@@ -77,3 +77,32 @@ def load(store):
         return import_files(store, list(paths), **kwargs)
 
     return _load
+
+
+def give_thumbs(store_path, n: int, *, up_first: bool = False) -> None:
+    """A feedback task ("thumbs") and n alternating thumbs from one annotator, through the Label tab's own
+    handlers: the unpaired data KTO trains on."""
+    from annotation.labeling import Labeling, User
+
+    admin, ann = User("root", "admin"), User("ann", "annotator")
+    with Store.open(store_path) as store:
+        labeling = Labeling(store)
+        task = labeling.create_task(admin, name="thumbs", kind="feedback", overlap=1, max_responses=1)
+        for n_given in range(n):
+            view = labeling.open_next(ann, task.id)
+            labeling.submit(ann, task.id, view.item_id, view.client_id,
+                            thumb="up" if (n_given % 2 == 0) == up_first else "down")
+
+
+def stage_project(path: Path, base_model: str):
+    """A project every training stage can run on: the demo's demonstrations, pairs and held-out prompts
+    (tagged `heldout`), and 12 thumbs for KTO."""
+    from workbench.cli import main
+    from workbench.projects import init_project
+
+    project = init_project(path, base_model=base_model)
+    root = str(project.root)
+    for name, tag in (("sft.jsonl", None), ("preferences.jsonl", None), ("heldout_prompts.jsonl", "heldout")):
+        assert main(["import", "-p", root, str(DEMO_DATA / name)] + (["--tag", tag] if tag else [])) == 0
+    give_thumbs(project.store_path, 12)
+    return project

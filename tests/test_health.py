@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import DEMO_DATA
+from tests.conftest import DEMO_DATA, stage_project
 from trainers import evaluation
 from trainers.evaluation import (
     collapse_guard,
@@ -180,20 +180,8 @@ FAST = ["--max-steps", "2", "--batch-size", "4", "--max-length", "128", "--set",
 @pytest.fixture(scope="module")
 def stages(tmp_path_factory, tiny_model):
     """One project through all six stages at 2 steps each: the demo data, thumbs for KTO, and an SFT parent."""
-    from annotation.labeling import Labeling, User
-    from workbench.projects import init_project
-
-    project = init_project(tmp_path_factory.mktemp("health") / "proj", base_model=str(tiny_model))
+    project = stage_project(tmp_path_factory.mktemp("health") / "proj", str(tiny_model))
     root = str(project.root)
-    for name, tag in (("sft.jsonl", None), ("preferences.jsonl", None), ("heldout_prompts.jsonl", "heldout")):
-        assert main(["import", "-p", root, str(DEMO_DATA / name)] + (["--tag", tag] if tag else [])) == 0
-    admin, ann = User("root", "admin"), User("ann", "annotator")
-    with Store.open(project.store_path) as store:
-        labeling = Labeling(store)
-        task = labeling.create_task(admin, name="thumbs", kind="feedback", overlap=1, max_responses=1)
-        for n in range(12):
-            view = labeling.open_next(ann, task.id)
-            labeling.submit(ann, task.id, view.item_id, view.client_id, thumb="up" if n % 2 else "down")
     rl = ["--parent", "sft-1", "--reward-model", "reward-1", "--min-reward-accuracy", "0"]
     for args in (["sft", *FAST], ["reward", *FAST], ["dpo", "--parent", "sft-1", *FAST],
                  ["kto", "--parent", "sft-1", *FAST],

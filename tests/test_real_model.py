@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import DEMO_DATA
+from tests.conftest import DEMO_DATA, give_thumbs
 from trainers.evaluation import is_degenerate, probe_logp, sequence_logps
 from trainers.models import load_tokenizer, load_version
 from workbench.cli import main
@@ -275,15 +275,7 @@ def test_dpo_over_the_sft_version_keeps_it_as_the_reference(loop):
 @pytest.mark.slow
 @pytest.mark.real_model
 def test_kto_trains_on_thumbs_over_the_sft_version(loop):
-    from annotation.labeling import Labeling, User
-
-    admin, ann = User("root", "admin"), User("ann", "annotator")
-    with Store.open(loop.store_path) as store:
-        labeling = Labeling(store)
-        task = labeling.create_task(admin, name="thumbs", kind="feedback", overlap=1, max_responses=1)
-        for n in range(6):
-            view = labeling.open_next(ann, task.id)
-            labeling.submit(ann, task.id, view.item_id, view.client_id, thumb="up" if n % 2 == 0 else "down")
+    give_thumbs(loop.store_path, 6, up_first=True)
     assert main(["train", "kto", str(loop.root), "--parent", "sft-1", *FAST]) == 0
     kto, sft = version(loop, "kto-1"), version(loop, "sft-1")
     assert kto.parent_id == "sft-1" and kto.metrics["steps"] == 2

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import DEMO_DATA
+from tests.conftest import stage_project
 from trainers.run_config import RunConfig, RunConfigError
 from trainers.run_folder import latest_checkpoint, read_metrics
 from workbench.cli import main
@@ -38,20 +38,8 @@ REQUESTS = {
 @pytest.fixture(scope="module")
 def project(tmp_path_factory, tiny_model):
     """One project for every stage: the demo data, thumbs for KTO, an SFT parent and a reward model."""
-    from annotation.labeling import Labeling, User
-    from workbench.projects import init_project
-
-    project = init_project(tmp_path_factory.mktemp("resume") / "proj", base_model=str(tiny_model))
+    project = stage_project(tmp_path_factory.mktemp("resume") / "proj", str(tiny_model))
     root = str(project.root)
-    for name, tag in (("sft.jsonl", None), ("preferences.jsonl", None), ("heldout_prompts.jsonl", "heldout")):
-        assert main(["import", "-p", root, str(DEMO_DATA / name)] + (["--tag", tag] if tag else [])) == 0
-    admin, ann = User("root", "admin"), User("ann", "annotator")
-    with Store.open(project.store_path) as store:
-        labeling = Labeling(store)
-        task = labeling.create_task(admin, name="thumbs", kind="feedback", overlap=1, max_responses=1)
-        for n in range(12):
-            view = labeling.open_next(ann, task.id)
-            labeling.submit(ann, task.id, view.item_id, view.client_id, thumb="up" if n % 2 else "down")
     assert main(["train", "sft", root, *FAST]) == 0
     assert main(["train", "reward", root, *FAST]) == 0
     return project
