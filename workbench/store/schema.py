@@ -198,5 +198,14 @@ MIGRATIONS: list[list[str]] = [
             created_by VARCHAR,
             updated_at TIMESTAMP NOT NULL DEFAULT current_localtimestamp())""",
     ],
+    # 8: what an admin manages in the browser. A deactivated user keeps every label (exports and agreement
+    # still name them) but cannot sign in; an archived task leaves every queue and list but keeps its labels;
+    # `suggestions` says whether annotators see a judge's verdict on the item they answer ('hidden', shown
+    # 'after' their own answer, or 'preselect'ed before it; NULL reads as hidden).
+    [
+        "ALTER TABLE users ADD COLUMN deactivated_at TIMESTAMP",
+        "ALTER TABLE tasks ADD COLUMN archived_at TIMESTAMP",
+        "ALTER TABLE tasks ADD COLUMN suggestions VARCHAR",
+    ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
