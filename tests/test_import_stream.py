@@ -50,3 +50,26 @@ def test_gzipped_jsonl_streams_too(small_blocks, store, load, tmp_path):
         fh.write("".join(json.dumps(r) + "\n" for r in ROWS))
     [report] = load(path)
     assert report.counts.labels_added == 300
+
+
+def test_reading_ahead_hands_on_the_readers_error_and_stops_when_the_store_gives_up():
+    """The next block is read in a thread while the store inserts the one before: a reader's error still
+    reaches the import (which then rolls back), and an import that fails mid-file leaves no reader running."""
+    import threading
+
+    from workbench.ingest import read_ahead
+
+    def broken():
+        yield 1
+        raise ImportError_("p.jsonl: line 40: bad row")
+
+    got = []
+    with pytest.raises(ImportError_, match="line 40"):
+        for item in read_ahead(broken()):
+            got.append(item)
+    assert got == [1]
+
+    endless = read_ahead(iter(range(10**9)))
+    assert next(endless) == 0
+    endless.close()  # the store raised: the generator is closed
+    assert not [t for t in threading.enumerate() if t.name == "import-read-ahead"]
