@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from annotation.agreement import report, units_from_answers
 from annotation.queue import Leases, next_item
+from annotation.suggestions import JUDGED_KINDS, after_answer, for_view
 from workbench.errors import WorkbenchError, check_text, excerpt
 from workbench.store import Store, StoreError, Task
 from workbench.store.answers import AnswerRefused
@@ -92,6 +93,7 @@ class ItemView:
     message: str = ""
     why: str = ""  # admins: why the item sits where it does in an actively ordered queue
     versions: list[str] = field(default_factory=list)  # a review after the vote: the version behind each reply
+    suggestion: str = ""  # judges' verdicts, where the task shows them (annotation/suggestions.py)
 
 
 def display_order(annotator: str, item: dict) -> list[str]:
@@ -189,6 +191,9 @@ class Labeling:
         saved = self.store.saved_draft(task.id, item_id, user.name) if task.kind == "demonstration" else None
         view.draft = saved if saved is not None else item["draft_response"]
         view.prefill = prefill or {}
+        if task.kind in JUDGED_KINDS:
+            view.suggestion, preset = for_view(self.store, task.id, item_id, order, admin=user.role == "admin")
+            view.prefill = prefill or preset
         if user.role == "admin":
             view.why = self._why(task.id, item_id)
         return view
@@ -279,6 +284,8 @@ class Labeling:
             _, created, counted = self.store.add_answer(task_id=task.id, item_id=item_id, annotator=user.name,
                                                       client_id=_client_id(client_id), lease=self.leases, **fields)
         view = self._stored(user, task, created, counted)
+        if task.kind in JUDGED_KINDS and (said := after_answer(self.store, task.id, item_id, shown)):
+            view.message += " " + said
         if task.kind == "review":  # blind until the vote is in; then say which version was which
             versions = self.store.response_versions(shown)
             view.message += " You voted on: " + ", ".join(

@@ -50,6 +50,11 @@ def _add(store, args: argparse.Namespace) -> int:
     return 0
 
 
+SHOWN = {"hidden": "hidden from annotators (admins see them on each item)",
+         "after": "shown to annotators after their own answer",
+         "preselect": "pre-selected for annotators before they answer (when the judges agree)"}
+
+
 def cmd_judges(args: argparse.Namespace) -> int:
     from annotation.judge_agreement import confident, judge_report, priorities
     from annotation.judging import JudgeError, template_for
@@ -82,6 +87,11 @@ def cmd_judges(args: argparse.Namespace) -> int:
         task = store.task(args.name)
         if task is None:
             raise JudgeError(f"no task named {args.name!r}: see `workbench tasks list`")
+        if args.action == "suggestions":  # read-write: the store is opened for writing unless list/agreement
+            if args.show:
+                store.set_task_suggestions(task.id, args.show)
+            print(f"task {task.name}: judges' verdicts are {SHOWN[store.task_suggestions(task.id)]}")
+            return 0
         judgements = store.judgements(task.id)
         if args.action == "agreement":
             places = store.item_response_ids(task.id)
@@ -146,9 +156,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_judge)
 
     p = sub.add_parser("judges", help="model judges: add, list, template, agreement, prioritize, accept")
-    p.add_argument("action", choices=["add", "list", "template", "agreement", "prioritize", "accept"],
+    p.add_argument("action", choices=["add", "list", "template", "agreement", "prioritize", "accept", "suggestions"],
                    help="add NAME: a judge; agreement TASK: each judge against people; prioritize TASK: serve "
-                        "first where judges are unsure or disagree; accept TASK --judge NAME: its confident verdicts")
+                        "first where judges are unsure or disagree; accept TASK --judge NAME: its confident verdicts; "
+                        "suggestions TASK [--show MODE]: whether annotators see judges' verdicts")
     p.add_argument("name", nargs="?", help="the judge (add) or the task")
     options.project(p)
     g = p.add_argument_group("add: what the judge is (one of)")
@@ -167,6 +178,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mode", choices=["pairwise", "pointwise"], default="pairwise", help="template: which default")
     p.add_argument("--out", help="template: write the default to this new file (else print it)")
     p.add_argument("--judge", help="accept: whose verdicts")
+    p.add_argument("--show", choices=["hidden", "after", "preselect"],
+                   help="suggestions: hidden (default), after the annotator's answer, or preselect before it")
     p.add_argument("--min-probability", type=float, default=0.9,
                    help="accept: verdicts at least this sure (default 0.9; a prompted judge is 1 when both orders agree)")
     p.add_argument("--json", action="store_true")

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import json
 
-from workbench.store.core import StoreCore
+from workbench.errors import excerpt
+from workbench.store.core import StoreCore, StoreError
 from workbench.store.rules import as_chat, content_id, standing
 
 JUDGE_PREFIX = "judge:"
 JUDGE_MODES = ("exclude", "include", "only", "accepted")  # --judges: which judge labels an export reads
 VERDICT_KINDS = ("preference", "ranking", "feedback")  # what payload.as names when a judgement is a verdict
+SUGGESTION_MODES = ("hidden", "after", "preselect")  # tasks.suggestions: annotation/suggestions.py says why
 
 
 def judge_labels_sql(mode: str) -> str:
@@ -109,6 +111,26 @@ class Judges(StoreCore):
         return self.label_rows(
             f"SELECT * FROM labels l WHERE l.task_id = ? AND l.kind = 'judgement' {who} AND {standing()} "
             "ORDER BY l.item_id, l.annotator", [task_id, *([annotator] if annotator else [])])
+
+    def item_judgements(self, task_id: str, item_id: str) -> list[dict]:
+        """Every judge's standing judgement on one item (what the Label tab shows as suggestions)."""
+        return self.label_rows(
+            f"SELECT * FROM labels l WHERE l.task_id = ? AND l.item_id = ? AND l.kind = 'judgement' AND {standing()} "
+            "ORDER BY l.annotator", [task_id, item_id])
+
+    def task_suggestions(self, task_id: str) -> str:
+        """Whether annotators see judges' verdicts on this task: 'hidden' (also when never set), 'after' their
+        answer, or 'preselect' (annotation/suggestions.py says why each)."""
+        row = self.cursor().execute("SELECT suggestions FROM tasks WHERE id = ?", [task_id]).fetchone()
+        return (row[0] if row else None) or "hidden"
+
+    def set_task_suggestions(self, task_id: str, mode: str) -> None:
+        if mode not in SUGGESTION_MODES:
+            raise StoreError(f"suggestions {excerpt(mode)}: choose one of {', '.join(SUGGESTION_MODES)}")
+        with self.transaction() as con:
+            if not con.execute("SELECT 1 FROM tasks WHERE id = ?", [task_id]).fetchone():
+                raise StoreError(f"no task {excerpt(task_id)}")
+            con.execute("UPDATE tasks SET suggestions = ? WHERE id = ?", [mode, task_id])
 
     def accept_judgements(self, label_ids: list[str], *, accepted_by: str) -> int:
         """Record an admin's acceptance of these verdicts: each becomes a new judgement label (same judge, same

@@ -90,6 +90,7 @@ class LabelView:
                                                           elem_classes=["reply-pane"]))
                         self.ratings.append(gr.Radio(["1", "2", "3", "4", "5"], label=f"Rating {letter} (optional)",
                                                      elem_id=f"rating-{letter}"))
+            self.suggestion = gr.Markdown(elem_id="judge-suggestion")  # where the task shows judges' verdicts
             self.choice = gr.Radio(["A", "B", "tie", "both bad"], label="Which is better?", elem_id="choice",
                                    visible=False)
             self.order = gr.Textbox(label="Order, best first (press the letters)", elem_id="order", visible=False)
@@ -112,7 +113,7 @@ class LabelView:
         self.client_id = gr.Textbox(visible=False, elem_id="client-id")
         self.outputs = [self.progress, self.guidelines, self.system, self.chat, self.demo_group, self.completion,
                         self.compare_group, *self.columns, *self.replies, *self.ratings, self.choice, self.order,
-                        self.thumb, self.rationale, self.submit, self.next, self.why, self.status, self.item_id,
+                        self.thumb, self.rationale, self.submit, self.next, self.why, self.suggestion, self.status, self.item_id,
                         self.client_id]  # status, item id and client id last: API clients read them from the end
 
     def render(self, view: ItemView) -> list:
@@ -140,6 +141,7 @@ class LabelView:
             view.prefill.get("rationale", ""),
             gr.update(visible=not view.versions), gr.update(visible=bool(view.versions)),
             f"_Why here:_ {inline(view.why)}" if view.why else "",
+            f"_{inline(view.suggestion)}_" if view.suggestion else "",
             inline(view.message), view.item_id or "", view.client_id,
         ]
 
