@@ -4,6 +4,7 @@ so a second writer gets the clear message."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -177,7 +178,9 @@ def test_the_server_process_never_imports_torch(demo_project, tmp_path):
         chat, _, _ = admin.predict("base", None, 0.0, "", "My Loki Watch strap broke.", [], [], api_name="/playground")
         assert len(chat) == 2 and "strap broke" in str(chat[0])  # the question and the version's reply
         before = admin.predict(api_name="/stats")
-        assert "Started **generate-1**" in admin.predict(["sft-1"], "heldout", 2, 1, 0.0, 8, api_name="/generate")
+        # the Train tab's generation filters (issue 20): held-out prompts about the Loki Watch only, top-p, seed
+        assert "Started **generate-1**" in admin.predict(["sft-1"], "heldout", 2, 1, 0.0, 8, "", "loki watch", 0.9,
+                                                         3, api_name="/generate")
         while (after := admin.predict(api_name="/stats")) == before:  # until the job's replies are stored
             assert time.time() < deadline, "the generation job stored nothing in 300 s"
             time.sleep(1)
@@ -190,6 +193,12 @@ def test_the_server_process_never_imports_torch(demo_project, tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+    with Store.open(demo_project.store_path, read_only=True) as store:
+        asked = store.cursor().execute(
+            "SELECT p.messages, r.generation->'$.sampling' FROM responses r JOIN prompts p ON p.id = r.prompt_id "
+            "WHERE r.origin = 'model'").fetchall()
+    assert len(asked) == 2 and all("loki watch" in str(m).lower() for m, _ in asked)
+    assert all(json.loads(s)["top_p"] == 0.9 and json.loads(s)["seed"] == 3 for _, s in asked)
     imported = {line.rsplit("|", 1)[-1].strip() for line in log.read_text().splitlines()
                 if line.startswith("import time:")}
     assert {"gradio", "duckdb", "gradio_client"} <= imported  # the log is the server's own
@@ -396,6 +405,21 @@ def review_server(demo_project):
     proc.wait(timeout=30)
 
 
+PLAY_FIRST_TURN_SEEN = """(start) => {
+  const box = document.getElementById('chat-a');
+  box.querySelectorAll('*').forEach(el => { if (el.scrollHeight > el.clientHeight + 2) el.scrollTop = 0; });
+  const walker = document.createTreeWalker(box, NodeFilter.SHOW_TEXT);
+  let node = null;
+  while (walker.nextNode()) { if (walker.currentNode.textContent.includes(start)) { node = walker.currentNode; break; } }
+  if (!node) return 'missing';
+  const range = document.createRange(); range.selectNodeContents(node);
+  const rect = range.getClientRects()[0];
+  const hit = document.elementFromPoint(rect.left + 3, rect.top + rect.height / 2);
+  if (hit && (hit === node.parentElement || node.parentElement.contains(hit))) return 'seen';
+  return 'covered by ' + (hit ? hit.tagName + ' ' + (hit.getAttribute('aria-label') || hit.className) : 'nothing');
+}"""
+
+
 @pytest.mark.e2e
 @needs_chromium
 def test_reviewer_votes_blind_then_sees_the_leaderboard_and_chats(review_server):
@@ -440,5 +464,10 @@ def test_reviewer_votes_blind_then_sees_the_leaderboard_and_chats(review_server)
         page.locator("#play-send").click()
         expect(page.locator("#chat-a")).to_contain_text("My Loki Fold screen cracked.", timeout=60_000)
         expect(page.locator("#chat-a .bot-row")).not_to_have_count(0, timeout=60_000)  # the version replied
+        page.locator("#play-message textarea, #play-message input").fill("And the back glass too.")
+        page.locator("#play-send").click()
+        expect(page.locator("#chat-a .bot-row")).to_have_count(2, timeout=60_000)
+        # issue 20, bug 6: scrolled back up, the first turn shows, under no toolbar icon
+        assert page.evaluate(PLAY_FIRST_TURN_SEEN, "My Loki Fold screen cracked.") == "seen"
         page.screenshot(path=str(ARTIFACTS / "playground.png"), full_page=True)
         browser.close()

@@ -29,8 +29,10 @@ class PlaygroundTab:
             self.temperature = gr.Number(value=0.7, label="Temperature", elem_id="play-temperature")
         self.system = gr.Textbox(label="System prompt (optional)", elem_id="play-system")
         with gr.Row():
-            self.chat_a = chat_box(label="Version", elem_id="chat-a", height=320)
-            self.chat_b = chat_box(label="Side by side", elem_id="chat-b", height=320)
+            # no toolbar over the first turn (the default share and copy-all buttons sat on it): a copy button
+            # per message instead; the box follows the newest reply, as a chat does, and scrolls back to the first
+            self.chat_a = chat_box(label="Version", elem_id="chat-a", height=320, buttons=["copy"])
+            self.chat_b = chat_box(label="Side by side", elem_id="chat-b", height=320, buttons=["copy"])
         # The chats show rendered HTML (workbench/ui/render.py); the turns' own text stays in the session.
         self.turns_a, self.turns_b = gr.State([]), gr.State([])
         self.message = gr.Textbox(label="Message (Enter sends)", elem_id="play-message")

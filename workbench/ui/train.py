@@ -9,6 +9,7 @@ from workbench.jobs import JobRunner, RunError
 from workbench.store import Store
 from workbench.ui.access import Access
 from workbench.ui.render import code, inline
+from workbench.ui.stage_settings import StageSettings
 
 
 def version_choices(store: Store, stage: str | None = None) -> list[str]:
@@ -16,18 +17,25 @@ def version_choices(store: Store, stage: str | None = None) -> list[str]:
 
 
 def start_job(runner: JobRunner, stage: str, parent: str | None, reward_model: str | None, max_steps: float | None,
-              learning_rate: float | None, full: bool) -> str:
-    """Start a training job from the UI's settings; returns a line for the status box."""
+              learning_rate: float | None, full: bool, settings: dict | None = None) -> str:
+    """Start a training job from the UI's settings (`settings`: the All settings fields by name, see
+    workbench/ui/stage_settings.py); returns a line for the status box."""
     from workbench.runs import TRAINING, TrainRequest
+    from workbench.store import ExportFilters
+    from workbench.ui.stage_settings import describe, request_options
 
     try:
+        options, filters = request_options(settings or {})
         request = TrainRequest.from_options(stage, parent=parent or None, reward_model=reward_model or None,
                                             max_steps=int(max_steps) if max_steps else None,
-                                            lr=learning_rate or None, full=bool(full), isolated_checks=True)
+                                            lr=learning_rate or None, full=bool(full), isolated_checks=True,
+                                            filters=ExportFilters(**filters), **options)
         job = runner.start(TRAINING, request)
-    except RunError as exc:
+    except (RunError, ValueError) as exc:
         return f"**Not started:** {inline(str(exc))}"
-    return f"Started **{job.run_id}** {starts_from(stage, parent)}: logs and adapter in {code(job.run_dir)}"
+    changed = describe(options, filters)
+    return (f"Started **{job.run_id}** {starts_from(stage, parent)}: logs and adapter in {code(job.run_dir)}"
+            + (f"; settings {code(changed)}" if changed else ""))
 
 
 def starts_from(stage: str, parent: str | None) -> str:
@@ -115,16 +123,19 @@ def job_view(runner: JobRunner) -> tuple[str, str]:
 
 
 def start_generation_job(runner: JobRunner, versions: list[str], tags: str, n: float | None,
-                         temperature: float | None, max_new_tokens: float | None, limit: float | None) -> str:
-    """Start a generation job from the UI's settings; returns a line for the status box."""
+                         temperature: float | None, max_new_tokens: float | None, limit: float | None,
+                         sources: str = "", query: str = "", top_p: float | None = None,
+                         seed: float | None = None) -> str:
+    """Start a generation job from the UI's settings (the prompts' tags, source files and words, as
+    `workbench generate --tag/--source/--query`); returns a line for the status box."""
     from workbench.generate import GENERATION, GenerateRequest, GenerationError
 
     whole = lambda x: int(x) if isinstance(x, float) and x.is_integer() else x  # noqa: E731 - 0 stays 0: refused, not dropped
-    sampling = {k: v for k, v in {"n": whole(n), "temperature": temperature,
-                                  "max_new_tokens": whole(max_new_tokens)}.items() if v is not None}
-    request = GenerateRequest(versions=list(versions or []), tags=[t.strip() for t in (tags or "").split(",")
-                                                                     if t.strip()],
-                              limit=whole(limit), sampling=sampling)
+    listed = lambda text: [t.strip() for t in (text or "").split(",") if t.strip()]  # noqa: E731
+    sampling = {k: v for k, v in {"n": whole(n), "temperature": temperature, "max_new_tokens": whole(max_new_tokens),
+                                  "top_p": top_p, "seed": whole(seed)}.items() if v is not None}
+    request = GenerateRequest(versions=list(versions or []), tags=listed(tags), sources=listed(sources),
+                              query=(query or "").strip() or None, limit=whole(limit), sampling=sampling)
     try:
         job = runner.start(GENERATION, request)
     except (RunError, GenerationError) as exc:
@@ -151,6 +162,7 @@ class TrainTab:
             self.max_steps = gr.Number(value=50, label="Max steps", precision=0, elem_id="max-steps")
             self.lr = gr.Number(value=None, label="Learning rate (0: the stage default)", elem_id="lr")
             self.full = gr.Checkbox(label="Full fine-tuning (small models)", elem_id="full")
+        self.settings = StageSettings()
         with gr.Row():
             self.start = gr.Button("Start", variant="primary", elem_id="start")
             self.cancel = gr.Button("Cancel", variant="stop", elem_id="cancel")
@@ -162,9 +174,15 @@ class TrainTab:
                                            elem_id="gen-tags")
                 self.gen_limit = gr.Number(value=None, precision=0, label="At most N prompts", elem_id="gen-limit")
             with gr.Row():
+                self.gen_sources = gr.Textbox(label="Prompts from files matching (globs, comma separated)",
+                                              elem_id="gen-sources")
+                self.gen_query = gr.Textbox(label="Prompts containing", elem_id="gen-query")
+            with gr.Row():
                 self.gen_n = gr.Number(value=1, precision=0, label="Replies per prompt", elem_id="gen-n")
                 self.gen_temperature = gr.Number(value=0.8, label="Temperature (0: greedy)", elem_id="gen-temperature")
                 self.gen_tokens = gr.Number(value=128, precision=0, label="Max new tokens", elem_id="gen-tokens")
+                self.gen_top_p = gr.Number(value=None, label="Top-p (default 0.95)", elem_id="gen-top-p")
+                self.gen_seed = gr.Number(value=None, precision=0, label="Seed (default 0)", elem_id="gen-seed")
             self.gen_start = gr.Button("Generate", elem_id="gen-start")
         self.status = gr.Markdown(elem_id="job-status")
         self.plot = gr.Markdown(elem_id="loss-plot")  # our SVG (numbers only); gr.HTML would need 'unsafe-eval'
@@ -176,13 +194,19 @@ class TrainTab:
 
         runner, access = self.runner, self.access
 
-        def start_from_ui(stage, parent, reward, max_steps, lr, full, request: gr.Request):
-            access.admin(request)
-            return start_job(runner, stage, parent, reward, max_steps, lr, full)
+        names = list(self.settings.fields)  # the All settings fields, in the order of their inputs
 
-        def generate_from_ui(versions, tags, limit, n, temperature, tokens, request: gr.Request):
+        def start_from_ui(request: gr.Request, stage, parent, reward, max_steps, lr, full, *values):
+            """The request first: Gradio hands it in by position, and only before a `*values`. An API caller may
+            leave the All settings fields out (the stage defaults)."""
             access.admin(request)
-            return start_generation_job(runner, versions, tags, n, temperature, tokens, limit)
+            return start_job(runner, stage, parent, reward, max_steps, lr, full, dict(zip(names, values, strict=False)))
+
+        def generate_from_ui(request: gr.Request, versions, tags, limit, n, temperature, tokens, sources="",
+                             query="", top_p=None, seed=None):
+            access.admin(request)
+            return start_generation_job(runner, versions, tags, n, temperature, tokens, limit, sources, query,
+                                        top_p, seed)
 
         def cancel_from_ui(request: gr.Request) -> str:
             access.admin(request)
@@ -193,9 +217,11 @@ class TrainTab:
             return (*job_view(runner), scoring_markdown(runner.status()))
 
         self.start.click(start_from_ui, inputs=[self.stage, self.parent, self.reward, self.max_steps, self.lr,
-                                                self.full], outputs=self.status, api_name="start_training")
+                                                self.full, *self.settings.components], outputs=self.status,
+                         api_name="start_training")
         self.cancel.click(cancel_from_ui, outputs=self.status, api_name="cancel_training")
         self.gen_start.click(generate_from_ui, inputs=[self.gen_versions, self.gen_tags, self.gen_limit, self.gen_n,
-                                                       self.gen_temperature, self.gen_tokens],
+                                                       self.gen_temperature, self.gen_tokens, self.gen_sources,
+                                                       self.gen_query, self.gen_top_p, self.gen_seed],
                              outputs=self.status, api_name="generate")
         self.timer.tick(tick, outputs=[self.status, self.plot, scoring_line], api_name=False)
