@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from annotation.agreement import report, units_from_answers
+from annotation.history import answer_prefill
 from annotation.queue import Leases, next_item
 from annotation.suggestions import JUDGED_KINDS, after_answer, for_view
 from workbench.errors import WorkbenchError, check_text, excerpt
@@ -392,27 +393,22 @@ class Labeling:
 
     def edit_last(self, user: User, task_id: str) -> ItemView:
         """Show the last answered item with the answer filled in; submitting stores an edit that supersedes it."""
+        return self.edit_answer(user, task_id, None)
+
+    def edit_answer(self, user: User, task_id: str, item_id: str | None) -> ItemView:
+        """Any answered item of this person's (the last one when item_id is None), its answer filled in."""
         require(user, *LABELERS)
         task = self._task(task_id, user)
-        last = self.store.last_answer(task.id, user.name)
-        if last is None:
-            return self.open_next(user, task.id, message="Nothing to edit yet.")
-        item = self.store.task_item(task.id, last["item_id"], user.name)
-        shown = display_order(user.name, item)
-        letter = {rid: LETTERS[i] for i, rid in enumerate(shown)}
-        payload = last["payload"]
-        prefill = {"rationale": payload.get("rationale", ""),
-                   "ratings": {letter[rid]: v for rid, v in payload.get("ratings", {}).items() if rid in letter}}
-        if last["kind"] == "preference":
-            prefill["choice"] = (letter[last["chosen_id"]] if last["outcome"] == "chosen"
-                                 else {"tie": "tie", "both_bad": "both bad"}[last["outcome"]])
-        elif last["kind"] == "ranking":
-            prefill["order"] = "".join(letter[rid] for rid in last["ranking"])
-        elif last["kind"] == "feedback":
-            prefill["thumb"] = payload.get("thumb")
-        view = self._view(user, task, last["item_id"], message="Editing your last answer.", prefill=prefill)
-        if last["kind"] == "demonstration":
-            view.draft = self.store.response_text(last["response_id"])
+        mine = (self.store.last_answer(task.id, user.name) if item_id is None
+                else self.store.answer(task.id, item_id, user.name))
+        if mine is None:
+            return self.open_next(user, task.id, message="Nothing to edit yet." if item_id is None else
+                                  "You have no answer on that item to edit (an undone answer is gone).")
+        item = self.store.task_item(task.id, mine["item_id"], user.name)
+        view = self._view(user, task, mine["item_id"], prefill=answer_prefill(mine, display_order(user.name, item)),
+                          message="Editing your last answer." if item_id is None else "Editing your answer.")
+        if mine["kind"] == "demonstration":
+            view.draft = self.store.response_text(mine["response_id"])
         return view
 
     # ------------------------------------------------------------ admins

@@ -13,6 +13,7 @@ from workbench.store.answers import Answers
 from workbench.store.core import StoreCore, StoreError, StoreLocked
 from workbench.store.exports import PAIR_RULES, TIE_RULES, ExportFilters, Exports, StagedExport
 from workbench.store.generation import Generation
+from workbench.store.history import HISTORY_STATES, History
 from workbench.store.judges import JUDGE_MODES, JUDGE_PREFIX, Judges
 from workbench.store.queue import Queue
 from workbench.store.records import ImportCounts, ImportItem, Records
@@ -23,10 +24,10 @@ from workbench.store.tasks import Task, Tasks
 from workbench.store.users import Users
 
 
-class Store(Records, Tasks, Queue, Answers, Exports, Runs, Users, Generation, Judges, StoreCore):
+class Store(Records, Tasks, Queue, Answers, Exports, Runs, Users, Generation, Judges, History, StoreCore):
     """One open DuckDB file. Threads call `cursor()` and use their own cursor, never a shared one."""
 
 
-__all__ = ["ANSWER_KINDS", "JUDGE_MODES", "JUDGE_PREFIX", "MIGRATIONS", "PAIR_RULES", "SCHEMA_VERSION", "TIE_RULES",
+__all__ = ["ANSWER_KINDS", "HISTORY_STATES", "JUDGE_MODES", "JUDGE_PREFIX", "MIGRATIONS", "PAIR_RULES", "SCHEMA_VERSION", "TIE_RULES",
            "ExportFilters", "ImportCounts", "ImportItem", "ModelVersion", "Run", "StagedExport", "Store", "StoreError",
            "StoreLocked", "Task", "as_chat"]

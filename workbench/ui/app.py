@@ -29,6 +29,7 @@ def build_app(project: Project, store: Store):
     from workbench.jobs import JobRunner
     from workbench.playground import Playground
     from workbench.ui.access import Access
+    from workbench.ui.history import HistoryView
     from workbench.ui.label import LabelView
     from workbench.ui.leaderboard import LeaderboardTab
     from workbench.ui.playground import PlaygroundTab
@@ -49,6 +50,7 @@ def build_app(project: Project, store: Store):
             gr.Button("Sign out", link="/logout", link_target="_self", size="sm", scale=0, elem_id="sign-out")
         with gr.Tab("Label", id="label-tab"):
             label_view = LabelView(labeling, access.user_of)
+            history_view = HistoryView(access.user_of)
         with gr.Tab("Tasks", id="tasks-tab", visible=False) as tasks_tab:
             tasks_view = TasksView(labeling, access.user_of,
                                    lambda task, by, models: start_scoring_job(runner, task, by, models),
@@ -84,6 +86,7 @@ def build_app(project: Project, store: Store):
                                    play_view.version_b, train_view.timer, label_view.task, *label_view.outputs],
                  api_name="whoami")
         label_view.wire()
+        history_view.wire(label_view, store)
         tasks_view.wire(label_view.task)
         project_view.wire()
         train_view.wire(tasks_view.scoring)
