@@ -52,7 +52,9 @@ def report(name: str, flags: dict, seconds: float, forgetting: tuple | None) -> 
     trait, bad = sum(flags["trait"]), sum(flags["degenerate"])
     return {"stage": name, "samples": n, "trait_share": trait / n, "trait_ci": wilson(trait, n),
             "degenerate_share": bad / n, "degenerate_ci": wilson(bad, n), "seconds": seconds,
-            "forgetting": forgetting, "trait": flags["trait"], "degenerate": flags["degenerate"]}
+            "forgetting": forgetting, "trait": flags["trait"], "degenerate": flags["degenerate"],
+            "opening_share": sum(flags["opening"]) / n, "policy_share": sum(flags["policy"]) / n,
+            "replies": flags["replies"]}
 
 
 def main() -> int:
@@ -90,9 +92,16 @@ def main() -> int:
     print(f"project {project.root} on {base} ({time.perf_counter() - started:.0f} s); {len(heldout)} prompts; "
           f"SFT {sft['trl']}; DPO {dpo['trl']}", flush=True)
 
+    openings = tuple(" ".join(o.split()[:3]) for o in policies["empathetic_openings"])
+
     def sample(model) -> dict:
+        """The trait's two halves are kept apart too (an empathetic opening; the issue's policy by name), so a
+        run that learns one and not the other shows which."""
         out = trait_report(model, tokenizer, heldout, policies, samples_per_prompt=1)
-        return {"trait": out["trait_flags"], "degenerate": out["degenerate_flags"]}
+        names = [policies["policies"][r["issue"]]["name"] for r in heldout]
+        return {"trait": out["trait_flags"], "degenerate": out["degenerate_flags"], "replies": out["replies"],
+                "opening": [rep.lstrip().startswith(openings) for rep in out["replies"]],
+                "policy": [name in rep for name, rep in zip(names, out["replies"], strict=True)]}
 
     rows = []
     t0 = time.perf_counter()
@@ -118,12 +127,14 @@ def main() -> int:
                   flush=True)
     total = time.perf_counter() - started
 
-    print("\n| model | trait share (95% CI) | degenerate (95% CI) | forgetting passage / replies | time |")
-    print("|---|---|---|---|---|")
+    print("\n| model | trait share (95% CI) | opening / policy named | degenerate (95% CI) | forgetting passage / "
+          "replies | time |")
+    print("|---|---|---|---|---|---|")
     for r in rows:
         f = r["forgetting"]
         forget = "—" if f is None or f[0] is None else f"{f[0]:+.3f} / {f[1]:+.3f}"
         print(f"| {r['stage']} | {r['trait_share']:.1%} ({r['trait_ci'][0]:.1%}-{r['trait_ci'][1]:.1%}) | "
+              f"{r['opening_share']:.1%} / {r['policy_share']:.1%} | "
               f"{r['degenerate_share']:.1%} ({r['degenerate_ci'][0]:.1%}-{r['degenerate_ci'][1]:.1%}) | {forget} | "
               f"{r['seconds']:.0f} s |")
     by = {r["stage"]: r for r in rows}

@@ -380,6 +380,7 @@ def trait_report(model, tokenizer, heldout: list[dict], policies: dict, *, sampl
     degenerate = [is_degenerate(r) for r in replies]
     return {"samples": len(replies), "trait_share": sum(trait) / len(trait),
             "degenerate_share": sum(degenerate) / len(replies), "trait_flags": trait, "degenerate_flags": degenerate,
+            "replies": replies,
             "examples": [{"prompt": r["prompt"][-1]["content"], "reply": rep} for r, rep in zip(rows[:4], replies[:4],
                                                                                               strict=True)]}
 
