@@ -127,7 +127,7 @@ def test_the_api_is_scoped_by_role(server):
                            ("/generate", (["base"], "heldout", None, 1, 0.8, 16))):
         with pytest.raises(AppError, match="needs the role admin"):
             ann.predict(*args, api_name=api_name)
-    for api_name, args in (("/leaderboard", ()), ("/playground", ("base", None, 0.7, "", "hi", [], []))):
+    for api_name, args in (("/leaderboard", ([],)), ("/playground", ("base", None, 0.7, "", "hi", [], []))):
         with pytest.raises(AppError, match="needs the role reviewer or admin"):
             ann.predict(*args, api_name=api_name)
     # what an annotator sees of an item holds no one's labels: only the prompt and anonymous replies

@@ -43,6 +43,7 @@ def ui_root(tmp_path_factory, tiny_model):
                               ("order", "ranking", ["--max-responses", "3", "--source", "sft.jsonl"])):
         assert main(["tasks", "add", name, "--kind", kind, "-p", root, *extra]) == 0
     assert main(["tasks", "add", "ab", "--kind", "review", "--versions", "sft-1,base", "-p", root]) == 0
+    assert main(["tasks", "add", "ab-later", "--kind", "review", "--versions", "sft-1,base", "-p", root]) == 0
     long = project.root / "long.jsonl"
     prompt = [{"role": "user", "content": "FIRST TURN: my Loki Fold screen flickers after the update. " * 12},
               {"role": "assistant", "content": "Sorry to hear that. Which update did you install? " * 12},
@@ -386,6 +387,17 @@ def test_the_head_to_head_counts_ties_and_both_bad_apart(ui_server, browser):
     version_row = dict(zip(heads[0], cells[0], strict=True))
     pair_row = dict(zip(heads[1], cells[1], strict=True))
     assert (pair_row["ties"], pair_row["both bad"]) == (version_row["ties"], version_row["both bad"])
+
+    # the leaderboard of one review (issue 20): the other review has no votes, and a made-up review is refused
+    page.locator("#board-reviews input").click()
+    page.get_by_role("option", name="ab-later").click()
+    expect(page.locator("#board-table")).not_to_contain_text("Head to head", timeout=30_000)
+    page.screenshot(path=str(SHOTS / "leaderboard-one-review.png"), full_page=True)
+    assert "both bad" in admin_predict(ui_server, ["task-ab"], api_name="/leaderboard")[1]
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="no review 'task-nope'"):
+        admin_predict(ui_server, ["task-nope"], api_name="/leaderboard")
 
 
 # ------------------------------------------------------------------ bug 14
