@@ -29,6 +29,8 @@ def work_root(tmp_path_factory, tiny_model):
     assert main(["import", "-p", root, str(DEMO_DATA / "sft.jsonl"), str(DEMO_DATA / "preferences.jsonl")]) == 0
     for name in ("mine", "judged"):
         assert main(["tasks", "add", name, "--kind", "pairwise", "--source", "preferences.jsonl", "-p", root]) == 0
+    assert main(["tasks", "add", "rank", "--kind", "ranking", "--max-responses", "3", "--source", "sft.jsonl",
+                 "-p", root]) == 0
     with Store.open(project.store_path) as store:
         add_user(store, "root", "admin", PASSWORD)
         for name in ("rae", "sam"):
@@ -149,3 +151,29 @@ def test_the_train_tab_starts_a_run_with_settings_only_the_cli_had(work_server, 
     expect(page.locator("#job-status")).to_contain_text("cancelled", timeout=60_000)
     run = json.loads((work_root.runs_dir / "sft-1" / "run.json").read_text())
     assert run["adapter"]["r"] == 4 and run["trl"]["seed"] == 11 and run["trl"]["warmup_ratio"] == 0.1, run
+
+
+def test_a_ranking_is_made_by_clicking_the_replies_best_first_with_rank_badges(work_server, browser):
+    from playwright.sync_api import expect
+
+    page = signed_in(browser, work_server, "rae")
+    choose_task(page, "rank (ranking)")
+    expect(page.locator("#response-C")).to_be_visible(timeout=15_000)
+    order = page.locator("#order textarea, #order input").first
+    for letter in "CAB":
+        page.locator(f"#response-{letter}").click()
+    expect(order).to_have_value("CAB")
+    expect(page.locator("#response-C")).to_have_attribute("data-rank", "1")
+    expect(page.locator("#response-B")).to_have_attribute("data-rank", "3")
+    page.screenshot(path=str(SHOTS / "ranking-by-click.png"), full_page=True)
+    page.locator("#response-A").click()  # a ranked reply clicked again: it and those after it go back
+    expect(order).to_have_value("C")
+    expect(page.locator("#response-A")).not_to_have_attribute("data-rank", "2")
+    outside_text(page)
+    page.keyboard.press("b")  # keys still rank too
+    page.locator("#response-A").click()
+    expect(order).to_have_value("CBA")
+    page.locator("#submit").click()
+    expect(page.locator("#label-status")).to_contain_text("Saved.", timeout=15_000)
+    expect(order).to_have_value("")  # the next item starts unranked, badges gone
+    expect(page.locator("#response-C")).not_to_have_attribute("data-rank", "1")

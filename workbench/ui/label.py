@@ -58,6 +58,9 @@ LABEL_CSS = """
 .reply-pane, #conversation { overflow-wrap: anywhere; }
 .turn { margin-bottom: 0.5em; }
 .wrap:has(> .error) { display: none !important; }
+.reply-pane { position: relative; cursor: default; }
+.reply-pane[data-rank]::before { content: "#" attr(data-rank); position: sticky; top: 0; float: right; z-index: 1;
+  background: var(--color-accent); color: white; border-radius: 999px; padding: 0 0.6em; font-weight: 700; }
 """
 
 

@@ -3,7 +3,7 @@ would make (so Gradio sees ordinary events)."""
 
 HELP = """**Keys** (outside a text box): `Enter` submit · `s` skip · `f` flag · `u` undo last · `p` edit last ·
 `g` guidelines. Pairwise: `a` A better, `b` B better, `t` tie, `x` both bad. Ranking: press the letters best
-first (`Backspace` takes the last back). Feedback: `y` thumbs up, `n` thumbs down. Ratings: `r`, then the response's letter, then 1-5 (e.g. `r b 4`).
+first, or click the replies best first (`Backspace`, or a click on a ranked reply, takes it back). Feedback: `y` thumbs up, `n` thumbs down. Ratings: `r`, then the response's letter, then 1-5 (e.g. `r b 4`).
 In a text box: `Ctrl+Enter` submits, `Esc` leaves the box."""
 
 SHORTCUTS_JS = """
@@ -52,10 +52,29 @@ SHORTCUTS_JS = """
       return;
     }
     if (shown('order')) {
-      if ('abcde'.includes(key) && key.length === 1) { e.preventDefault(); setText('order', (v) => v + key.toUpperCase()); }
+      if ('abcde'.includes(key) && key.length === 1) { e.preventDefault(); setText('order', (v) => rank(v, key.toUpperCase())); }
       else if (e.key === 'Backspace') { e.preventDefault(); setText('order', (v) => v.slice(0, -1)); }
     }
   });
+  // Ranking by mouse, as Argilla's ranking question: a click on a reply ranks it next; a click on a ranked reply
+  // takes it and those ranked after it back. Each pane shows its rank as a badge (CSS: .reply-pane[data-rank]).
+  const rank = (order, letter) => order.includes(letter) ? order.slice(0, order.indexOf(letter)) : order + letter;
+  document.addEventListener('click', (e) => {
+    const pane = e.target.closest && e.target.closest('.reply-pane');
+    if (!pane || !shown('order') || e.target.closest('a')) return;
+    setText('order', (v) => rank(v, pane.id.slice(-1)));
+  });
+  let shownOrder = null;
+  setInterval(() => {  // the server sets the box without an input event (a new item): follow it
+    const box = document.querySelector('#order textarea, #order input');
+    const order = box && shown('order') ? box.value.toUpperCase() : '';
+    if (order === shownOrder) return;
+    shownOrder = order;
+    document.querySelectorAll('.reply-pane').forEach((pane) => {
+      const at = order.indexOf(pane.id.slice(-1));
+      if (at >= 0) pane.dataset.rank = String(at + 1); else delete pane.dataset.rank;
+    });
+  }, 150);
 })();
 </script>
 """
