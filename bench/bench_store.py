@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_store.py            # 1,000,000 rows (about 2 minutes on 2 cores)
     .venv/bin/python bench/bench_store.py --rows 100000
-    .venv/bin/python bench/bench_store.py --only import,skip   # some phases only (import, skip, naive, export)
+    .venv/bin/python bench/bench_store.py --only import,skip   # some phases only (import, csv, skip, naive, export)
 
 Each phase runs in its own process so its peak RSS is its own. The baseline is the obvious alternative,
 measured in the same run on a slice: parse the same file and insert row by row with `executemany`.
@@ -77,6 +77,21 @@ def write_bad(jsonl: Path, folder: Path) -> Path:
                             json.dumps({"prompt": row["prompt"], "chosen": row["chosen"]}) + "\n"][n // 100 % 3]
                 out.write(line)
     return bad
+
+
+def write_csv(jsonl: Path, folder: Path) -> Path:
+    """The standard JSONL input as CSV (prompt, chosen, rejected)."""
+    import csv
+
+    out_path = folder / f"{jsonl.stem}.csv"
+    if not out_path.exists():
+        with jsonl.open(encoding="utf-8") as src, out_path.open("w", newline="", encoding="utf-8") as out:
+            writer = csv.writer(out)
+            writer.writerow(["prompt", "chosen", "rejected"])
+            for line in src:
+                row = json.loads(line)
+                writer.writerow([row["prompt"], row["chosen"], row["rejected"]])
+    return out_path
 
 
 def peak_mib() -> float:
@@ -178,7 +193,7 @@ def main() -> None:
     parser.add_argument("--naive-slice", type=int, default=20_000)
     parser.add_argument("--workdir", type=Path, default=ROOT / "bench" / "out")
     parser.add_argument("--phase", nargs="+")
-    parser.add_argument("--only", default="import,skip,naive,export", help="comma-separated phases to run")
+    parser.add_argument("--only", default="import,csv,skip,naive,export", help="comma-separated phases to run")
     args = parser.parse_args()
     if args.phase:
         name, *rest = args.phase
@@ -207,6 +222,12 @@ def main() -> None:
             r = run_phase("reimport", str(jsonl), str(tmp / "jsonl.duckdb"))
             print(f"re-import jsonl: {r['seconds']:6.2f} s  {r['rows'] / r['seconds']:9,.0f} rows/s  "
                   f"peak {r['peak_mib']:6.0f} MiB  ({r['labels']:,} labels added)")
+        if "csv" in only:  # issue 19: a CSV streams from disk too (it was read whole, about 3x its size)
+            csv_path = write_csv(jsonl, args.workdir)
+            r = run_phase("import", str(csv_path), str(tmp / "csv.duckdb"))
+            print(f"import csv     : {r['seconds']:6.2f} s  {r['rows'] / r['seconds']:9,.0f} rows/s  "
+                  f"peak {r['peak_mib']:6.0f} MiB  ({r['labels']:,} labels; file "
+                  f"{csv_path.stat().st_size / 2**20:.0f} MiB)")
         if "skip" in only:
             bad = write_bad(jsonl, args.workdir)
             r = run_phase("skip", str(bad), str(tmp / "skip.duckdb"))

@@ -73,3 +73,45 @@ def test_reading_ahead_hands_on_the_readers_error_and_stops_when_the_store_gives
     assert next(endless) == 0
     endless.close()  # the store raised: the generator is closed
     assert not [t for t in threading.enumerate() if t.name == "import-read-ahead"]
+
+
+def test_csv_streams_from_disk_with_quoted_newlines_across_reads(monkeypatch, store, load, tmp_path):
+    """A CSV is parsed as it is read (64-byte reads here), never held whole: a quoted field with newlines that
+    spans two reads is one field, and each row keeps the line it starts on."""
+    import csv
+
+    monkeypatch.setattr(files, "READ_CHUNK", 64)
+    path = tmp_path / "p.csv"
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        out = csv.writer(fh)
+        out.writerow(["prompt", "chosen", "rejected"])
+        for i in range(30):
+            out.writerow([f"Question {i}?", f"A good answer to {i},\nover two lines.", "No."])
+    [report] = load(path)
+    assert report.counts.labels_added == 30
+    rows = store.cursor().execute(
+        "SELECT r.text, l.source_line FROM labels l JOIN responses r ON r.id = l.chosen_id ORDER BY 2").fetchall()
+    assert rows[0] == ("A good answer to 0,\nover two lines.", 2)
+    assert [n for _, n in rows] == [2 + 2 * i for i in range(30)]  # each row is two lines long
+
+
+def test_a_csv_row_that_is_not_utf8_is_a_bad_row_of_its_own(store, load, tmp_path):
+    """Skipped with its line and reason (the rest goes in); with the default, named and counted."""
+    path = tmp_path / "p.csv"
+    path.write_bytes(b"prompt,completion\nok,fine\ncaf\xe9,x\nalso ok,fine too\n")
+    with pytest.raises(ImportError_, match=r"p.csv: line 3: invalid UTF-8 \(byte 0xe9\).*1 of 3 rows are bad"):
+        load(path)
+    [report] = load(path, on_error="skip", max_rejects="50%")
+    assert report.counts.labels_added == 2
+    [reject] = [json.loads(line) for line in report.rejects_file.read_text().splitlines()]
+    assert (reject["line"], reject["reason"], reject["row"]) == (3, "invalid UTF-8", "caf\ufffd,x")
+
+
+def test_a_gzipped_csv_stops_at_the_cap_once_inflated(store, load, tmp_path):
+    import gzip
+
+    path = tmp_path / "big.csv.gz"
+    path.write_bytes(gzip.compress(b"prompt,completion\n" + b"hello,world\n" * 100_000))
+    with pytest.raises(ImportError_, match="big.csv.gz: the file is more than 100,000 bytes once decompressed"):
+        load(path, max_file_bytes=100_000)
+    assert store.cursor().execute("SELECT count(*) FROM labels").fetchone() == (0,)

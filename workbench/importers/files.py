@@ -190,6 +190,8 @@ def open_source(path: Path, max_file_bytes: int) -> Source:
             return _jsonl_stream(path, label, inner, gz, max_file_bytes, file_hash)
         if inner == ".parquet" and not gz:
             return _parquet_stream(path, label, max_file_bytes, file_hash)
+        if inner in (".csv", ".tsv"):
+            return _csv_stream(path, label, inner, gz, max_file_bytes, file_hash)
         raw = _read(path, label, inner, gz, max_file_bytes)
     except OSError as exc:
         raise ImportError_(f"{label}: cannot read the file ({exc.strerror or exc})") from None
@@ -204,8 +206,6 @@ def open_source(path: Path, max_file_bytes: int) -> Source:
         raise ImportError_(f"{label}: the file is empty, there are no rows to import")
     if raw[:4] == b"PAR1":
         raise ImportError_(f"{label}: the file is a Parquet file but its name ends in {inner}; rename it to .parquet")
-    if inner in (".csv", ".tsv"):
-        return _whole(label, "line", _csv_rows(label, raw, "\t" if inner == ".tsv" else ","), file_hash, size)
     if raw[first.start():first.start() + 1] == b"[":
         return _whole(label, "row", _json_array_rows(label, raw), file_hash, size)
     return _whole(label, "line", _jsonl_rows(label, raw), file_hash, size, lambda: _jsonl_table(raw))
@@ -358,29 +358,95 @@ def _json_array_rows(label: str, raw: bytes) -> Iterator[tuple[int, dict]]:
         yield n, row
 
 
-def _csv_rows(label: str, raw: bytes, delimiter: str) -> Iterator[tuple[int, dict]]:
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        raise ImportError_(f"{label}: line {line}: invalid UTF-8 (byte 0x{raw[exc.start]:02x}); "
-                           "save the file as UTF-8") from None
-    # The size limit is enforced per field later; the csv module's own cap must not cut in first.
-    csv.field_size_limit(max(csv.field_size_limit(), len(raw) + 1))
-    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
-    if not reader.fieldnames:
-        raise ImportError_(f"{label}: the file has no header row")
-    start = 2
-    try:
-        for row in reader:
-            if None in row:
-                yield start, BadRow("too many CSV values", f"more values than the header's "
-                                    f"{len(reader.fieldnames)} columns", ",".join(map(str, row.values())))
-            else:
-                yield start, row
-            start = reader.line_num + 1
-    except csv.Error as exc:
-        raise ImportError_(f"{label}: line {reader.line_num}: malformed CSV ({exc})") from None
+class _CappedFile(io.RawIOBase):
+    """A file's bytes as a stream (inflated for .gz): refused past `cap` inflated bytes, and at first bytes that
+    cannot be the declared type (checked before more than HEAD_BYTES is read), as a file read whole is."""
+
+    def __init__(self, path: Path, label: str, inner: str, gz: bool, cap: int):
+        self.raw_fh = path.open("rb")
+        self.fh = gzip.GzipFile(fileobj=self.raw_fh, mode="rb") if gz else self.raw_fh
+        self.label, self.inner, self.gz, self.cap = label, inner, gz, cap
+        self.total, self.head, self.checked = 0, bytearray(), False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        try:
+            n = self.fh.readinto(buffer)
+        except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+            raise ImportError_(f"{self.label}: not a valid gzip file ({exc})") from None
+        self.total += n
+        if self.gz and self.total > self.cap:
+            raise _too_big(self.label, f"more than {self.cap:,} bytes once decompressed", self.cap)
+        if not self.checked:
+            self.head += bytes(memoryview(buffer)[:min(n, HEAD_BYTES)])
+            if n == 0 or len(self.head) >= HEAD_BYTES:
+                self.checked = True
+                if m := _NON_SPACE.search(self.head):
+                    _check_head(self.label, self.inner, self.head, m.start())
+        return n
+
+    def close(self) -> None:
+        self.fh.close()
+        self.raw_fh.close()
+        super().close()
+
+
+def _lone_byte(row: dict) -> int | None:
+    """The first byte of a field that was not UTF-8 (read with surrogateescape: byte 0xNN is U+DCNN)."""
+    for value in row.values():
+        for ch in value if isinstance(value, str) else ():
+            if "\udc80" <= ch <= "\udcff":
+                return ord(ch) - 0xDC00
+    return None
+
+
+def _printable(values) -> str:
+    """A CSV row's values as the rejects file can hold them (bytes that were not UTF-8 replaced)."""
+    return ",".join(str(v).encode("utf-8", "surrogateescape").decode("utf-8", "replace") for v in values)
+
+
+def _csv_stream(path: Path, label: str, inner: str, gz: bool, cap: int, file_hash: str) -> Source:
+    """CSV/TSV read from disk as it is parsed (the csv module over a text stream), never whole: a quoted field
+    may hold newlines, so the file cannot be cut into byte blocks as JSONL is; the rows stream instead, and the
+    reader batches them. A row with bytes that are not UTF-8 is a bad row of its own (skippable, named by line)."""
+    size = path.stat().st_size
+    if not gz and size > cap:
+        raise _too_big(label, f"{size:,} bytes", cap)
+    capped = _CappedFile(path, label, inner, gz, cap)
+    text = io.TextIOWrapper(io.BufferedReader(capped, READ_CHUNK), encoding="utf-8-sig", errors="surrogateescape",
+                            newline="")
+    delimiter = "\t" if inner == ".tsv" else ","
+
+    def rows() -> Iterator[tuple[int, dict | BadRow]]:
+        # The size limit is enforced per field later; the csv module's own cap must not cut in first.
+        csv.field_size_limit(max(csv.field_size_limit(), cap + 1))
+        reader = csv.DictReader(text, delimiter=delimiter, strict=True)
+        try:
+            if not reader.fieldnames:
+                raise ImportError_(f"{label}: the file has no header row")
+            if (byte := _lone_byte(dict(enumerate(reader.fieldnames)))) is not None:
+                raise ImportError_(f"{label}: line 1: invalid UTF-8 in the header (byte 0x{byte:02x}); "
+                                   "save the file as UTF-8")
+            start = 2
+            for row in reader:
+                if None in row:
+                    yield start, BadRow("too many CSV values", f"more values than the header's "
+                                        f"{len(reader.fieldnames)} columns", _printable(row.values()))
+                elif (byte := _lone_byte(row)) is not None:
+                    yield start, BadRow("invalid UTF-8", f"invalid UTF-8 (byte 0x{byte:02x}); save the file as UTF-8",
+                                        _printable(row.values()))
+                else:
+                    yield start, row
+                start = reader.line_num + 1
+        except csv.Error as exc:
+            raise ImportError_(f"{label}: line {reader.line_num}: malformed CSV ({exc})") from None
+        finally:
+            text.close()
+
+    return Source(label, "line", iter([Block(rows(), 1, lambda: None)]), file_hash, size,
+                  lambda: size if capped.raw_fh.closed else capped.raw_fh.tell())
 
 
 def _bad_utf8(label: str, batch: pa.RecordBatch, first: int) -> ImportError_:
