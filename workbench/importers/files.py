@@ -2,8 +2,9 @@
 and a folder written by `datasets`' `save_to_disk`, each read as numbered rows (and, where Arrow can read
 the whole file at once, as a table for the columnar fast path).
 
-A file is held in memory while it is read, so one is refused above `max_file_bytes` (workbench.toml), and a
-.gz file inflates chunk by chunk and stops at that cap: a gzip bomb costs at most the cap, never its
+JSONL, CSV/TSV and Parquet stream from disk; the other types are held in memory while they are read. Either
+way a file is refused above `max_file_bytes` (workbench.toml), and a .gz file inflates chunk by chunk and stops
+at that cap: a gzip bomb costs at most the cap, never its
 inflated size. Its first bytes are checked against the declared type before the rest is read, so a bomb of
 zeros or a binary file stops after one chunk. A symlink is followed only into its own folder, the current
 folder or the Hugging Face cache: a link in a downloaded dataset to /etc/shadow is refused by name, and
