@@ -115,7 +115,7 @@ class Labeling:
         self._progress: dict[tuple[str, str], tuple[float, int, int]] = {}
         self._content: OrderedDict[tuple[str, str], dict] = OrderedDict()  # immutable item content, LRU
         self._content_lock = threading.Lock()
-        self._tasks: dict[str, Task] = {}  # tasks never change once created
+        self._tasks: dict[str, Task] = {}  # until an admin edits one (forget_task)
 
     CONTENT_CACHE = 20_000
     PREFETCH = 256  # one fetch scans the tables whatever its size (~7 ms at 1M labels): fetch far ahead
@@ -153,7 +153,11 @@ class Labeling:
     def task_choices(self, user: User) -> list[tuple[str, str]]:
         require(user, *LABELERS)
         return [(f"{t.name} ({t.kind})", t.id) for t in self.store.tasks()
-                if t.kind != "review" or user.role in REVIEWERS]
+                if not t.archived and (t.kind != "review" or user.role in REVIEWERS)]
+
+    def forget_task(self, task_id: str) -> None:
+        """An admin edited, archived or deleted the task: read it again on its next use."""
+        self._tasks.pop(task_id, None)
 
     def _task(self, task_id: str, user: User | None = None) -> Task:
         """The task, checking that this user may work on it (A/B reviews are for reviewers and admins)."""
@@ -161,6 +165,8 @@ class Labeling:
         if task is None:
             raise LabelingError(f"no task {task_id!r}: choose one from the list")
         self._tasks[task_id] = task
+        if user is not None and task.archived:  # an admin's reports still read it (no user given)
+            raise LabelingError(f"task {task.name} is archived: choose another task")
         if user is not None and task.kind == "review":
             require(user, *REVIEWERS)
         return task

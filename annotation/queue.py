@@ -75,6 +75,12 @@ class Leases:
         with self._lock:
             self._held[(task_id, annotator)] = (item_id, self.clock() + self.ttl_s)
 
+    def release_task(self, task_id: str) -> None:
+        """Let go of every lease in a task: an admin archived or deleted it, so a reload must not return there."""
+        with self._lock:
+            for key in [k for k in self._held if k[0] == task_id]:
+                del self._held[key]
+
     def release(self, task_id: str, annotator: str, item_id: str | None = None) -> None:
         with self._lock:
             entry = self._held.get((task_id, annotator))
