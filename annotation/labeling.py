@@ -9,7 +9,6 @@ annotator and item, labelled A, B, C... with their origin hidden; they never see
 
 from __future__ import annotations
 
-import random
 import re
 import threading
 import time
@@ -21,7 +20,7 @@ from dataclasses import dataclass, field
 
 from annotation.agreement import report, units_from_answers
 from annotation.history import answer_prefill
-from annotation.queue import Leases, next_item
+from annotation.queue import Leases, display_order, next_item
 from annotation.suggestions import JUDGED_KINDS, after_answer, for_view
 from workbench.errors import WorkbenchError, check_text, excerpt
 from workbench.store import Store, StoreError, Task
@@ -97,13 +96,6 @@ class ItemView:
     suggestion: str = ""  # judges' verdicts, where the task shows them (annotation/suggestions.py)
 
 
-def display_order(annotator: str, item: dict) -> list[str]:
-    """Response ids in the order this annotator sees them: shuffled, but the same on every reload."""
-    ids = [r["id"] for r in item["responses"]]
-    random.Random(f"{annotator}/{item['id']}").shuffle(ids)
-    return ids
-
-
 class Labeling:
     """Handlers for one project: the store, the leases and the size limit for free text."""
 
@@ -118,7 +110,7 @@ class Labeling:
         self._progress: dict[tuple[str, str], tuple[float, int, int]] = {}
         self._content: OrderedDict[tuple[str, str], dict] = OrderedDict()  # immutable item content, LRU
         self._content_lock = threading.Lock()
-        self._tasks: dict[str, Task] = {}  # tasks never change once created
+        self._tasks: dict[str, Task] = {}  # until an admin edits one (forget_task)
 
     CONTENT_CACHE = 20_000
     PREFETCH = 256  # one fetch scans the tables whatever its size (~7 ms at 1M labels): fetch far ahead
@@ -156,7 +148,11 @@ class Labeling:
     def task_choices(self, user: User) -> list[tuple[str, str]]:
         require(user, *LABELERS)
         return [(f"{t.name} ({t.kind})", t.id) for t in self.store.tasks()
-                if t.kind != "review" or user.role in REVIEWERS]
+                if not t.archived and (t.kind != "review" or user.role in REVIEWERS)]
+
+    def forget_task(self, task_id: str) -> None:
+        """An admin edited, archived or deleted the task: read it again on its next use."""
+        self._tasks.pop(task_id, None)
 
     def _task(self, task_id: str, user: User | None = None) -> Task:
         """The task, checking that this user may work on it (A/B reviews are for reviewers and admins)."""
@@ -164,6 +160,8 @@ class Labeling:
         if task is None:
             raise LabelingError(f"no task {task_id!r}: choose one from the list")
         self._tasks[task_id] = task
+        if user is not None and task.archived:  # an admin's reports still read it (no user given)
+            raise LabelingError(f"task {task.name} is archived: choose another task")
         if user is not None and task.kind == "review":
             require(user, *REVIEWERS)
         return task
@@ -392,11 +390,11 @@ class Labeling:
         return self._view(user, task, item_id, message="Undone: answer this item again.")
 
     def edit_last(self, user: User, task_id: str) -> ItemView:
-        """Show the last answered item with the answer filled in; submitting stores an edit that supersedes it."""
         return self.edit_answer(user, task_id, None)
 
     def edit_answer(self, user: User, task_id: str, item_id: str | None) -> ItemView:
-        """Any answered item of this person's (the last one when item_id is None), its answer filled in."""
+        """Any answered item of this person's (the last one when item_id is None) with the answer filled in;
+        submitting stores an edit that supersedes it."""
         require(user, *LABELERS)
         task = self._task(task_id, user)
         mine = (self.store.last_answer(task.id, user.name) if item_id is None

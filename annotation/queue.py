@@ -7,6 +7,7 @@ draft, under its write lock, and refuses one on an item the annotator does not h
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -75,6 +76,12 @@ class Leases:
         with self._lock:
             self._held[(task_id, annotator)] = (item_id, self.clock() + self.ttl_s)
 
+    def release_task(self, task_id: str) -> None:
+        """Let go of every lease in a task: an admin archived or deleted it, so a reload must not return there."""
+        with self._lock:
+            for key in [k for k in self._held if k[0] == task_id]:
+                del self._held[key]
+
     def release(self, task_id: str, annotator: str, item_id: str | None = None) -> None:
         with self._lock:
             entry = self._held.get((task_id, annotator))
@@ -106,3 +113,10 @@ def next_item(store: Store, leases: Leases, task: Task, annotator: str, *, batch
                 leases.release(task_id, annotator)
                 return None
             offset_batch *= 4  # every candidate so far is leased by others: look further down the queue
+
+
+def display_order(annotator: str, item: dict) -> list[str]:
+    """Response ids in the order this annotator sees them: shuffled, but the same on every reload."""
+    ids = [r["id"] for r in item["responses"]]
+    random.Random(f"{annotator}/{item['id']}").shuffle(ids)
+    return ids

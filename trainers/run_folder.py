@@ -75,7 +75,8 @@ def read_metrics(run_dir: Path) -> list[dict]:
 
 
 class MetricsLog(TrainerCallback):
-    """Append every log line TRL emits to metrics.jsonl, flushed, so a live plot can follow it."""
+    """Append every log line TRL emits to metrics.jsonl, flushed, so a live plot can follow it; each line also
+    says the steps the run will take (`max_steps`) and when it was logged (`time`), for the jobs list's ETA."""
 
     def __init__(self, run_dir: Path):
         self.path = Path(run_dir) / "metrics.jsonl"
@@ -83,7 +84,8 @@ class MetricsLog(TrainerCallback):
     def on_log(self, args, state, control, logs=None, **kwargs):
         if logs and state.is_world_process_zero:
             with self.path.open("a", encoding="utf-8") as fh:
-                fh.write(json.dumps({"step": state.global_step, "epoch": state.epoch, **logs}) + "\n")
+                fh.write(json.dumps({"step": state.global_step, "epoch": state.epoch, "max_steps": state.max_steps,
+                                     "time": round(time.time(), 3), **logs}) + "\n")
 
 
 def latest_checkpoint(run_dir: Path) -> str | None:

@@ -13,17 +13,18 @@ import secrets
 import time
 from dataclasses import dataclass, field
 
-from workbench.errors import WorkbenchError
+from workbench.errors import WorkbenchError, excerpt
 from workbench.store import Store, StoreError
 
 ROLES = ("annotator", "reviewer", "admin")
 MIN_PASSWORD = 8
 # scrypt cost: n=2**14, r=8 takes ~50 ms here: cheap for a sign-in, slow for a guesser.
 SCRYPT = {"n": 2**14, "r": 8, "p": 1, "maxmem": 64 * 1024 * 1024, "dklen": 32}
+log = logging.getLogger("workbench.signin")
 
 
 class AuthError(WorkbenchError):
-    """A user that cannot be created as asked; the message says why."""
+    """A user that cannot be created or changed as asked; the message says why."""
 
 
 def hash_password(password: str, salt: bytes | None = None) -> tuple[str, str]:
@@ -32,32 +33,109 @@ def hash_password(password: str, salt: bytes | None = None) -> tuple[str, str]:
     return digest.hex(), salt.hex()
 
 
-def add_user(store: Store, name: str, role: str, password: str) -> None:
-    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name):
-        raise AuthError(f"user name {name!r}: use 1-64 letters, digits, '.', '_' or '-'")
+def _check_role(role: object) -> str:
     if role not in ROLES:
-        raise AuthError(f"role {role!r}: choose one of {', '.join(ROLES)}")
-    if len(password) < MIN_PASSWORD:
+        raise AuthError(f"role {excerpt(role)}: choose one of {', '.join(ROLES)}")
+    return role
+
+
+def _check_password(password: object) -> str:
+    if not isinstance(password, str) or len(password) < MIN_PASSWORD:
         raise AuthError(f"the password must have at least {MIN_PASSWORD} characters")
-    digest, salt = hash_password(password)
+    return password
+
+
+def add_user(store: Store, name: str, role: str, password: str) -> None:
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name):
+        raise AuthError(f"user name {excerpt(name)}: use 1-64 letters, digits, '.', '_' or '-'")
+    _check_role(role)
+    digest, salt = hash_password(_check_password(password))
     try:
         store.add_user(name, role, digest, salt)
     except StoreError as exc:
         raise AuthError(str(exc)) from None
 
 
+# An admin managing people from the browser may not lock themselves out: another admin must demote or
+# deactivate them. The shell (whoever can write the project's files) has no "self", only the last-admin rule.
+def set_role(store: Store, name: str, role: str, *, by: str | None = None) -> str:
+    """Give `name` another role; returns the role they had. `by`: the admin asking (None: the shell)."""
+    _check_role(role)
+    if by is not None and by == name and role != "admin":
+        raise AuthError(f"you cannot take the admin role from yourself: another admin can make {name} {role}")
+    try:
+        return store.set_role(name, role)
+    except StoreError as exc:
+        raise AuthError(str(exc)) from None
+
+
+def reset_password(store: Store, name: str, password: str) -> None:
+    """A new password for `name`; their sessions signed in with the old one end."""
+    digest, salt = hash_password(_check_password(password))
+    try:
+        store.set_password(name, digest, salt)
+    except StoreError as exc:
+        raise AuthError(str(exc)) from None
+
+
+def set_active(store: Store, name: str, active: bool, *, by: str | None = None) -> bool:
+    """Deactivate (`active=False`) or reactivate a user; False when they already were. A deactivated user
+    cannot sign in and their sessions end; every label they made stays."""
+    if not active and by is not None and by == name:
+        raise AuthError("you cannot deactivate yourself: another admin can")
+    try:
+        return store.activate_user(name) if active else store.deactivate_user(name)
+    except StoreError as exc:
+        raise AuthError(str(exc)) from None
+
+
 def check_password(store: Store, name: str, password: str) -> dict | None:
-    """The user when the password is right, else None (same work either way: no user-name oracle by timing)."""
+    """The user when the password is right and the account active, else None (same work either way: no
+    user-name oracle by timing)."""
     user = store.user(name)
     salt = bytes.fromhex(user["salt"]) if user else bytes(16)
     digest, _ = hash_password(password, salt)
     if user and hmac.compare_digest(digest, user["password_hash"]):
+        if user["deactivated_at"]:
+            log.warning("sign-in refused for %r: deactivated on %s", name, user["deactivated_at"])
+            return None
         return {"name": user["name"], "role": user["role"]}
     return None
 
 
+class Sessions(dict):
+    """A server's signed-in sessions (Gradio's token -> user name), which end when their user is deactivated
+    or gets a new password: Gradio reads `tokens.get(token)` before every route it guards (the page's config,
+    the queue, the API), so such a session's next request is refused (401) and its page asks to sign in.
+    Each token remembers the store's `session_epoch` of its user when it was made."""
+
+    def __init__(self, store: Store, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.store = store
+        self.epochs = {token: store.session_epoch(name) for token, name in self.items()}
+
+    def __setitem__(self, token: str, name: str) -> None:
+        super().__setitem__(token, name)
+        self.epochs[token] = self.store.session_epoch(name)
+
+    def __delitem__(self, token: str) -> None:  # signing out
+        super().__delitem__(token)
+        self.epochs.pop(token, None)
+
+    def get(self, token, default=None):
+        name = super().get(token)
+        if name is None:
+            return default
+        epoch = self.store.session_epoch(name)
+        if epoch is None or epoch != self.epochs.get(token):
+            self.pop(token, None)
+            self.epochs.pop(token, None)
+            log.info("session of %r ended: the account was deactivated or its password reset", name)
+            return default
+        return name
+
+
 # ------------------------------------------------------------------ sign-in on a server
-log = logging.getLogger("workbench.signin")
 
 
 class SignInThrottled(WorkbenchError):

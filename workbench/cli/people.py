@@ -11,29 +11,58 @@ from workbench.cli import options
 
 
 def cmd_users(args: argparse.Namespace) -> int:
-    from workbench.auth import AuthError, add_user
+    """People from the shell. Whoever can write the project's files is trusted as an admin here; only the
+    last-admin rule applies (the browser also stops an admin demoting or deactivating themselves)."""
+    from workbench.auth import AuthError, add_user, reset_password, set_active, set_role
     from workbench.store import Store
 
     project = options.load(args)
     if args.action == "list":
         with Store.open(project.store_path) as store:
             for user in store.users():
-                print(f"{user['name']}\t{user['role']}\t{user['created_at']}")
+                state = f"\tdeactivated {user['deactivated_at']}" if user["deactivated_at"] else ""
+                print(f"{user['name']}\t{user['role']}\t{user['created_at']}{state}")
         return 0
-    if not args.name or not args.role:
+    if not args.name:
+        raise AuthError(f"`users {args.action}` needs the user's NAME")
+    if args.action == "role":
+        role = args.new_role or args.role
+        if not role:
+            raise AuthError("give the new role: `workbench users role NAME annotator|reviewer|admin`")
+        with Store.open(project.store_path) as store:
+            old = set_role(store, args.name, role)
+        print(f"{args.name}: {old} -> {role}")
+        return 0
+    if args.action in ("deactivate", "activate"):
+        with Store.open(project.store_path) as store:
+            changed = set_active(store, args.name, args.action == "activate")
+        state = "active" if args.action == "activate" else "deactivated (their labels stay)"
+        print(f"{args.name}: {state}" + ("" if changed else ", as before"))
+        return 0
+    if args.action == "add" and not args.role:
         raise AuthError("give a NAME and --role annotator|reviewer|admin")
-    if args.password_stdin or not sys.stdin.isatty():
-        password = sys.stdin.readline().rstrip("\n")
-    else:
-        import getpass
-
-        password = getpass.getpass(f"password for {args.name}: ")
-        if getpass.getpass("again: ") != password:
-            raise AuthError("the passwords differ")
+    password = _read_password(args)
     with Store.open(project.store_path) as store:
-        add_user(store, args.name, args.role, password)
-    print(f"added {args.role} {args.name}")
+        if args.action == "add":
+            add_user(store, args.name, args.role, password)
+        else:
+            reset_password(store, args.name, password)
+    print(f"added {args.role} {args.name}" if args.action == "add" else f"new password for {args.name}")
     return 0
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    """One line from standard input (--password-stdin, or a pipe), else typed twice at a prompt."""
+    from workbench.auth import AuthError
+
+    if args.password_stdin or not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\n")
+    import getpass
+
+    password = getpass.getpass(f"password for {args.name}: ")
+    if getpass.getpass("again: ") != password:
+        raise AuthError("the passwords differ")
+    return password
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:
@@ -52,7 +81,8 @@ def cmd_tasks(args: argparse.Namespace) -> int:
             for task in store.tasks():
                 progress = store.task_progress(task.id)
                 print(f"{task.name}\t{task.kind}\toverlap {task.overlap}\t{task.items} items\t"
-                      f"{progress['complete']} complete\t{progress['answers']}/{progress['needed']} answers")
+                      f"{progress['complete']} complete\t{progress['answers']}/{progress['needed']} answers"
+                      + (f"\tarchived {task.archived}" if task.archived else ""))
             return 0
         if not args.name:
             raise LabelingError(f"`tasks {args.action}` needs the task's NAME")
@@ -62,14 +92,18 @@ def cmd_tasks(args: argparse.Namespace) -> int:
             guidelines = args.guidelines or ""
             if guidelines and Path(guidelines).is_file():
                 guidelines = Path(guidelines).read_text(encoding="utf-8")
-            task = labeling.create_task(cli_admin, name=args.name, kind=args.kind, overlap=args.overlap,
-                                        guidelines=guidelines, sources=args.source, tags=args.tag,
-                                        query=args.query, max_responses=args.max_responses,
+            task = labeling.create_task(cli_admin, name=args.name, kind=args.kind,
+                                        overlap=1 if args.overlap is None else args.overlap, guidelines=guidelines,
+                                        sources=args.source, tags=args.tag, query=args.query,
+                                        max_responses=args.max_responses,
                                         versions=args.versions.split(",") if args.versions else None)
             print(f"created task {task.name} ({task.kind}, {task.overlap} per item): {task.items} items")
             return 0
         if store.task(args.name) is None:
             raise LabelingError(f"no task named {args.name!r}: see `workbench tasks list`")
+        if args.action in ("edit", "archive", "unarchive", "delete"):
+            print(_change_task(store, args))
+            return 0
         if args.action == "prioritize":
             return _prioritize(project, store, args)
         result = (labeling.progress(cli_admin, args.name) if args.action == "progress"
@@ -79,6 +113,30 @@ def cmd_tasks(args: argparse.Namespace) -> int:
     else:
         print(progress_markdown(result) if args.action == "progress" else agreement_markdown(result))
     return 0
+
+
+def _change_task(store, args: argparse.Namespace) -> str:
+    """edit, archive, unarchive or delete a task; the line to print."""
+    from annotation.labeling import LabelingError
+    from workbench.store import StoreError
+
+    try:
+        if args.action == "edit":
+            guidelines = args.guidelines
+            if guidelines and Path(guidelines).is_file():
+                guidelines = Path(guidelines).read_text(encoding="utf-8")
+            if guidelines is None and args.overlap is None:
+                raise LabelingError("`tasks edit` changes --guidelines and/or --overlap: give one")
+            task = store.edit_task(args.name, guidelines=guidelines, overlap=args.overlap)
+            return f"task {task.name}: overlap {task.overlap}, guidelines {len(task.guidelines)} characters"
+        if args.action == "delete":
+            done = store.delete_task(args.name)
+            return f"deleted task {done['task']} and its {done['items']} items"
+        changed = store.archive_task(args.name, args.action == "archive")
+        state = "archived (out of annotators' lists; its labels stay)" if args.action == "archive" else "active"
+        return f"task {args.name}: {state}" + ("" if changed else ", as before")
+    except StoreError as exc:
+        raise LabelingError(str(exc)) from None
 
 
 def _prioritize(project, store, args: argparse.Namespace) -> int:
@@ -133,22 +191,32 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("users", help="add or list the people who sign in (annotator, reviewer, admin)")
-    p.add_argument("action", choices=["add", "list"])
+    p = sub.add_parser("users", help="the people who sign in (annotator, reviewer, admin): add, list, change a "
+                                     "role, reset a password, deactivate or reactivate")
+    p.add_argument("action", choices=["add", "list", "role", "reset-password", "deactivate", "activate"],
+                   help="deactivate: the user can no longer sign in, their labels stay; activate: undo it")
     p.add_argument("name", nargs="?")
+    p.add_argument("new_role", nargs="?", metavar="ROLE", choices=["annotator", "reviewer", "admin"],
+                   help="role: the user's new role")
     options.project(p)
     p.add_argument("--role", choices=["annotator", "reviewer", "admin"])
-    p.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    p.add_argument("--password-stdin", action="store_true",
+                   help="add, reset-password: read the password from standard input")
     p.set_defaults(func=cmd_users)
 
-    p = sub.add_parser("tasks", help="labeling tasks: add, list, progress, agreement, prioritize")
-    p.add_argument("action", choices=["add", "list", "progress", "agreement", "prioritize"],
-                   help="prioritize: reorder the task's open items so the ones worth labeling come first")
+    p = sub.add_parser("tasks", help="labeling tasks: add, list, progress, agreement, prioritize, edit, archive, "
+                                     "unarchive, delete")
+    p.add_argument("action", choices=["add", "list", "progress", "agreement", "prioritize", "edit", "archive",
+                                      "unarchive", "delete"],
+                   help="prioritize: reorder the task's open items so the ones worth labeling come first; edit: "
+                        "new --guidelines or --overlap; archive: out of annotators' lists and queues, labels kept; "
+                        "delete: only while nobody has answered")
     p.add_argument("name", nargs="?")
     options.project(p)
     p.add_argument("--kind", choices=["demonstration", "pairwise", "ranking", "review", "feedback"],
                    help="feedback: thumbs up or down on one response at a time (KTO's unpaired data)")
-    p.add_argument("--overlap", type=int, default=1, help="annotators per item (default 1); review: votes per pair")
+    p.add_argument("--overlap", type=int, help="annotators per item (default 1); review: votes per pair; edit: "
+                                                "never below the answers an item already has")
     p.add_argument("--versions", help="review: the two model versions compared, A,B (replies from "
                                       "`workbench generate`; prompts tagged heldout unless selected otherwise)")
     options.prompt_selection(p)

@@ -21,6 +21,8 @@ class Run:
     dataset_hash: str
     dir: str
     error: str | None = None
+    created_at: str | None = None  # when it started (the store's local time)
+    finished_at: str | None = None
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,7 @@ class ModelVersion:
     path: str  # its adapter folder; for a --full version, a whole model
     config: dict = field(default_factory=dict)  # the run's config as the stage read it
     metrics: dict = field(default_factory=dict)  # the run's summary
+    created_at: str | None = None  # when it was stored, where the reader asked (model_versions())
 
     @property
     def full(self) -> bool:
@@ -94,11 +97,9 @@ class Runs(StoreCore):
 
     def run(self, run_id: str) -> Run | None:
         row = self.cursor().execute(
-            "SELECT id, stage, status, parent_version_id, config, dataset_hash, dir, error FROM runs WHERE id = ?",
-            [run_id]).fetchone()
-        if row is None:
-            return None
-        return Run(row[0], row[1], row[2], row[3], json.loads(row[4] or "{}"), row[5], row[6], row[7])
+            "SELECT id, stage, status, parent_version_id, config, dataset_hash, dir, error, created_at, finished_at "
+            "FROM runs WHERE id = ?", [run_id]).fetchone()
+        return None if row is None else _run(row)
 
     def model_version(self, version_id: str) -> ModelVersion | None:
         row = self.cursor().execute(
@@ -107,3 +108,23 @@ class Runs(StoreCore):
         if row is None:
             return None
         return ModelVersion(*row[:7], config=json.loads(row[7] or "{}"), metrics=json.loads(row[8] or "{}"))
+
+    def runs(self) -> list[Run]:
+        """Every job the project ran (training, generation, scoring, judging), newest first."""
+        rows = self.cursor().execute(
+            "SELECT id, stage, status, parent_version_id, config, dataset_hash, dir, error, created_at, finished_at "
+            "FROM runs ORDER BY created_at DESC, id DESC").fetchall()
+        return [_run(r) for r in rows]
+
+    def model_versions(self) -> list[ModelVersion]:
+        """Every model version with its lineage, config and metrics, oldest first (a parent before its children)."""
+        rows = self.cursor().execute(
+            "SELECT id, run_id, stage, base_model, parent_id, dataset_hash, path, config, metrics, created_at "
+            "FROM model_versions ORDER BY created_at, id").fetchall()
+        return [ModelVersion(*r[:7], config=json.loads(r[7] or "{}"), metrics=json.loads(r[8] or "{}"),
+                             created_at=str(r[9])) for r in rows]
+
+
+def _run(row: tuple) -> Run:
+    return Run(*row[:4], json.loads(row[4] or "{}"), *row[5:8], created_at=str(row[8]) if row[8] else None,
+               finished_at=str(row[9]) if row[9] else None)

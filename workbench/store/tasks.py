@@ -40,6 +40,7 @@ class Task:
     created_at: str
     versions: list[str]  # the two model versions a review compares, else empty
     items: int | None = None  # the item count, where the reader asked for it (tasks(), create_task())
+    archived: str | None = None  # when an admin archived it: out of every list and queue, its labels kept
 
 
 def _whole(value: object, what: str, low: int, high: int) -> int:
@@ -166,7 +167,7 @@ class Tasks(StoreCore):
         return replace(self.task(task_id), items=count)
 
     _TASK_COLUMNS = ("id", "name", "kind", "overlap", "guidelines", "selection", "created_by", "created_at",
-                     "versions")
+                     "versions", "archived_at")
 
     def task(self, task_id_or_name: str) -> Task | None:
         row = self.cursor().execute(
@@ -178,7 +179,70 @@ class Tasks(StoreCore):
         rows = self.cursor().execute(
             f"SELECT {', '.join(self._TASK_COLUMNS)}, (SELECT count(*) FROM task_items i WHERE i.task_id = t.id) "
             "FROM tasks t ORDER BY created_at, name").fetchall()
-        return [replace(_task(r[:9]), items=r[9]) for r in rows]
+        return [replace(_task(r[:10]), items=r[10]) for r in rows]
+
+    # ------------------------------------------------------------ what an admin changes later
+    def _forget_task(self, task_id: str) -> None:
+        """Drop what this process keeps of a task (overlap, queue head, annotators' skips): read it again."""
+        self.__dict__.get("_overlaps", {}).pop(task_id, None)
+        self._windows.pop(task_id, None)
+        for key in [k for k in self._annotators if k[0] == task_id]:
+            del self._annotators[key]
+
+    def _existing_task(self, con, task_id_or_name: str) -> tuple[str, str]:
+        row = con.execute("SELECT id, name FROM tasks WHERE id = ? OR name = ?",
+                          [task_id_or_name, task_id_or_name]).fetchone()
+        if row is None:
+            raise StoreError(f"no task {excerpt(task_id_or_name)}: see `workbench tasks list`")
+        return row
+
+    def edit_task(self, task_id_or_name: str, *, guidelines: str | None = None, overlap: int | None = None) -> Task:
+        """New guidelines and/or overlap. The overlap may rise (answered items open again) but never drop below
+        the answers an item already has: those answers would stand beyond what the task asks for."""
+        if guidelines is not None:
+            check_text(guidelines, "the guidelines", StoreError)
+        if overlap is not None:
+            _whole(overlap, "overlap (answers per item)", 1, MAX_OVERLAP)
+        with self._label_lock, self.transaction() as con:
+            task_id, name = self._existing_task(con, task_id_or_name)
+            if overlap is not None:
+                most = con.execute("SELECT coalesce(max(answers), 0) FROM task_items WHERE task_id = ?",
+                                   [task_id]).fetchone()[0]
+                if overlap < most:
+                    raise StoreError(f"task {name}: an item already has {most} answers, so the overlap can go no "
+                                     f"lower than {most}")
+                con.execute("UPDATE tasks SET overlap = ? WHERE id = ?", [overlap, task_id])
+            if guidelines is not None:
+                con.execute("UPDATE tasks SET guidelines = ? WHERE id = ?", [guidelines, task_id])
+            self._forget_task(task_id)
+        return self.task(task_id)
+
+    def archive_task(self, task_id_or_name: str, archived: bool = True) -> bool:
+        """Archive a task (it leaves annotators' lists and queues; its labels stay in exports and reports) or
+        bring it back; False when it already was so."""
+        with self._label_lock, self.transaction() as con:
+            task_id, _ = self._existing_task(con, task_id_or_name)
+            changed = con.execute(
+                f"UPDATE tasks SET archived_at = {'current_localtimestamp()' if archived else 'NULL'} "
+                f"WHERE id = ? AND archived_at IS {'' if archived else 'NOT '}NULL RETURNING id", [task_id]).fetchall()
+            self._forget_task(task_id)
+        return bool(changed)
+
+    def delete_task(self, task_id_or_name: str) -> dict:
+        """Delete a task nobody has answered yet, with its items, skips, flags and drafts; a task with any
+        answer (a person's, an adjudication, a judge's verdict) is refused: archive it instead."""
+        with self._label_lock, self.transaction() as con:
+            task_id, name = self._existing_task(con, task_id_or_name)
+            labels = con.execute("SELECT count(*) FROM labels WHERE task_id = ?", [task_id]).fetchone()[0]
+            if labels:
+                raise StoreError(f"task {name} has {labels} answer{'s' * (labels != 1)} (labels, votes or verdicts): "
+                                 "it cannot be deleted; archive it instead")
+            items = con.execute("SELECT count(*) FROM task_items WHERE task_id = ?", [task_id]).fetchone()[0]
+            for table in ("task_items", "item_events", "drafts"):
+                con.execute(f"DELETE FROM {table} WHERE task_id = ?", [task_id])
+            con.execute("DELETE FROM tasks WHERE id = ?", [task_id])
+            self._forget_task(task_id)
+        return {"task": name, "task_id": task_id, "items": items}
 
     def task_progress(self, task_id: str) -> dict:
         """Items done (with `overlap` answers) and remaining, and per annotator: answers, skips, flags."""
@@ -355,7 +419,7 @@ class Tasks(StoreCore):
 def _task(row: tuple) -> Task:
     return Task(id=row[0], name=row[1], kind=row[2], overlap=row[3], guidelines=row[4],
                 selection=json.loads(row[5] or "{}"), created_by=row[6], created_at=str(row[7]),
-                versions=list(row[8] or []))
+                versions=list(row[8] or []), archived=str(row[9]) if row[9] else None)
 
 
 def _prompts_table(prompts: list[tuple[str | None, list[dict]]]) -> pa.Table:

@@ -14,8 +14,10 @@ class Access:
         self.store = store
 
     def user_of(self, request: gr.Request) -> User | None:
+        """The signed-in user, or None: not signed in, removed, or deactivated since (then every handler
+        refuses, whatever the page still shows)."""
         record = self.store.user(request.username) if request is not None and request.username else None
-        return User(record["name"], record["role"]) if record else None
+        return User(record["name"], record["role"]) if record and not record["deactivated_at"] else None
 
     def admin(self, request: gr.Request) -> User:
         return self._require(request, "admin")

@@ -30,13 +30,15 @@ def build_app(project: Project, store: Store):
     from workbench.playground import Playground
     from workbench.ui.access import Access
     from workbench.ui.history import HistoryView
+    from workbench.ui.jobs import JobsTab
     from workbench.ui.label import LabelView
     from workbench.ui.leaderboard import LeaderboardTab
     from workbench.ui.playground import PlaygroundTab
     from workbench.ui.project import ProjectTab
     from workbench.ui.render import inline
-    from workbench.ui.tasks import TasksView, cancel_scoring_job, start_scoring_job
+    from workbench.ui.tasks import TasksView, admin_task_choices, cancel_scoring_job, start_scoring_job
     from workbench.ui.train import TrainTab, version_choices
+    from workbench.ui.users import UsersTab
 
     runner = JobRunner(project, store)
     labeling = Labeling(store, max_field_bytes=project.config.max_field_bytes)
@@ -63,6 +65,10 @@ def build_app(project: Project, store: Store):
             board_view = LeaderboardTab(store, access, board_tab)
         with gr.Tab("Playground", id="playground-tab", visible=False) as play_tab:
             play_view = PlaygroundTab(Playground(project, store), access)
+        with gr.Tab("Users", id="users-tab", visible=False) as users_tab:
+            users_view = UsersTab(store, access, users_tab)
+        with gr.Tab("Versions and jobs", id="jobs-tab", visible=False) as jobs_tab:
+            jobs_view = JobsTab(store, access, jobs_tab)
 
         def on_load(request: gr.Request):
             user = access.user_of(request)
@@ -71,7 +77,7 @@ def build_app(project: Project, store: Store):
             is_admin, reviews = user.role == "admin", user.role in REVIEWERS
             choices = [""] + version_choices(store) if is_admin else []
             rewards = [""] + version_choices(store, "reward") if is_admin else []
-            admin_tasks = labeling.task_choices(user) if is_admin else []
+            admin_tasks = admin_task_choices(store) if is_admin else []
             writers = ["base"] + [v for v in version_choices(store) if v not in version_choices(store, "reward")] \
                 if reviews else []
             return [f"Signed in as **{inline(user.name)}** ({user.role})",
@@ -85,6 +91,12 @@ def build_app(project: Project, store: Store):
                                    train_view.reward, tasks_view.task, train_view.gen_versions, play_view.version_a,
                                    play_view.version_b, train_view.timer, label_view.task, *label_view.outputs],
                  api_name="whoami")
+
+        def admin_tabs(request: gr.Request):  # the admins' people, versions and jobs (workbench/ui/users.py, jobs.py)
+            user = access.user_of(request)
+            return [gr.update(visible=user is not None and user.role == "admin")] * 2
+
+        app.load(admin_tabs, outputs=[users_tab, jobs_tab], api_name=False)
         label_view.wire()
         history_view.wire(label_view, store)
         tasks_view.wire(label_view.task)
@@ -92,6 +104,8 @@ def build_app(project: Project, store: Store):
         train_view.wire(tasks_view.scoring)
         board_view.wire()
         play_view.wire()
+        users_view.wire()
+        jobs_view.wire()
     app.labeling, app.label_view = labeling, label_view  # for benchmarks that swap a handler
     return app
 
@@ -152,6 +166,7 @@ def launch(app, store: Store, *, title: str, host: str, port: int, block: bool, 
     """Start Gradio behind the guard (workbench/ui/guard.py) with the settings a shared server needs."""
     from gradio.routes import App, ORJSONResponse
 
+    from workbench.auth import Sessions
     from workbench.ui.guard import Guard, script_hash
     from workbench.ui.label import LABEL_CSS
     from workbench.ui.render import html_text
@@ -165,6 +180,14 @@ def launch(app, store: Store, *, title: str, host: str, port: int, block: bool, 
             return Guard(super().build_middleware_stack(), hosts=hosts, role_of=self.role_of,
                          script_hashes=(script_hash(SHORTCUTS_JS),))
 
+        @property
+        def tokens(self):
+            return self._sessions
+
+        @tokens.setter
+        def tokens(self, value: dict) -> None:  # Gradio sets {} at start: sessions that end with their user
+            self._sessions = Sessions(store, value)
+
         def role_of(self, scope) -> str | None:
             from starlette.requests import HTTPConnection
 
@@ -173,7 +196,7 @@ def launch(app, store: Store, *, title: str, host: str, port: int, block: bool, 
                 f"access-token-unsecure-{self.cookie_id}")
             name = self.tokens.get(token) if token else None
             user = store.user(name) if name else None
-            return user["role"] if user else None
+            return user["role"] if user and not user["deactivated_at"] else None
 
     import gradio as gr
 

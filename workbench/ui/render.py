@@ -9,6 +9,8 @@ and model replies are data, never markup; every UI module hands them to one of t
 - `html_text(text)`: a short user string inside the app's own HTML, as literal text.
 - `inline(text)` and `code(text)`: a short user string inside the app's own Markdown (a name, a tag, a
   version), as literal text or as a code span; `cell(text)` for the report tables of annotation.reports.
+- `preformatted(text)`: a block shown as written, monospaced (a job's log); `table_text(text)` for a cell of
+  the app's own Markdown tables.
 
 Gradio's Markdown and Chatbot components run what we send through their own Markdown renderer and sanitizer
 as well, so every character of user text that Markdown or HTML gives a meaning to leaves `user_markdown` as a
@@ -134,3 +136,15 @@ def code(text: str | None) -> str:
     fence = "`" * (max((len(r) for r in re.findall(r"`+", value)), default=0) + 1)
     pad = " " if value.startswith("`") or value.endswith("`") else ""
     return f"{fence}{pad}{value}{pad}{fence}"
+
+
+def preformatted(text: str | None) -> str:
+    """Text as it is, in a monospaced block (a job's log): every character Markdown or HTML reads is a
+    character reference, so a log line that quotes a prompt or a tag shows as written."""
+    return f"<pre><code>{_text(str(text or ''))}</code></pre>"
+
+
+def table_text(text: str | None) -> str:
+    """A short user string as a cell of the app's own Markdown tables (a job's error, a user's name): `inline`,
+    with the table's pipes escaped too."""
+    return inline(text).replace("|", "\\|")

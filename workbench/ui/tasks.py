@@ -144,6 +144,43 @@ def _whole(value):
     return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
+def admin_task_choices(store) -> list[tuple[str, str]]:
+    """Every task for the admin's list, archived ones said so (they leave the Label tab's lists, not this one)."""
+    return [(f"{t.name} ({t.kind}{', archived' if t.archived else ''})", t.id) for t in store.tasks()]
+
+
+def change_task(labeling: Labeling, action: str, task_id: str, *, guidelines: str | None = None,
+                overlap=None, confirm: str = "") -> str:
+    """Edit, archive, unarchive or delete a task (the caller checked the admin role); the line the tab shows. A
+    refusal (an overlap below the answers an item has, a task with answers to delete) changes nothing."""
+    from workbench.store import StoreError
+
+    store = labeling.store
+    task = store.task(task_id) if isinstance(task_id, str) and task_id else None
+    if task is None:
+        return "**Not done:** choose a task first."
+    try:
+        if action == "edit":
+            changed = store.edit_task(task.id, guidelines=guidelines, overlap=_whole(overlap))
+            line = f"Saved **{inline(changed.name)}**: {changed.overlap} per item, guidelines updated."
+        elif action == "delete":
+            if not isinstance(confirm, str) or confirm.strip() != task.name:
+                return f"**Not deleted:** type the task's name ({inline(task.name)}) in the box to confirm."
+            done = store.delete_task(task.id)
+            line = f"Deleted **{inline(done['task'])}** and its {done['items']} items."
+        else:
+            archive = action == "archive"
+            store.archive_task(task.id, archive)
+            line = (f"Archived **{inline(task.name)}**: it left annotators' lists and queues; its labels stay in "
+                    "exports and reports." if archive else f"**{inline(task.name)}** is back in annotators' lists.")
+    except StoreError as exc:
+        return f"**Not done:** {inline(str(exc))}"
+    labeling.forget_task(task.id)
+    if action in ("archive", "delete"):
+        labeling.leases.release_task(task.id)
+    return line
+
+
 class TasksView:
     """The admin's Tasks tab: create tasks, follow progress and agreement, order the queue, adjudicate."""
 
@@ -172,6 +209,20 @@ class TasksView:
             self.refresh = gr.Button("Refresh", elem_id="admin-refresh")
         self.progress = gr.Markdown(elem_id="task-progress")
         self.agreement = gr.Markdown(elem_id="task-agreement")
+        with gr.Accordion("Change this task: guidelines, overlap, archive, delete", open=False,
+                          elem_id="task-settings"):
+            with gr.Row():
+                self.edit_guidelines = gr.Textbox(label="Guidelines (Markdown)", lines=4, elem_id="edit-guidelines",
+                                                  scale=3)
+                self.edit_overlap = gr.Number(precision=0, label="Annotators per item (not below the answers an "
+                                                                 "item has)", elem_id="edit-overlap")
+            with gr.Row():
+                self.save_task = gr.Button("Save changes", variant="primary", elem_id="task-save")
+                self.archive = gr.Button("Archive", elem_id="task-archive")
+                self.unarchive = gr.Button("Unarchive", elem_id="task-unarchive")
+                self.delete_confirm = gr.Textbox(label="To delete: the task's name", elem_id="task-delete-confirm")
+                self.delete = gr.Button("Delete task (only if unanswered)", variant="stop", elem_id="task-delete")
+            self.changed = gr.Markdown(elem_id="task-change-status")
         with gr.Accordion("Queue order: label first where it is worth most", open=False):
             with gr.Row():
                 self.order_by = gr.Dropdown([(f"{k}: {v}", k) for k, v in STRATEGIES.items()], value="margin",
@@ -240,9 +291,9 @@ class TasksView:
                                        sources=split(sources), tags=split(tags), query=query,
                                        max_responses=_whole(max_responses),
                                        versions=split(versions) if kind == "review" else None)
-                choices = lab.task_choices(user)
-                return (f"Created **{inline(task.name)}**: {task.items} items.", gr.update(choices=choices),
-                        gr.update(choices=choices, value=task.id))
+                return (f"Created **{inline(task.name)}**: {task.items} items.",
+                        gr.update(choices=lab.task_choices(user)),
+                        gr.update(choices=admin_task_choices(lab.store), value=task.id))
             return self._admin(request, go)
 
         self.kind.change(lambda kind: gr.update(**responses_field(kind)), inputs=self.kind,
@@ -301,3 +352,36 @@ class TasksView:
                           outputs=self.decided, api_name="adjudicate").success(  # the lists show the decision
             overview, inputs=self.task, outputs=[self.progress, self.agreement], api_name=False).then(
             to_adjudicate, inputs=self.task, outputs=self.item, api_name=False)
+        self._wire_changes(label_task)
+
+    def _wire_changes(self, label_task: gr.Dropdown) -> None:
+        """Edit, archive, unarchive, delete: each refreshes the task lists (the admin's and the Label tab's)."""
+        lab = self.labeling
+
+        def settings(task, request: gr.Request):
+            def go(user):
+                require(user, "admin")
+                found = lab.store.task(task) if isinstance(task, str) and task else None
+                return (found.guidelines, found.overlap) if found else ("", None)
+            return self._admin(request, go)
+
+        self.task.change(settings, inputs=self.task, outputs=[self.edit_guidelines, self.edit_overlap],
+                         api_name=False, show_progress="hidden")
+
+        def action(kind: str):
+            def handler(task, guidelines, overlap, confirm, request: gr.Request):
+                def go(user):
+                    require(user, "admin")
+                    line = change_task(lab, kind, task, guidelines=guidelines, overlap=overlap, confirm=confirm)
+                    gone = kind == "delete" and isinstance(task, str) and lab.store.task(task) is None
+                    return (line, gr.update(choices=admin_task_choices(lab.store), value=None if gone else task),
+                            gr.update(choices=lab.task_choices(user)), "")
+                return self._admin(request, go)
+            handler.__name__ = f"task_{kind}"
+            return handler
+
+        for button, kind in ((self.save_task, "edit"), (self.archive, "archive"), (self.unarchive, "unarchive"),
+                             (self.delete, "delete")):
+            button.click(action(kind), inputs=[self.task, self.edit_guidelines, self.edit_overlap, self.delete_confirm],
+                         outputs=[self.changed, self.task, label_task, self.delete_confirm], api_name=f"task_{kind}",
+                         show_progress="hidden")
