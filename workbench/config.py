@@ -23,9 +23,13 @@ DEFAULT_MAX_FIELD_BYTES = 1_000_000
 # of public SFT and preference sets are 1-2 GB (OpenHermes-2.5's JSON is 1.9 GB), so 4 GiB takes real data
 # while a gzip bomb (1 MB that inflates to terabytes) stops at a bounded cost.
 DEFAULT_MAX_FILE_BYTES = 4 << 30
+# The most an admin may upload through the browser at once (the Project tab's import): 2 GiB takes the biggest
+# single files of public SFT and preference sets gzipped, or most of them plain, while a mistaken upload of a
+# disk image stops at a bounded cost (the upload is written to the server's temporary folder as it arrives).
+DEFAULT_MAX_UPLOAD_BYTES = 2 << 30
 # Upper bounds that only catch typos: Arrow's plain strings hold at most 2 GiB each, and a terabyte file
 # is past what any machine imports into memory.
-_MAX_BYTES = {"max_field_bytes": (1 << 31) - 1, "max_file_bytes": 1 << 40}
+_MAX_BYTES = {"max_field_bytes": (1 << 31) - 1, "max_file_bytes": 1 << 40, "max_upload_bytes": 1 << 40}
 
 
 class ProjectError(WorkbenchError):
@@ -41,6 +45,8 @@ class ProjectConfig:
     """The largest text field (UTF-8 bytes) an import or a labeler's answer may hold."""
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
     """The largest file an import reads, in bytes after gzip decompression."""
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
+    """The most an admin may upload in the browser at once (the Project tab's import), in bytes."""
     tags: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:

@@ -13,7 +13,7 @@ import signal
 import sys
 import threading
 
-from workbench.config import Project
+from workbench.config import DEFAULT_MAX_UPLOAD_BYTES, Project
 from workbench.errors import WorkbenchError
 from workbench.store import Store
 
@@ -24,11 +24,14 @@ def build_app(project: Project, store: Store):
     """The whole app. Sign-in is Gradio's own (every page, API route and queue call needs the session
     cookie); what a signed-in user may do is checked in each handler from their role in the store."""
     import gradio as gr
+    from gradio.utils import get_upload_folder
 
     from annotation.labeling import REVIEWERS, Labeling
     from workbench.jobs import JobRunner
     from workbench.playground import Playground
     from workbench.ui.access import Access
+    from workbench.ui.data import DataSection
+    from workbench.ui.downloads import Downloads
     from workbench.ui.history import HistoryView
     from workbench.ui.jobs import JobsTab
     from workbench.ui.label import LabelView
@@ -43,6 +46,7 @@ def build_app(project: Project, store: Store):
     runner = JobRunner(project, store)
     labeling = Labeling(store, max_field_bytes=project.config.max_field_bytes)
     access = Access(store)
+    downloads = Downloads.create(get_upload_folder())  # the only files the guard serves (admins' downloads)
 
     with gr.Blocks(title=f"alignment-workbench: {project.config.name}") as app:
         with gr.Row():
@@ -59,6 +63,7 @@ def build_app(project: Project, store: Store):
                                    lambda: cancel_scoring_job(runner))
         with gr.Tab("Project", id="project-tab", visible=False) as project_tab:
             project_view = ProjectTab(store, project.config.name, access, project_tab)
+            data_view = DataSection(project, store, access, project_tab, downloads)
         with gr.Tab("Train", id="train-tab", visible=False) as train_tab:
             train_view = TrainTab(runner, access)
         with gr.Tab("Leaderboard", id="leaderboard-tab", visible=False) as board_tab:
@@ -101,12 +106,14 @@ def build_app(project: Project, store: Store):
         history_view.wire(label_view, store)
         tasks_view.wire(label_view.task)
         project_view.wire()
+        data_view.wire()
         train_view.wire(tasks_view.scoring)
         board_view.wire()
         play_view.wire()
         users_view.wire()
         jobs_view.wire()
     app.labeling, app.label_view = labeling, label_view  # for benchmarks that swap a handler
+    app.downloads = downloads  # launch() hands its folder to the guard
     return app
 
 
@@ -162,8 +169,9 @@ class ServeError(WorkbenchError):
 
 
 def launch(app, store: Store, *, title: str, host: str, port: int, block: bool, hosts: frozenset[str],
-           signin=None):
-    """Start Gradio behind the guard (workbench/ui/guard.py) with the settings a shared server needs."""
+           signin=None, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES):
+    """Start Gradio behind the guard (workbench/ui/guard.py) with the settings a shared server needs;
+    `max_upload_bytes`: the most an admin may upload at once (workbench.toml's max_upload_bytes)."""
     from gradio.routes import App, ORJSONResponse
 
     from workbench.auth import Sessions
@@ -178,7 +186,8 @@ def launch(app, store: Store, *, title: str, host: str, port: int, block: bool, 
 
         def build_middleware_stack(self):
             return Guard(super().build_middleware_stack(), hosts=hosts, role_of=self.role_of,
-                         script_hashes=(script_hash(SHORTCUTS_JS),))
+                         script_hashes=(script_hash(SHORTCUTS_JS),), downloads=app.downloads.root,
+                         max_upload_bytes=max_upload_bytes)
 
         @property
         def tokens(self):
@@ -212,7 +221,7 @@ def launch(app, store: Store, *, title: str, host: str, port: int, block: bool, 
                show_error=False,  # an unexpected error's text stays in the log (short_errors)
                footer_links=["settings"],  # no "Use via API" page: admins script it with gradio_client
                run_history=False,  # would keep every submit's inputs in the browser's storage
-               max_file_size="1mb",  # no feature uploads (the guard closes the route); a cap all the same
+               max_file_size=max_upload_bytes,  # per file; the guard also caps a whole upload (admins only)
                ssr_mode=False,  # SSR puts a Node proxy in front of Python, and of the guard
                mcp_server=False, enable_monitoring=False)
 
@@ -236,7 +245,7 @@ def serve(project: Project, *, host: str = "127.0.0.1", port: int = 7860, block:
             raise ServeError("no users yet: add one with `workbench users add NAME --role admin` "
                              "(the app signs everyone in; it has no anonymous access)")
         launch(app, store, title=project.config.name, host=host, port=port, block=block,
-               hosts=guard.allowed_hosts(host, allowed_hosts))
+               hosts=guard.allowed_hosts(host, allowed_hosts), max_upload_bytes=project.config.max_upload_bytes)
     except ServeError:
         store.close()
         raise

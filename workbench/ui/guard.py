@@ -3,8 +3,10 @@
 - Only allowed `Host` names are served (a DNS-rebinding page reaches the server under its own name, which
   is refused), and a request from a foreign origin gets no CORS headers; one that would change something
   (any method but GET and HEAD, and every CORS preflight) is refused outright.
-- Routes no feature needs are not there: uploads, file downloads, the URL proxy, deep links (the workbench
-  has no file components; Gradio would otherwise let any signed-in user store 20 MB and any other fetch it).
+- Routes no feature needs are not there: the URL proxy, deep links, streams. Uploads and file downloads are
+  for signed-in admins only (the Project tab's import, export and adapter downloads): an upload up to
+  `max_upload_bytes`, a download only of a file under the server's own downloads folder (`downloads`), never
+  any other path. Everyone else gets 404, as if the routes were not there.
 - The API schema is for admins: the page embeds an empty one for everyone else and Gradio's /info answers
   them with an empty one (their scripts still call endpoints by name and position); /openapi.json is admins'.
 - Every response carries a Content-Security-Policy and the usual hardening headers. The page's own inline
@@ -18,11 +20,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
+import os
 import re
 import secrets
 from collections.abc import Callable
 from contextvars import ContextVar
+from pathlib import Path
 from urllib.parse import urlsplit
+
+from workbench.ui.downloads import size_text
 
 log = logging.getLogger("workbench.guard")
 
@@ -31,9 +37,14 @@ client_address: ContextVar[str] = ContextVar("client_address", default="")
 
 LOOPBACK = ("localhost", "127.0.0.1", "::1")
 SAFE_METHODS = ("GET", "HEAD")
-# Gradio routes under /gradio_api that no feature of the workbench uses (it has no file components):
+# Gradio routes under /gradio_api that admins' uploads and downloads use (checked first), then those that no
+# feature of the workbench uses:
+UPLOAD_ROUTES = re.compile(r"/gradio_api/(upload|upload_progress)/?")
+FILE_ROUTE = re.compile(r"/gradio_api/file=(.+)", re.S)
 CLOSED_ROUTES = re.compile(r"/gradio_api/(upload|upload_progress|file=|file/|proxy=|process_recording|deep_link"
                            r"|stream/|run-history/|vibe-|mcp)")
+# An upload's multipart framing (boundaries, part headers) beyond the files' own bytes, per request.
+MULTIPART_SLACK = 1 << 20
 API_INFO = re.compile(r"/gradio_api/info/?")
 OPENAPI = re.compile(r"/(gradio_api/)?openapi\.json")
 LOGIN = re.compile(r"/login/?")
@@ -119,8 +130,11 @@ class Guard:
     """The ASGI middleware. `role_of(scope)` is the signed-in user's role for a request (None: not signed in)."""
 
     def __init__(self, app, *, hosts: frozenset[str], role_of: Callable[[dict], str | None],
-                 script_hashes: tuple[str, ...] = ()):
+                 script_hashes: tuple[str, ...] = (), downloads: Path | None = None, max_upload_bytes: int = 0):
         self.app, self.hosts, self.role_of, self.script_hashes = app, hosts, role_of, script_hashes
+        # uploads and downloads stay closed without a downloads folder and an upload limit
+        self.downloads = Path(os.path.realpath(downloads)) if downloads else None
+        self.max_upload_bytes = max_upload_bytes
 
     async def __call__(self, scope, receive, send):
         if scope["type"] not in ("http", "websocket"):
@@ -142,6 +156,11 @@ class Guard:
             return await self._refuse(scope, receive, send, 403, "Cross-origin requests are refused.\n")
         if scope["type"] == "websocket":
             return await self.app(scope, receive, send)
+        if UPLOAD_ROUTES.fullmatch(path) or FILE_ROUTE.fullmatch(path):
+            refused = self._file_route(scope, path, method)
+            if refused:
+                return await _answer(send, *refused)
+            return await self.app(scope, receive, self._sender(send, foreign))
         if CLOSED_ROUTES.match(path):
             return await _answer(send, 404, "Not found.\n")
         if API_INFO.fullmatch(path) or OPENAPI.fullmatch(path):
@@ -155,6 +174,24 @@ class Guard:
         if method == "GET" and not NOT_A_PAGE.match(path):
             return await self._page(scope, receive, send, foreign)
         return await self.app(scope, receive, self._sender(send, foreign))
+
+    def _file_route(self, scope, path: str, method: str) -> tuple[int, str] | None:
+        """Why an upload or a file download is refused (status, text), or None to let it through: only a
+        signed-in admin's, an upload within max_upload_bytes, a download of a file in the downloads folder."""
+        if self.downloads is None or not self.max_upload_bytes or self.role_of(scope) != "admin":
+            return 404, "Not found.\n"
+        if (m := FILE_ROUTE.fullmatch(path)) is not None:
+            if not is_within(m.group(1), self.downloads):
+                log.warning("refused an admin's download of %r: not a file the server made for download",
+                            m.group(1)[:200])
+                return 404, "Not found.\n"
+            return None
+        length = _header(scope, b"content-length")
+        if method == "POST" and length and length.isdigit() and int(length) > self.max_upload_bytes + MULTIPART_SLACK:
+            return 413, (f"This upload is {size_text(int(length))}, above the server's limit of "
+                         f"{size_text(self.max_upload_bytes)} at once (max_upload_bytes in workbench.toml): upload the "
+                         "files one at a time, gzip them, or import them with `workbench import` on the server.\n")
+        return None
 
     async def _refuse(self, scope, receive, send, status: int, text: str) -> None:
         if scope["type"] == "websocket":
@@ -213,6 +250,15 @@ class Guard:
             await send({"type": "http.response.body", "body": body})
 
         await self.app(scope, receive, collect)
+
+
+def is_within(path: str, folder: Path) -> bool:
+    """True if `path`, every link and `..` followed, is a file inside `folder` (itself resolved)."""
+    try:
+        target = Path(os.path.realpath(path))
+        return target.is_relative_to(folder) and target != folder and target.is_file()
+    except (OSError, ValueError):  # a NUL byte, a name too long
+        return False
 
 
 _HARDENING_NAMES = {name for name, _ in _hardening("x")}
