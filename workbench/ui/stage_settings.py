@@ -105,7 +105,7 @@ def _list(text: str | None, sep: str | None = ",") -> list[str]:
 def request_options(values: dict) -> tuple[dict, dict]:
     """(TrainRequest.from_options keyword arguments, ExportFilters keyword arguments) from the fields' values
     by name; a value the CLI would refuse is refused here with the same kind of one-line message."""
-    v = values
+    v = values  # an empty Number field may arrive as 0: where 0 is no valid setting it means "the default"
     try:
         weights = [float(x) for x in _list(v.get("loss_weights"))] or None
     except ValueError:
@@ -122,11 +122,12 @@ def request_options(values: dict) -> tuple[dict, dict]:
     number = lambda x: None if x in (None, "") else float(x)  # noqa: E731
     request = {
         "algorithm": v.get("algorithm") or "ppo", "min_reward_accuracy": number(v.get("min_reward_accuracy")),
-        "epochs": number(v.get("epochs")), "batch_size": _whole(v.get("batch_size"), "batch size"),
-        "max_length": _whole(v.get("max_length"), "max length"), "seed": _whole(v.get("seed"), "seed"),
-        "beta": number(v.get("beta")), "loss": list(v.get("loss") or []) or None, "loss_weights": weights,
+        "epochs": number(v.get("epochs")) or None, "batch_size": _whole(v.get("batch_size"), "batch size") or None,
+        "max_length": _whole(v.get("max_length"), "max length") or None, "seed": _whole(v.get("seed"), "seed"),
+        "beta": number(v.get("beta")) or None, "loss": list(v.get("loss") or []) or None, "loss_weights": weights,
         "settings": settings or None, "val_split": number(v.get("val_split")) or 0.0,
-        "lora_r": _whole(v.get("lora_r"), "LoRA rank"), "lora_alpha": _whole(v.get("lora_alpha"), "LoRA alpha"),
+        "lora_r": _whole(v.get("lora_r"), "LoRA rank") or None,
+        "lora_alpha": _whole(v.get("lora_alpha"), "LoRA alpha") or None,
         "lora_dropout": number(v.get("lora_dropout")), "target_modules": _list(v.get("target_modules"), None) or None,
         "layers": layers, "qlora": bool(v.get("qlora")),
     }

@@ -26,6 +26,8 @@ def start_job(runner: JobRunner, stage: str, parent: str | None, reward_model: s
 
     try:
         options, filters = request_options(settings or {})
+        if stage != "ppo":  # the PPO fields are shown for every stage; only `train ppo` takes them
+            options.update(algorithm="ppo", min_reward_accuracy=None)
         request = TrainRequest.from_options(stage, parent=parent or None, reward_model=reward_model or None,
                                             max_steps=int(max_steps) if max_steps else None,
                                             lr=learning_rate or None, full=bool(full), isolated_checks=True,
