@@ -18,6 +18,10 @@ import pytest
 from tests.conftest import ARTIFACTS, DEMO_DATA
 from workbench.cli import main
 from workbench.ui.project import stats_markdown
+from workbench.ui.stage_settings import CLI_FIELDS
+
+# The Train tab's All settings fields, left empty (the stage's defaults), for API calls of /start_training
+ALL_SETTINGS_EMPTY = (None,) * len(set(CLI_FIELDS.values()))
 
 
 def free_port() -> int:
@@ -122,9 +126,9 @@ def test_the_api_is_scoped_by_role(server):
                            ("/review_item", ("task-compare", "x")),
                            ("/adjudicate", ("task-compare", "x", "A", "", "")),
                            ("/create_task", ("sneaky", "pairwise", 1, None, "", "", "", "", "")),
-                           ("/start_training", ("sft", "", "", 3, None, False)),
+                           ("/start_training", ("sft", "", "", 3, None, False, *ALL_SETTINGS_EMPTY)),
                            ("/cancel_training", ()),
-                           ("/generate", (["base"], "heldout", None, 1, 0.8, 16))):
+                           ("/generate", (["base"], "heldout", None, 1, 0.8, 16, "", "", None, None))):
         with pytest.raises(AppError, match="needs the role admin"):
             ann.predict(*args, api_name=api_name)
     for api_name, args in (("/leaderboard", ([],)), ("/playground", ("base", None, 0.7, "", "hi", [], []))):
@@ -186,7 +190,8 @@ def test_the_server_process_never_imports_torch(demo_project, tmp_path):
             time.sleep(1)
         assert "| responses (model) | 2 |" in after
         # a training job: its settings are checked in a short process of their own, the model in the job's
-        assert "Started **sft-2**" in admin.predict("sft", "", "", 2, 0, False, api_name="/start_training")
+        assert "Started **sft-2**" in admin.predict("sft", "", "", 2, 0, False, *ALL_SETTINGS_EMPTY,
+                                                      api_name="/start_training")
         while "| model versions | 2 |" not in admin.predict(api_name="/stats"):
             assert time.time() < deadline + 300, "the training job stored no version in 600 s"
             time.sleep(1)
