@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 
 import pytest
 
@@ -77,6 +78,32 @@ def start_server(root, python_flags: tuple[str, ...] = (), stderr=subprocess.STD
             time.sleep(0.5)
     proc.kill()
     raise AssertionError("server did not start in 120 s")
+
+
+@contextmanager
+def serving(root):
+    """`workbench serve ROOT` for a block of tests (a module's fixture); stopped at the end."""
+    url, proc = start_server(root)
+    try:
+        yield url
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(timeout=30)
+
+
+@contextmanager
+def chromium(shots):
+    """Headless Debian Chromium for a module's browser tests; `shots` is where their screenshots go."""
+    from playwright.sync_api import sync_playwright
+
+    shots.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
 
 
 @pytest.fixture
@@ -182,8 +209,8 @@ def test_the_server_process_never_imports_torch(demo_project, tmp_path):
         chat, _, _ = admin.predict("base", None, 0.0, "", "My Loki Watch strap broke.", [], [], api_name="/playground")
         assert len(chat) == 2 and "strap broke" in str(chat[0])  # the question and the version's reply
         before = admin.predict(api_name="/stats")
-        # the Train tab's generation filters (issue 20): held-out prompts about the Loki Watch only, top-p, seed
-        assert "Started **generate-1**" in admin.predict(["sft-1"], "heldout", 2, 1, 0.0, 8, "", "loki watch", 0.9,
+        # the Train tab's generation filters (issue 20): held-out prompts about the Loki Fold only, top-p, seed
+        assert "Started **generate-1**" in admin.predict(["sft-1"], "heldout", 2, 1, 0.0, 8, "", "loki fold", 0.9,
                                                          3, api_name="/generate")
         while (after := admin.predict(api_name="/stats")) == before:  # until the job's replies are stored
             assert time.time() < deadline, "the generation job stored nothing in 300 s"
@@ -202,7 +229,7 @@ def test_the_server_process_never_imports_torch(demo_project, tmp_path):
         asked = store.cursor().execute(
             "SELECT p.messages, r.generation->'$.sampling' FROM responses r JOIN prompts p ON p.id = r.prompt_id "
             "WHERE r.origin = 'model'").fetchall()
-    assert len(asked) == 2 and all("loki watch" in str(m).lower() for m, _ in asked)
+    assert len(asked) == 2 and all("loki fold" in str(m).lower() for m, _ in asked)
     assert all(json.loads(s)["top_p"] == 0.9 and json.loads(s)["seed"] == 3 for _, s in asked)
     imported = {line.rsplit("|", 1)[-1].strip() for line in log.read_text().splitlines()
                 if line.startswith("import time:")}

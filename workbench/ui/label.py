@@ -116,8 +116,8 @@ class LabelView:
         self.client_id = gr.Textbox(visible=False, elem_id="client-id")
         self.outputs = [self.progress, self.guidelines, self.system, self.chat, self.demo_group, self.completion,
                         self.compare_group, *self.columns, *self.replies, *self.ratings, self.choice, self.order,
-                        self.thumb, self.rationale, self.submit, self.next, self.why, self.suggestion, self.status, self.item_id,
-                        self.client_id]  # status, item id and client id last: API clients read them from the end
+                        self.thumb, self.rationale, self.submit, self.next, self.suggestion, self.why, self.status, self.item_id,
+                        self.client_id]  # why, status, item id and client id last: API clients read them from the end
 
     def render(self, view: ItemView) -> list:
         has_item = view.item_id is not None
@@ -143,8 +143,8 @@ class LabelView:
             gr.update(value=view.prefill.get("thumb"), visible=compare and view.kind == "feedback"),
             view.prefill.get("rationale", ""),
             gr.update(visible=not view.versions), gr.update(visible=bool(view.versions)),
-            f"_Why here:_ {inline(view.why)}" if view.why else "",
             f"_{inline(view.suggestion)}_" if view.suggestion else "",
+            f"_Why here:_ {inline(view.why)}" if view.why else "",
             inline(view.message), view.item_id or "", view.client_id,
         ]
 
