@@ -7,10 +7,8 @@ edit supersedes the answer, so the history of the label is kept). People only ev
 
 from __future__ import annotations
 
+from annotation.queue import LETTERS
 from workbench.store import HISTORY_STATES, Store
-
-LETTERS = "ABCDE"
-ROLES = ("annotator", "reviewer", "admin")
 
 
 def answer_prefill(answer: dict, shown: list[str]) -> dict:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from annotation.agreement import report, units_from_answers
 from annotation.history import answer_prefill
-from annotation.queue import Leases, display_order, next_item
+from annotation.queue import LETTERS, Leases, display_order, next_item
 from annotation.suggestions import JUDGED_KINDS, after_answer, for_view
 from workbench.errors import WorkbenchError, check_text, excerpt
 from workbench.store import Store, StoreError, Task
@@ -33,7 +33,6 @@ REVIEWERS = ("reviewer", "admin")  # who votes in A/B reviews of model versions
 CHOICES = {"A": "A", "B": "B", "TIE": "tie", "BOTH_BAD": "both_bad", "BOTH BAD": "both_bad"}
 FLAG_REASONS = ("unclear", "unsafe", "duplicate", "other")
 MAX_RANKED = 5
-LETTERS = "ABCDE"
 
 
 class LabelingError(WorkbenchError):

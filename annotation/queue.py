@@ -115,6 +115,9 @@ def next_item(store: Store, leases: Leases, task: Task, annotator: str, *, batch
             offset_batch *= 4  # every candidate so far is leased by others: look further down the queue
 
 
+LETTERS = "ABCDE"  # what a person calls the responses of an item, in their display order
+
+
 def display_order(annotator: str, item: dict) -> list[str]:
     """Response ids in the order this annotator sees them: shuffled, but the same on every reload."""
     ids = [r["id"] for r in item["responses"]]

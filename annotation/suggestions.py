@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from annotation.queue import LETTERS
 from workbench.store.judges import JUDGE_PREFIX, SUGGESTION_MODES
 
 __all__ = ["SUGGESTION_MODES", "Suggestion", "preselection", "suggestions", "summary"]
-LETTERS = "ABCDE"
 
 
 @dataclass(frozen=True)

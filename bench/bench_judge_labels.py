@@ -58,21 +58,14 @@ def accuracy(project, version_id: str, test: list[dict]) -> tuple[int, int]:
 
 
 def one_round(args, human_n: int, seed: int) -> dict:
+    from bench.bench_judges import new_project, watch_split
     from workbench.cli import main as wb
     from workbench.config import load_project
     from workbench.store import Store
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-judge-labels-"))
-    base = args.base_model
-    if base == "tiny":
-        from trainers.tiny_model import build_tiny_model
-
-        base = str(build_tiny_model(tmp / "tiny"))
-    root = str(tmp / "proj")
-    assert wb(["init", root, "--base-model", base]) == 0
-    rows = [json.loads(line) for line in (DATA / "preferences.jsonl").read_text().splitlines()]
-    test = [r for r in rows if "Loki Watch" in r["prompt"][-1]["content"]]
-    rest = [r for r in rows if r not in test]
+    root = new_project(tmp, args.base_model)
+    test, rest = watch_split()
     random.Random(seed).shuffle(rest)
     parts = {"judge_train.jsonl": rest[:args.judge_pairs], "human.jsonl": rest[args.judge_pairs:args.judge_pairs + human_n],
              "pool.jsonl": rest[args.judge_pairs + human_n:]}

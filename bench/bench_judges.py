@@ -51,6 +51,27 @@ def serve(model: str, port: int) -> subprocess.Popen:
     raise RuntimeError("transformers serve did not start")
 
 
+def new_project(tmp: Path, base_model: str) -> str:
+    """A fresh project in `tmp` on `base_model` ('tiny': the tiny model, built here); returns its folder."""
+    from workbench.cli import main as wb
+
+    base = base_model
+    if base == "tiny":
+        from trainers.tiny_model import build_tiny_model
+
+        base = str(build_tiny_model(tmp / "tiny"))
+    root = str(tmp / "proj")
+    assert wb(["init", root, "--base-model", base]) == 0
+    return root
+
+
+def watch_split() -> tuple[list[dict], list[dict]]:
+    """The demo's preference pairs: those about the Loki Watch (53), and the rest."""
+    rows = [json.loads(line) for line in (DATA / "preferences.jsonl").read_text().splitlines()]
+    watch = [r for r in rows if "Loki Watch" in r["prompt"][-1]["content"]]
+    return watch, [r for r in rows if r not in watch]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base-model", default="tiny", help="tiny (built here) or anything `workbench init` takes")
@@ -67,16 +88,8 @@ def main() -> None:
     from workbench.store import Store
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-judges-"))
-    base = args.base_model
-    if base == "tiny":
-        from trainers.tiny_model import build_tiny_model
-
-        base = str(build_tiny_model(tmp / "tiny"))
-    root = str(tmp / "proj")
-    assert wb(["init", root, "--base-model", base]) == 0
-    rows = [json.loads(line) for line in (DATA / "preferences.jsonl").read_text().splitlines()]
-    judged = [r for r in rows if "Loki Watch" in r["prompt"][-1]["content"]]
-    rest = [r for r in rows if r not in judged]
+    root = new_project(tmp, args.base_model)
+    judged, rest = watch_split()
     for name, part in (("judged.jsonl", judged), ("train.jsonl", rest)):
         (tmp / name).write_text("".join(json.dumps(r) + "\n" for r in part))
     assert wb(["import", "-p", root, str(tmp / "judged.jsonl"), str(tmp / "train.jsonl")]) == 0

@@ -42,6 +42,7 @@ def main() -> None:
     from playwright.sync_api import sync_playwright
 
     from tests.test_app import BROWSER_ARGS, PASSWORD, start_server
+    from tests.test_ui_bugs import signed_in
     from workbench.auth import add_user
     from workbench.cli import main as wb
     from workbench.demo import create_demo_project, default_data_dir
@@ -59,12 +60,7 @@ def main() -> None:
     try:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=chromium, args=BROWSER_ARGS)
-            page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
-            page.goto(url)
-            page.fill("input[data-testid=textbox]", "clicker")
-            page.fill("input[type=password]", PASSWORD)
-            page.get_by_role("button", name="Login").click()
-            page.wait_for_selector("#whoami :text('Signed in as')", timeout=60_000)
+            page = signed_in(browser, url, "clicker")
             page.locator("#task input").click()
             page.get_by_role("option", name="clicks (pairwise)").click()
             page.wait_for_timeout(2000)

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from tests.conftest import ARTIFACTS, DEMO_DATA
-from tests.test_app import BROWSER_ARGS, CHROMIUM, PASSWORD, needs_chromium, start_server
+from tests.test_app import PASSWORD, chromium, needs_chromium, serving
 from workbench.cli import main
 
 pytestmark = [pytest.mark.e2e, needs_chromium]
@@ -80,27 +80,19 @@ def add_replies_of_a_version(store, project, version: str) -> None:
 
 @pytest.fixture(scope="module")
 def ui_server(ui_root):
-    url, proc = start_server(ui_root.root)
-    yield url
-    if proc.poll() is None:
-        proc.terminate()
-        proc.wait(timeout=30)
+    with serving(ui_root.root) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+    with chromium(SHOTS) as b:
         yield b
-        b.close()
 
 
-def signed_in(browser, url: str, name: str):
+def signed_in(browser, url: str, name: str, *, height: int = 900):
     """A page of its own browser context (its own session cookie), signed in as `name`."""
-    page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+    page = browser.new_context(viewport={"width": 1280, "height": height}).new_page()
     page.goto(url)
     page.fill("input[data-testid=textbox]", name)
     page.fill("input[type=password]", PASSWORD)

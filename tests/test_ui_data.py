@@ -15,8 +15,9 @@ from urllib.parse import quote
 import pytest
 
 from tests.conftest import ARTIFACTS, DEMO_DATA
-from tests.test_app import BROWSER_ARGS, CHROMIUM, PASSWORD, needs_chromium
+from tests.test_app import PASSWORD, chromium, needs_chromium
 from tests.test_security_web import Server
+from tests.test_ui_bugs import signed_in
 from workbench.cli import main
 
 pytestmark = pytest.mark.e2e
@@ -74,23 +75,13 @@ def server(data_root, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+    with chromium(SHOTS) as b:
         yield b
-        b.close()
 
 
 def project_tab(browser, url: str, section: str):
     """A page of its own browser context, signed in as the admin, on the Project tab with `section` open."""
-    page = browser.new_context(viewport={"width": 1280, "height": 1000}).new_page()
-    page.goto(url)
-    page.fill("input[data-testid=textbox]", "root")
-    page.fill("input[type=password]", PASSWORD)
-    page.get_by_role("button", name="Login").click()
-    page.wait_for_selector("#whoami :text('Signed in as')", timeout=60_000)
+    page = signed_in(browser, url, "root", height=1000)
     page.get_by_role("tab", name="Project").click()
     page.get_by_text(section, exact=True).click()
     return page

@@ -10,7 +10,7 @@ import re
 import pytest
 
 from tests.conftest import ARTIFACTS, DEMO_DATA
-from tests.test_app import BROWSER_ARGS, CHROMIUM, PASSWORD, needs_chromium, start_server
+from tests.test_app import PASSWORD, chromium, needs_chromium, serving
 from tests.test_manage import add_run, running_training
 from workbench.cli import main
 
@@ -51,22 +51,14 @@ def manage_root(tmp_path_factory, tiny_model):
 
 @pytest.fixture(scope="module")
 def manage_server(manage_root):
-    url, proc = start_server(manage_root.root)
-    yield url
-    if proc.poll() is None:
-        proc.terminate()
-        proc.wait(timeout=30)
+    with serving(manage_root.root) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+    with chromium(SHOTS) as b:
         yield b
-        b.close()
 
 
 def try_sign_in(browser, url: str, name: str, password: str = PASSWORD, *, wait_ms: int = 60_000):

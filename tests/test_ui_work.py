@@ -9,7 +9,7 @@ import json
 import pytest
 
 from tests.conftest import ARTIFACTS, DEMO_DATA
-from tests.test_app import BROWSER_ARGS, CHROMIUM, PASSWORD, needs_chromium, start_server
+from tests.test_app import PASSWORD, chromium, needs_chromium, serving
 from tests.test_ui_bugs import choose_task, outside_text, signed_in
 from workbench.cli import main
 
@@ -49,22 +49,14 @@ def work_root(tmp_path_factory, tiny_model):
 
 @pytest.fixture(scope="module")
 def work_server(work_root):
-    url, proc = start_server(work_root.root)
-    yield url
-    if proc.poll() is None:
-        proc.terminate()
-        proc.wait(timeout=30)
+    with serving(work_root.root) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+    with chromium(SHOTS) as b:
         yield b
-        b.close()
 
 
 def answer(page, key: str) -> str:
