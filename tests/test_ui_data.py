@@ -325,3 +325,116 @@ def test_an_upload_past_the_cap_is_refused_in_the_browser(server, browser, tmp_p
     expect(page.get_by_text('exceed the maximum allowed size of 2.0 Mb: "big.jsonl"')).to_be_visible(timeout=15_000)
     page.screenshot(path=str(SHOTS / "upload-too-big.png"), full_page=True)
     expect(page.locator("#import-files tbody tr")).to_have_count(0)
+
+
+# ------------------------------------------------------------------ Argilla in the browser
+ARGILLA = Path(__file__).parent / "fixtures" / "argilla" / "ranking_to_disk"
+
+
+def zip_of(folder: Path, dest: Path, top: str = "support-replies", extra: dict[str, bytes] | None = None) -> Path:
+    """`folder` zipped as an admin would zip a to_disk folder: everything under one top folder."""
+    with zipfile.ZipFile(dest, "w") as zf:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                zf.write(path, f"{top}/{path.relative_to(folder).as_posix()}")
+        for name, data in (extra or {}).items():
+            zf.writestr(name, data)
+    return dest
+
+
+@needs_chromium
+def test_admin_imports_an_argilla_folder_by_upload_and_downloads_the_task_for_argillas_sdk(server, browser,
+                                                                                          data_root, tmp_path):
+    from argilla.records._io._json import JsonIO
+    from argilla.settings import Settings
+    from playwright.sync_api import expect
+
+    from tests.test_argilla import stand_in_client
+
+    page = project_tab(browser, server.url, "Argilla")
+    expect(page.locator("#argilla-server")).to_contain_text("No Argilla server configured")
+    # a zip that would write outside its folder is refused whole: nothing stored, nothing kept
+    before = stats(server)
+    evil = zip_of(ARGILLA, tmp_path / "evil.zip", extra={"../../outside.txt": b"x"})
+    page.locator("#argilla-upload input[type=file]").set_input_files(str(evil))
+    expect(page.locator("#argilla-upload")).to_contain_text("evil", timeout=30_000)
+    page.locator("#argilla-import").click()
+    result = page.locator("#argilla-in-result")
+    expect(result).to_contain_text("Nothing imported", timeout=30_000)
+    assert "evil.zip: '../../outside.txt' would land outside the dataset folder" in result.inner_text()
+    assert stats(server) == before and not (data_root.root.parent / "outside.txt").exists()
+
+    good = zip_of(ARGILLA, tmp_path / "support-replies.zip")
+    page.locator("#argilla-upload input[type=file]").set_input_files(str(good))
+    expect(page.locator("#argilla-upload")).to_contain_text("support-replies", timeout=30_000)
+    page.locator("#argilla-users input[type=file]").set_input_files(str(ARGILLA / "users.json"))
+    expect(page.locator("#argilla-users")).to_contain_text("users", timeout=30_000)
+    page.locator("#argilla-tags input, #argilla-tags textarea").fill("argilla")
+    page.locator("#argilla-import").click()
+    expect(result).to_contain_text("Imported support-replies.zip", timeout=30_000)
+    text = result.inner_text()
+    assert "task 'support-replies' (pairwise): 4 records -> added 4 prompts, 8 responses, 9 labels" in text, text
+    page.screenshot(path=str(SHOTS / "argilla-import.png"), full_page=True)
+    now = stats(server)
+    assert "| labels by annotator `alice` |" in now, now  # the users file named them
+    assert list((data_root.root / "uploads").rglob("support-replies.zip"))  # the project keeps what it imported
+
+    # out again, as a folder Argilla's own SDK reads (a fresh page: the task list is read when the tab opens)
+    page = project_tab(browser, server.url, "Argilla")
+    page.locator("#argilla-task input").click()
+    page.get_by_role("option", name="support-replies", exact=True).click()
+    page.locator("#argilla-users input[type=file]").set_input_files(str(ARGILLA / "users.json"))
+    expect(page.locator("#argilla-users")).to_contain_text("users", timeout=30_000)
+    page.locator("#argilla-export").click()
+    expect(page.locator("#argilla-out-result")).to_contain_text("as an Argilla dataset: 4 records", timeout=30_000)
+    archive = download(page, "#argilla-file", tmp_path)
+    with zipfile.ZipFile(archive) as zf:
+        zf.extractall(tmp_path / "out")
+    [folder] = (tmp_path / "out").iterdir()
+    stand_in_client()
+    settings = Settings.from_json(folder / ".argilla" / "settings.json")
+    assert [q.name for q in settings.questions] == ["ranking", "corrected", "quality", "topic"]
+    records = JsonIO._records_from_json(folder / "records.json")
+    assert [r.id for r in records] == ["rec-1", "rec-2", "rec-3", "rec-4"]
+    from tests.test_argilla import ALICE
+    assert ALICE in {str(r.user_id) for r in records[0].responses}  # the users file gave alice her id back
+
+    # push and pull name what is missing, in one line, and change nothing
+    page.locator("#argilla-push").click()
+    expect(page.locator("#argilla-out-result")).to_contain_text("Not pushed: no Argilla server configured: set "
+                                                                "ARGILLA_API_URL and ARGILLA_API_KEY", timeout=30_000)
+    page.locator("#argilla-pull-name input, #argilla-pull-name textarea").fill("support-replies")
+    page.locator("#argilla-pull").click()
+    expect(page.locator("#argilla-in-result")).to_contain_text("Nothing pulled: no Argilla server configured",
+                                                              timeout=30_000)
+    page.screenshot(path=str(SHOTS / "argilla-no-server.png"), full_page=True)
+
+
+def test_an_argilla_zip_is_checked_before_anything_is_unpacked(tmp_path):
+    from workbench.argilla import ArgillaFormatError
+    from workbench.ui.argilla import unpack
+
+    not_zip = tmp_path / "records.zip"
+    not_zip.write_text("[]")
+    bomb = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("d/.argilla/settings.json", "{}")
+        zf.writestr("d/records.json", b" " * (4 << 20))  # 4 MiB of spaces: a few KiB zipped
+    link = tmp_path / "link.zip"
+    with zipfile.ZipFile(link, "w") as zf:
+        info = zipfile.ZipInfo("d/records.json")
+        info.external_attr = (0o120777 << 16)
+        zf.writestr(info, "/etc/passwd")
+    for archive, message in ((not_zip, "records.zip: not a zip file (zip the dataset folder, or upload the zip a download gave you)"), (bomb, "bomb.zip: more than 1.0 MiB once "
+                                                                        "unzipped (max_upload_bytes)"),
+                             (link, "link.zip: 'd/records.json' would land outside the dataset folder"),
+                             (zip_of(ARGILLA / ".argilla", tmp_path / "no-records.zip", top="x/.argilla"),
+                              None)):
+        dest = tmp_path / f"out-{archive.stem}"
+        if message is None:  # settings alone is a folder to read (read_dataset then says what is missing)
+            assert unpack(archive, dest, 1 << 20) == dest / "x"
+            continue
+        with pytest.raises(ArgillaFormatError) as err:
+            unpack(archive, dest, 1 << 20)
+        assert str(err.value) == message
+        assert not dest.exists()

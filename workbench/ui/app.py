@@ -30,6 +30,7 @@ def build_app(project: Project, store: Store):
     from workbench.jobs import JobRunner
     from workbench.playground import Playground
     from workbench.ui.access import Access
+    from workbench.ui.argilla import ArgillaSection
     from workbench.ui.data import DataSection
     from workbench.ui.downloads import Downloads
     from workbench.ui.history import HistoryView
@@ -64,6 +65,7 @@ def build_app(project: Project, store: Store):
         with gr.Tab("Project", id="project-tab", visible=False) as project_tab:
             project_view = ProjectTab(store, project.config.name, access, project_tab)
             data_view = DataSection(project, store, access, project_tab, downloads)
+            argilla_view = ArgillaSection(project, store, access, project_tab, downloads)
         with gr.Tab("Train", id="train-tab", visible=False) as train_tab:
             train_view = TrainTab(runner, access)
         with gr.Tab("Leaderboard", id="leaderboard-tab", visible=False) as board_tab:
@@ -107,6 +109,7 @@ def build_app(project: Project, store: Store):
         tasks_view.wire(label_view.task)
         project_view.wire()
         data_view.wire()
+        argilla_view.wire()
         train_view.wire(tasks_view.scoring)
         board_view.wire()
         play_view.wire()
