@@ -7,14 +7,14 @@ import json
 
 import pytest
 
-from workbench.importers import ImportError_, files
+from workbench.importers import ImportError_, delimited, jsonl
 
 ROWS = [{"prompt": f"Question {i}?", "chosen": f"A good answer to {i}.", "rejected": "No."} for i in range(300)]
 
 
 @pytest.fixture
 def small_blocks(monkeypatch):
-    monkeypatch.setattr(files, "STREAM_BLOCK", 2048)  # about 30 rows a block: a 300-row file is 10 blocks or more
+    monkeypatch.setattr(jsonl, "STREAM_BLOCK", 2048)  # about 30 rows a block: a 300-row file is 10 blocks or more
 
 
 def write(path, rows):
@@ -80,7 +80,7 @@ def test_csv_streams_from_disk_with_quoted_newlines_across_reads(monkeypatch, st
     spans two reads is one field, and each row keeps the line it starts on."""
     import csv
 
-    monkeypatch.setattr(files, "READ_CHUNK", 64)
+    monkeypatch.setattr(delimited, "READ_CHUNK", 64)
     path = tmp_path / "p.csv"
     with path.open("w", newline="", encoding="utf-8") as fh:
         out = csv.writer(fh)
