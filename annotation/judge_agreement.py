@@ -130,3 +130,18 @@ def confident(judgements: list[dict], min_probability: float) -> list[str]:
     with a probability of at least `min_probability`."""
     return [j["id"] for j in judgements if j["payload"].get("as") in VERDICT_KINDS
             and not j["payload"].get("accepted_by") and (j["payload"].get("probability") or 0) >= min_probability]
+
+
+def order_by_judges(store, task_id: str) -> tuple[int, list[tuple[str, str]]]:
+    """Order a task's queue by judge doubt (`priorities`), in one transaction: (open items ordered, the first
+    five as (item id, reason)). `workbench judges prioritize` and the Tasks tab."""
+    ranked = priorities([i["id"] for i in store.open_items_for_scoring(task_id)], store.judgements(task_id))
+    store.set_queue_order(task_id, ranked, {"by": "judges"})
+    return len(ranked), [(item, reason) for item, (_, reason) in sorted(ranked.items(), key=lambda kv: -kv[1][0])[:5]]
+
+
+def accept_confident(store, task_id: str, judge: str, min_probability: float, accepted_by: str) -> tuple[int, int]:
+    """Accept in bulk the verdicts of `judge` on a task with at least `min_probability` (recorded as accepted by
+    `accepted_by`, never as a person's vote): (accepted, the judge's verdicts on the task)."""
+    mine = [j for j in store.judgements(task_id) if j["annotator"] == f"judge:{judge}"]
+    return store.accept_judgements(confident(mine, min_probability), accepted_by=accepted_by), len(mine)

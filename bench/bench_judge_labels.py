@@ -1,7 +1,7 @@
 """What judge labels are worth (issue 21): a reward model trained on N human pairs, against the same N plus a
 judge's verdicts on a pool of pairs no person labeled, both scored on held-out pairs nobody trained on.
 
-The demo's 500 preference pairs are split, seeded: the 53 about the Loki Watch are the test (held out from
+The demo's 500 preference pairs are split, seeded: the 87 about the Loki Watch (53 prompts) are the test (held out from
 every run); of the rest, --judge-pairs train the judge (a reward model of its own, reward-1), --human pairs are
 the people's labels, and the remainder is the unlabeled pool, a pairwise task the judge answers through
 `workbench judge`. Every run trains through `workbench train reward` with the same settings; what differs is
@@ -15,7 +15,7 @@ which labels its export reads:
     .venv/bin/python bench/bench_judge_labels.py                       # the tiny model, N = 40 (about 6 minutes)
     .venv/bin/python bench/bench_judge_labels.py --human 20,40,80 --seeds 0,1
 
-Accuracy is the share of the 53 test pairs whose chosen reply the model scores above the rejected one, with a
+Accuracy is the share of the 87 test pairs whose chosen reply the model scores above the rejected one, with a
 Wilson 95% interval. Results go in BENCHMARKS.md by hand.
 """
 

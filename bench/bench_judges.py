@@ -1,7 +1,7 @@
 """Model judges (issue 21): how fast a judge labels (items/s over HTTP with concurrency against one request at
 a time, and in-process), and how far it agrees with people against the people's own agreement.
 
-The demo's preference pairs are split by prompt: pairs about the Loki Watch (53) become a pairwise task with
+The demo's preference pairs are split by prompt: pairs about the Loki Watch (87 pairs over 53 prompts) become a pairwise task with
 two answers per item, the rest train the reward-model judge (`--source train.jsonl`, so it never saw the
 judged pairs). The people are scripted: `p1` answers each item with the pair's known winner, `p2` agrees with
 `p1` with probability --p2-agree (the ceiling a judge is held to). Judges, each through `workbench judge`:
@@ -66,7 +66,7 @@ def new_project(tmp: Path, base_model: str) -> str:
 
 
 def watch_split() -> tuple[list[dict], list[dict]]:
-    """The demo's preference pairs: those about the Loki Watch (53), and the rest."""
+    """The demo's preference pairs: those about the Loki Watch (87 pairs over 53 prompts), and the rest."""
     rows = [json.loads(line) for line in (DATA / "preferences.jsonl").read_text().splitlines()]
     watch = [r for r in rows if "Loki Watch" in r["prompt"][-1]["content"]]
     return watch, [r for r in rows if r not in watch]

@@ -1,10 +1,12 @@
 """What an admin manages in the browser (issue 20: people, tasks, versions, jobs), each action done in headless
 Chromium against the real server as an admin does it, with a screenshot per test in test-artifacts/ui-manage/.
 One server for the module; each test works on its own users and tasks. Nothing is trained: the runs, versions
-and logs the Versions and jobs tab shows are stored the way the job runner stores them (tests/test_manage.py)."""
+and logs the Versions and jobs tab shows are stored the way the job runner stores them (tests/test_manage.py);
+a reward model trained for 4 steps judges a six-item task as the one job that runs."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -33,6 +35,15 @@ def manage_root(tmp_path_factory, tiny_model):
     assert main(["import", "-p", root, str(DEMO_DATA / "preferences.jsonl")]) == 0
     for name, overlap in (("keep", "2"), ("guide", "1"), ("shelf", "1"), ("spare", "1")):
         assert main(["tasks", "add", name, "--kind", "pairwise", "--overlap", overlap, "-p", root]) == 0
+    judged = project.root / "judged.jsonl"  # six pairs for the judges' test, judged by a reward model
+    judged.write_text("".join(json.dumps({"prompt": f"My Loki Phone {i} will not charge.",
+                                          "chosen": f"Sorry! Try another cable, then the reset {i}.",
+                                          "rejected": "No."}) + "\n" for i in range(6)))
+    assert main(["import", "-p", root, str(judged)]) == 0
+    assert main(["tasks", "add", "judged", "--kind", "pairwise", "--source", "judged.jsonl", "-p", root]) == 0
+    assert main(["train", "reward", root, "--source", "judged.jsonl", "--max-steps", "4", "--batch-size", "4",
+                 "--max-length", "128"]) == 0  # reward-1: the judge (a reward model never abstains or flips)
+    assert main(["judges", "add", "rm", "-p", root, "--reward-model", "reward-1"]) == 0
     with Store.open(project.store_path) as store:
         for name in ("root", "boss"):
             add_user(store, name, "admin", PASSWORD)
@@ -346,3 +357,51 @@ def test_jobs_list_and_a_job_with_its_log_and_loss_plot(manage_server, browser):
     assert "20/100" in log and "10/100" not in log
     assert admin.locator("#job-log script").count() == 0
     admin.screenshot(path=str(SHOTS / "job-log.png"), full_page=True)
+
+
+def test_admin_runs_a_judge_shows_its_verdicts_orders_the_queue_and_accepts_sure_ones(manage_server, browser):
+    """Issue 21 in the Tasks tab: a reward-model judge judges the task as a job (progress, then what it stored;
+    this line stood still before the job timer moved out of the Train tab), its verdicts are pre-selected for
+    annotators, the queue is ordered by judge doubt, and sure verdicts are accepted in bulk, recorded as the
+    admin's acceptance and never as a person's vote."""
+    from gradio_client import Client
+    from playwright.sync_api import expect
+
+    admin = signed_in(browser, manage_server, "root")
+    admin_task(admin, "judged (pairwise)")
+    admin.locator("#judges-section").get_by_text("Model judges").click()
+    expect(admin.locator("#judge-name input")).to_have_value("rm", timeout=15_000)  # the only judge
+    admin.locator("#judge-run").click()
+    status = admin.locator("#judge-status")
+    expect(status).to_contain_text("judge rm stored 6 items (6 preference)", timeout=120_000)
+    admin.screenshot(path=str(SHOTS / "judge-run.png"), full_page=True)
+
+    admin.get_by_text("pre-selected before they answer").click()
+    admin.locator("#judge-shown-save").click()
+    result = admin.locator("#judge-result")
+    expect(result).to_contain_text("Task judged: judges' verdicts are pre-selected before they answer", timeout=15_000)
+    admin.locator("#judge-prioritize").click()
+    expect(result).to_contain_text("Task judged: 6 open items ordered by judge doubt. First in the queue:",
+                                   timeout=15_000)
+    assert "judge:rm p=" in result.inner_text()  # the least sure verdict first, with its probability
+    eli = signed_in(browser, manage_server, "eli")  # before the accept: an accepted item goes to the back
+    eli.locator("#task input").click()
+    eli.get_by_role("option", name="judged (pairwise)").click()
+    expect(eli.locator("#judge-suggestion")).to_contain_text("Judges suggest: rm:", timeout=15_000)
+    assert eli.locator("#choice input:checked").count() == 1  # the judge's pick, chosen for her
+    eli.screenshot(path=str(SHOTS / "judge-preselected.png"), full_page=True)
+
+    admin.locator("#judge-min-probability input").fill("0")
+    admin.locator("#judge-accept").click()
+    expect(result).to_contain_text("accepted 6 of 6 verdicts of judge:rm with probability at least 0", timeout=15_000)
+    admin.screenshot(path=str(SHOTS / "judge-accepted.png"), full_page=True)
+    admin.locator("#admin-refresh").click()
+    agreement = admin.locator("#task-agreement")
+    expect(agreement).to_contain_text("Model judges against people", timeout=15_000)
+    assert "judge:rm" in agreement.inner_text()
+
+    client = Client(manage_server, auth=("eli", PASSWORD), verbose=False)  # an annotator's script is refused
+    for args, api in ((("task-judged", "rm", False), "/run_judge"), (("task-judged", "after"), "/judge_suggestions"),
+                      (("task-judged", "rm", 0.0), "/judge_accept"), (("task-judged",), "/judge_prioritize")):
+        with pytest.raises(Exception, match="needs the role admin"):
+            client.predict(*args, api_name=api)

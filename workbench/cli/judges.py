@@ -56,7 +56,7 @@ SHOWN = {"hidden": "hidden from annotators (admins see them on each item)",
 
 
 def cmd_judges(args: argparse.Namespace) -> int:
-    from annotation.judge_agreement import confident, judge_report, priorities
+    from annotation.judge_agreement import accept_confident, judge_report, order_by_judges
     from annotation.judging import JudgeError, template_for
     from annotation.reports import judges_markdown
     from workbench.store import Store
@@ -92,28 +92,22 @@ def cmd_judges(args: argparse.Namespace) -> int:
                 store.set_task_suggestions(task.id, args.show)
             print(f"task {task.name}: judges' verdicts are {SHOWN[store.task_suggestions(task.id)]}")
             return 0
-        judgements = store.judgements(task.id)
         if args.action == "agreement":
             places = store.item_response_ids(task.id)
-            result = judge_report(store.task_answers(task.id), judgements, places)
+            result = judge_report(store.task_answers(task.id), store.judgements(task.id), places)
             print(json.dumps(result, indent=2) if args.json else f"# {task.name}\n\n" + judges_markdown(result))
             return 0
         if args.action == "prioritize":
-            open_ids = [i["id"] for i in store.open_items_for_scoring(task.id)]
-            ranked = priorities(open_ids, judgements)
-            store.set_queue_order(task.id, ranked, {"by": "judges"})
-            head = sorted(ranked.items(), key=lambda kv: -kv[1][0])[:5]
-            print(f"task {task.name}: {len(ranked)} open items ordered by judge doubt; first in the queue:")
-            for item, (_, reason) in head:
+            ordered, head = order_by_judges(store, task.id)
+            print(f"task {task.name}: {ordered} open items ordered by judge doubt; first in the queue:")
+            for item, reason in head:
                 print(f"  {item}\t{reason}")
             return 0
         # accept
         if not args.judge:
             raise JudgeError("judges accept needs --judge NAME: whose verdicts to accept")
-        mine = [j for j in judgements if j["annotator"] == f"judge:{args.judge}"]
-        picked = confident(mine, args.min_probability)
-        count = store.accept_judgements(picked, accepted_by=f"cli:{getpass.getuser()}")
-        print(f"task {task.name}: accepted {count} of {len(mine)} verdicts of judge:{args.judge} with "
+        count, mine = accept_confident(store, task.id, args.judge, args.min_probability, f"cli:{getpass.getuser()}")
+        print(f"task {task.name}: accepted {count} of {mine} verdicts of judge:{args.judge} with "
               f"probability >= {args.min_probability} (export them with --judges accepted)")
         return 0
 

@@ -14,7 +14,7 @@ from workbench.store.core import StoreCore, StoreError, StoreLocked
 from workbench.store.exports import PAIR_RULES, TIE_RULES, ExportFilters, Exports, StagedExport
 from workbench.store.generation import Generation
 from workbench.store.history import HISTORY_STATES, History
-from workbench.store.judges import JUDGE_MODES, JUDGE_PREFIX, Judges
+from workbench.store.judges import JUDGE_MODES, JUDGE_PREFIX, SUGGESTION_MODES, Judges
 from workbench.store.queue import Queue
 from workbench.store.records import ImportCounts, ImportItem, Records
 from workbench.store.rules import ANSWER_KINDS, as_chat
@@ -28,6 +28,6 @@ class Store(Records, Tasks, Queue, Answers, Exports, Runs, Users, Generation, Ju
     """One open DuckDB file. Threads call `cursor()` and use their own cursor, never a shared one."""
 
 
-__all__ = ["ANSWER_KINDS", "HISTORY_STATES", "JUDGE_MODES", "JUDGE_PREFIX", "MIGRATIONS", "PAIR_RULES", "SCHEMA_VERSION", "TIE_RULES",
+__all__ = ["ANSWER_KINDS", "HISTORY_STATES", "JUDGE_MODES", "JUDGE_PREFIX", "MIGRATIONS", "PAIR_RULES", "SCHEMA_VERSION", "SUGGESTION_MODES", "TIE_RULES",
            "ExportFilters", "ImportCounts", "ImportItem", "ModelVersion", "Run", "StagedExport", "Store", "StoreError",
            "StoreLocked", "Task", "as_chat"]

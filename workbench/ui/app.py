@@ -35,12 +35,19 @@ def build_app(project: Project, store: Store):
     from workbench.ui.downloads import Downloads
     from workbench.ui.history import HistoryView
     from workbench.ui.jobs import JobsTab
+    from workbench.ui.judges import JudgesSection, judging_markdown
     from workbench.ui.label import LabelView
     from workbench.ui.leaderboard import LeaderboardTab
     from workbench.ui.playground import PlaygroundTab
     from workbench.ui.project import ProjectTab
     from workbench.ui.render import inline
-    from workbench.ui.tasks import TasksView, admin_task_choices, cancel_scoring_job, start_scoring_job
+    from workbench.ui.tasks import (
+        TasksView,
+        admin_task_choices,
+        cancel_scoring_job,
+        scoring_markdown,
+        start_scoring_job,
+    )
     from workbench.ui.train import TrainTab, version_choices
     from workbench.ui.users import UsersTab
 
@@ -55,6 +62,7 @@ def build_app(project: Project, store: Store):
             whoami = gr.Markdown(elem_id="whoami")
             # a button in this tab: a Markdown link opens /logout in a new tab and leaves this one signed in
             gr.Button("Sign out", link="/logout", link_target="_self", size="sm", scale=0, elem_id="sign-out")
+        job_timer = gr.Timer(1.0, active=False)  # admins: the job lines of the Train and Tasks tabs (train.py)
         with gr.Tab("Label", id="label-tab"):
             label_view = LabelView(labeling, access.user_of)
             history_view = HistoryView(access.user_of)
@@ -62,12 +70,13 @@ def build_app(project: Project, store: Store):
             tasks_view = TasksView(labeling, access.user_of,
                                    lambda task, by, models: start_scoring_job(runner, task, by, models),
                                    lambda: cancel_scoring_job(runner))
+            judges_view = JudgesSection(store, runner, access)
         with gr.Tab("Project", id="project-tab", visible=False) as project_tab:
             project_view = ProjectTab(store, project.config.name, access, project_tab)
             data_view = DataSection(project, store, access, project_tab, downloads)
             argilla_view = ArgillaSection(project, store, access, project_tab, downloads)
         with gr.Tab("Train", id="train-tab", visible=False) as train_tab:
-            train_view = TrainTab(runner, access)
+            train_view = TrainTab(runner, access, job_timer)
         with gr.Tab("Leaderboard", id="leaderboard-tab", visible=False) as board_tab:
             board_view = LeaderboardTab(store, access, board_tab)
         with gr.Tab("Playground", id="playground-tab", visible=False) as play_tab:
@@ -110,7 +119,8 @@ def build_app(project: Project, store: Store):
         project_view.wire()
         data_view.wire()
         argilla_view.wire()
-        train_view.wire(tasks_view.scoring)
+        train_view.wire((tasks_view.scoring, scoring_markdown), (judges_view.status, judging_markdown))
+        judges_view.wire(tasks_view.task)
         board_view.wire()
         play_view.wire()
         users_view.wire()

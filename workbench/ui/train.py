@@ -3,6 +3,8 @@ loss plot), cancel it. Jobs run in their own processes (workbench.jobs); this ta
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import gradio as gr
 
 from workbench.jobs import JobRunner, RunError
@@ -153,8 +155,10 @@ def cancel_job(runner: JobRunner) -> str:
 class TrainTab:
     """Layout first (inside the app's Blocks), then `wire` once every tab exists."""
 
-    def __init__(self, runner: JobRunner, access: Access):
-        self.runner, self.access = runner, access
+    def __init__(self, runner: JobRunner, access: Access, timer: gr.Timer):
+        """`timer`: the page's job timer, made outside every tab: Gradio mounts a tab when it is first opened, and
+        a timer inside an unopened tab never ticks (the Tasks tab's job lines stood still until Train was opened)."""
+        self.runner, self.access, self.timer = runner, access, timer
         with gr.Row():
             self.stage = gr.Dropdown(["sft", "reward", "dpo", "kto", "ppo"], value="sft", label="Stage",
                                      elem_id="stage")
@@ -188,12 +192,10 @@ class TrainTab:
             self.gen_start = gr.Button("Generate", elem_id="gen-start")
         self.status = gr.Markdown(elem_id="job-status")
         self.plot = gr.Markdown(elem_id="loss-plot")  # our SVG (numbers only); gr.HTML would need 'unsafe-eval'
-        self.timer = gr.Timer(1.0, active=False)
 
-    def wire(self, scoring_line: gr.Markdown) -> None:
-        """`scoring_line`: the Tasks tab's line on a scoring job, which the same timer refreshes."""
-        from workbench.ui.tasks import scoring_markdown
-
+    def wire(self, *job_lines: tuple[gr.Markdown, Callable[[dict], str]]) -> None:
+        """`job_lines`: other tabs' lines on a job of their own kind (the Tasks tab's scoring and judging), each a
+        Markdown and what it shows of the runner's status; the same timer refreshes them."""
         runner, access = self.runner, self.access
 
         names = list(self.settings.fields)  # the All settings fields, in the order of their inputs
@@ -216,7 +218,8 @@ class TrainTab:
 
         def tick(request: gr.Request):
             access.admin(request)
-            return (*job_view(runner), scoring_markdown(runner.status()))
+            status = runner.status()
+            return (*job_view(runner), *(show(status) for _, show in job_lines))
 
         self.start.click(start_from_ui, inputs=[self.stage, self.parent, self.reward, self.max_steps, self.lr,
                                                 self.full, *self.settings.components], outputs=self.status,
@@ -226,4 +229,5 @@ class TrainTab:
                                                        self.gen_temperature, self.gen_tokens, self.gen_sources,
                                                        self.gen_query, self.gen_top_p, self.gen_seed],
                              outputs=self.status, api_name="generate")
-        self.timer.tick(tick, outputs=[self.status, self.plot, scoring_line], api_name=False)
+        self.timer.tick(tick, outputs=[self.status, self.plot, *(line for line, _ in job_lines)],
+                         api_name=False)
