@@ -16,7 +16,12 @@ from dataclasses import dataclass
 from annotation.queue import LETTERS
 from workbench.store.judges import JUDGE_PREFIX, SUGGESTION_MODES
 
-__all__ = ["SUGGESTION_MODES", "Suggestion", "preselection", "suggestions", "summary"]
+__all__ = ["SHOWN", "SUGGESTION_MODES", "Suggestion", "preselection", "suggestions", "summary"]
+
+# Each mode in words, for the CLI's and the Tasks tab's lines.
+SHOWN = {"hidden": "hidden from annotators (admins see them on each item)",
+         "after": "shown to annotators after their own answer",
+         "preselect": "pre-selected for annotators before they answer (when the judges agree)"}
 
 
 @dataclass(frozen=True)

@@ -376,10 +376,11 @@ def test_admin_runs_a_judge_shows_its_verdicts_orders_the_queue_and_accepts_sure
     expect(status).to_contain_text("judge rm stored 6 items (6 preference)", timeout=120_000)
     admin.screenshot(path=str(SHOTS / "judge-run.png"), full_page=True)
 
-    admin.get_by_text("pre-selected before they answer").click()
+    admin.get_by_text("pre-selected for annotators before they answer").click()
     admin.locator("#judge-shown-save").click()
     result = admin.locator("#judge-result")
-    expect(result).to_contain_text("Task judged: judges' verdicts are pre-selected before they answer", timeout=15_000)
+    expect(result).to_contain_text("Task judged: judges' verdicts are pre-selected for annotators before they answer",
+                                   timeout=15_000)
     admin.locator("#judge-prioritize").click()
     expect(result).to_contain_text("Task judged: 6 open items ordered by judge doubt. First in the queue:",
                                    timeout=15_000)

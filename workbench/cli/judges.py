@@ -50,11 +50,6 @@ def _add(store, args: argparse.Namespace) -> int:
     return 0
 
 
-SHOWN = {"hidden": "hidden from annotators (admins see them on each item)",
-         "after": "shown to annotators after their own answer",
-         "preselect": "pre-selected for annotators before they answer (when the judges agree)"}
-
-
 def cmd_judges(args: argparse.Namespace) -> int:
     from annotation.judge_agreement import accept_confident, judge_report, order_by_judges
     from annotation.judging import JudgeError, template_for
@@ -90,6 +85,8 @@ def cmd_judges(args: argparse.Namespace) -> int:
         if args.action == "suggestions":  # read-write: the store is opened for writing unless list/agreement
             if args.show:
                 store.set_task_suggestions(task.id, args.show)
+            from annotation.suggestions import SHOWN
+
             print(f"task {task.name}: judges' verdicts are {SHOWN[store.task_suggestions(task.id)]}")
             return 0
         if args.action == "agreement":

@@ -22,6 +22,7 @@ from workbench.config import Project
 from workbench.errors import WorkbenchError
 from workbench.store import Store
 from workbench.ui.access import Access
+from workbench.ui.data import comma_list
 from workbench.ui.downloads import Downloads, safe_name, size_text, zip_folder
 from workbench.ui.render import code, inline
 
@@ -120,7 +121,7 @@ def import_zip(project: Project, store: Store, path: str | None, *, task: str, p
         return "Choose a zip of an Argilla dataset folder first."
     upload = Path(path)
     folder = project.root / "uploads" / f"{datetime.now():%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
-    tag_list = [t.strip() for t in tags.replace("\n", ",").split(",") if t.strip()]
+    tag_list = comma_list(tags)
     inside = f"{folder / 'zip'}{os.sep}"  # an error names a file as it is in the zip, not the server's copy
     try:
         dataset = unpack(upload, folder / "zip", project.config.max_upload_bytes)
@@ -142,7 +143,7 @@ def pull(store: Store, name: str, *, workspace: str, task: str, prompt_field: st
 
     if not name.strip():
         return "Give the dataset's name on the server first."
-    tag_list = [t.strip() for t in tags.replace("\n", ",").split(",") if t.strip()]
+    tag_list = comma_list(tags)
     try:
         report = live.pull(store, live.Server.configured(), name.strip(), workspace=workspace.strip() or None,
                            task=task.strip() or None, prompt_field=prompt_field.strip() or None, tags=tag_list)

@@ -37,6 +37,11 @@ class DataError(WorkbenchError):
     """A request from the Project tab that cannot be carried out as asked; the message says why."""
 
 
+def comma_list(text: str | None) -> list[str]:
+    """A form field of names (tags, sources) separated by commas or lines, blanks left out."""
+    return [part.strip() for part in re.split(r"[,\n]", text or "") if part.strip()]
+
+
 # ------------------------------------------------------------------ import
 def import_uploads(project: Project, store: Store, downloads: Downloads, paths: list[str], *, fmt: str | None,
                    kind: str | None, tags: str, on_error: str, max_rejects: str,
@@ -63,7 +68,7 @@ def import_uploads(project: Project, store: Store, downloads: Downloads, paths: 
             progress(done / total if total else None, f"importing {shown(name)}: {size_text(done)} of "
                                                        f"{size_text(total)}")
 
-    tag_list = [t.strip() for t in re.split(r"[,\n]", tags or "") if t.strip()]
+    tag_list = comma_list(tags)
     try:
         reports = import_files(store, kept, fmt=fmt or None, kind=kind or None,
                                max_field_bytes=project.config.max_field_bytes,
@@ -118,7 +123,7 @@ def export_filters(*, annotators: list[str] | None = None, sources: str = "", si
                          exclude_ties=bool(exclude_ties), pairs=pairs or "all", pairs_chosen=bool(pairs),
                          min_margin=1.0 if min_margin is None else float(min_margin), ties=ties or "drop",
                          smoothing=bool(smoothing), annotators=list(annotators or []),
-                         sources=[s.strip() for s in re.split(r"[,\n]", sources or "") if s.strip()],
+                         sources=comma_list(sources),
                          review_votes=bool(review_votes), judges=judges or "exclude",
                          since=_date(since, "since"), until=_date(until, "until"))
 

@@ -11,14 +11,11 @@ import gradio as gr
 
 from annotation.judge_agreement import accept_confident, order_by_judges
 from annotation.judging import JudgeError
+from annotation.suggestions import SHOWN
 from workbench.jobs import JobRunner, RunError
 from workbench.store import SUGGESTION_MODES, Store
 from workbench.ui.access import Access
 from workbench.ui.render import code, inline
-
-SHOWN = {"hidden": "hidden from annotators (you see them on each item)",
-         "after": "shown to annotators after their own answer",
-         "preselect": "pre-selected before they answer (when the judges agree)"}
 
 
 def judging_markdown(status: dict) -> str:
