@@ -101,7 +101,9 @@ def build_app(project: Project, store: Store):
                     gr.update(visible=reviews), gr.update(visible=reviews),
                     gr.update(choices=choices), gr.update(choices=rewards), gr.update(choices=admin_tasks),
                     gr.update(choices=writers if is_admin else []), gr.update(choices=writers),
-                    gr.update(choices=[""] + writers), gr.Timer(active=is_admin), *label_view.on_load(user)]
+                    gr.update(choices=[""] + writers),
+                    gr.Timer(active=is_admin and runner.status()["state"] == "running"),  # train.py: follow
+                    *label_view.on_load(user)]
 
         app.load(on_load, outputs=[whoami, tasks_tab, project_tab, train_tab, board_tab, play_tab, train_view.parent,
                                    train_view.reward, tasks_view.task, train_view.gen_versions, play_view.version_a,
@@ -115,12 +117,12 @@ def build_app(project: Project, store: Store):
         app.load(admin_tabs, outputs=[users_tab, jobs_tab], api_name=False)
         label_view.wire()
         history_view.wire(label_view, store)
-        tasks_view.wire(label_view.task)
+        tasks_view.wire(label_view.task, job_timer)
         project_view.wire()
         data_view.wire()
         argilla_view.wire()
         train_view.wire((tasks_view.scoring, scoring_markdown), (judges_view.status, judging_markdown))
-        judges_view.wire(tasks_view.task)
+        judges_view.wire(tasks_view.task, job_timer)
         board_view.wire()
         play_view.wire()
         users_view.wire()

@@ -16,6 +16,7 @@ from workbench.jobs import JobRunner, RunError
 from workbench.store import SUGGESTION_MODES, Store
 from workbench.ui.access import Access
 from workbench.ui.render import code, inline
+from workbench.ui.train import follow
 
 
 def judging_markdown(status: dict) -> str:
@@ -57,7 +58,8 @@ def cancel_judging(runner: JobRunner) -> str:
 
 
 class JudgesSection:
-    """Layout first (inside the Tasks tab, below the task chooser), then `wire(task)` with that dropdown."""
+    """Layout first (inside the Tasks tab, below the task chooser), then `wire(task, job_timer)` with that dropdown
+    and the page's job timer (started after Run, train.py follow)."""
 
     def __init__(self, store: Store, runner: JobRunner, access: Access):
         self.store, self.runner, self.access = store, runner, access
@@ -81,7 +83,7 @@ class JudgesSection:
                 self.accept = gr.Button("Accept the judge's sure verdicts", elem_id="judge-accept")
             self.result = gr.Markdown(elem_id="judge-result")
 
-    def wire(self, task: gr.Dropdown) -> None:
+    def wire(self, task: gr.Dropdown, job_timer: gr.Timer) -> None:
         store, runner, access = self.store, self.runner, self.access
 
         def chosen(task_id: str | None):
@@ -132,7 +134,8 @@ class JudgesSection:
                     "(never as a person's vote).")
 
         task.change(refresh, inputs=task, outputs=[self.judge, self.shown], api_name=False)
-        self.run.click(run, inputs=[task, self.judge, self.every], outputs=self.status, api_name="run_judge")
+        follow(self.run.click(run, inputs=[task, self.judge, self.every], outputs=self.status, api_name="run_judge"),
+               job_timer)
         self.cancel.click(cancel, outputs=self.status, api_name="cancel_judging")
         self.save_shown.click(save_shown, inputs=[task, self.shown], outputs=self.result, api_name="judge_suggestions")
         self.prioritize.click(prioritize, inputs=task, outputs=self.result, api_name="judge_prioritize")

@@ -14,6 +14,7 @@ from annotation.reports import agreement_markdown, judges_markdown, progress_mar
 from workbench.jobs import JobRunner, RunError
 from workbench.ui.label import UserOf, user_text_box
 from workbench.ui.render import cell, code, html_text, inline, user_markdown
+from workbench.ui.train import follow
 
 # An order that needs models runs as a scoring job on the server's job runner: the app hands the Tasks tab these
 # two (task, by, models -> a status line; -> a status line), so the tab can be tested without a runner.
@@ -280,7 +281,8 @@ class TasksView:
                 {**judged, "judges": [{**j, "judge": cell(j["judge"])} for j in judged["judges"]]})
         return progress, agreement
 
-    def wire(self, label_task: gr.Dropdown) -> None:
+    def wire(self, label_task: gr.Dropdown, job_timer: gr.Timer) -> None:
+        """`job_timer`: the page's job timer, started after a reorder that starts a scoring job (train.py follow)."""
         lab = self.labeling
         split = lambda text: [s.strip() for s in (text or "").split(",") if s.strip()]  # noqa: E731
 
@@ -323,8 +325,8 @@ class TasksView:
                 return order_markdown(prioritize(lab.store, task or "", by, names))
             return self._admin(request, go)
 
-        self.reorder.click(reorder, inputs=[self.task, self.order_by, self.order_models], outputs=self.reordered,
-                           api_name="reorder_queue")
+        follow(self.reorder.click(reorder, inputs=[self.task, self.order_by, self.order_models],
+                                  outputs=self.reordered, api_name="reorder_queue"), job_timer)
 
         def cancel_order(request: gr.Request):
             def go(user):

@@ -217,17 +217,29 @@ class TrainTab:
             return cancel_job(runner)
 
         def tick(request: gr.Request):
+            """The live view, then the timer stops once no job runs (its last tick shows how the job ended): an
+            admin's page does not poll the server while nothing happens."""
             access.admin(request)
             status = runner.status()
-            return (*job_view(runner), *(show(status) for _, show in job_lines))
+            return (*job_view(runner), *(show(status) for _, show in job_lines),
+                    gr.Timer(active=status["state"] == "running"))
 
-        self.start.click(start_from_ui, inputs=[self.stage, self.parent, self.reward, self.max_steps, self.lr,
-                                                self.full, *self.settings.components], outputs=self.status,
-                         api_name="start_training")
+        started = self.start.click(start_from_ui, inputs=[self.stage, self.parent, self.reward, self.max_steps,
+                                                          self.lr, self.full, *self.settings.components],
+                                   outputs=self.status, api_name="start_training")
+        follow(started, self.timer)
         self.cancel.click(cancel_from_ui, outputs=self.status, api_name="cancel_training")
-        self.gen_start.click(generate_from_ui, inputs=[self.gen_versions, self.gen_tags, self.gen_limit, self.gen_n,
-                                                       self.gen_temperature, self.gen_tokens, self.gen_sources,
-                                                       self.gen_query, self.gen_top_p, self.gen_seed],
-                             outputs=self.status, api_name="generate")
-        self.timer.tick(tick, outputs=[self.status, self.plot, *(line for line, _ in job_lines)],
-                         api_name=False)
+        generating = self.gen_start.click(generate_from_ui, inputs=[self.gen_versions, self.gen_tags, self.gen_limit,
+                                                                    self.gen_n, self.gen_temperature, self.gen_tokens,
+                                                                    self.gen_sources, self.gen_query, self.gen_top_p,
+                                                                    self.gen_seed],
+                                          outputs=self.status, api_name="generate")
+        follow(generating, self.timer)
+        self.timer.tick(tick, outputs=[self.status, self.plot, *(line for line, _ in job_lines), self.timer],
+                        api_name=False)
+
+
+def follow(event, timer: gr.Timer) -> None:
+    """After an event that may start a job (training, generation, scoring, judging), start the page's job
+    timer; it stops itself when no job runs. Chained with `.then`, so the event's API outputs stay as they are."""
+    event.then(lambda: gr.Timer(active=True), outputs=timer, api_name=False, show_progress="hidden")
