@@ -401,6 +401,12 @@ def test_admin_runs_a_judge_shows_its_verdicts_orders_the_queue_and_accepts_sure
     expect(agreement).to_contain_text("Model judges against people", timeout=15_000)
     assert "judge:rm" in agreement.inner_text()
 
+    # the job is over: the page's job timer has stopped, so an idle admin page sends the server nothing
+    events = []
+    admin.on("request", lambda r: events.append(r.url) if "/queue/join" in r.url else None)
+    admin.wait_for_timeout(3500)
+    assert events == [], events
+
     client = Client(manage_server, auth=("eli", PASSWORD), verbose=False)  # an annotator's script is refused
     for args, api in ((("task-judged", "rm", False), "/run_judge"), (("task-judged", "after"), "/judge_suggestions"),
                       (("task-judged", "rm", 0.0), "/judge_accept"), (("task-judged",), "/judge_prioritize")):
