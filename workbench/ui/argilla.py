@@ -9,7 +9,6 @@ from the page, so an admin's browser never holds or sends the key."""
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
 import zipfile
 from datetime import datetime
@@ -22,7 +21,7 @@ from workbench.config import Project
 from workbench.errors import WorkbenchError
 from workbench.store import Store
 from workbench.ui.access import Access
-from workbench.ui.data import comma_list
+from workbench.ui.data import comma_list, upload_folder
 from workbench.ui.downloads import Downloads, safe_name, size_text, zip_folder
 from workbench.ui.render import code, inline
 
@@ -120,7 +119,7 @@ def import_zip(project: Project, store: Store, path: str | None, *, task: str, p
     if not path:
         return "Choose a zip of an Argilla dataset folder first."
     upload = Path(path)
-    folder = project.root / "uploads" / f"{datetime.now():%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+    folder = upload_folder(project)
     tag_list = comma_list(tags)
     inside = f"{folder / 'zip'}{os.sep}"  # an error names a file as it is in the zip, not the server's copy
     try:

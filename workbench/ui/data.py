@@ -37,6 +37,11 @@ class DataError(WorkbenchError):
     """A request from the Project tab that cannot be carried out as asked; the message says why."""
 
 
+def upload_folder(project: Project) -> Path:
+    """A new folder's path under PROJECT/uploads/ for one import's files (the project keeps what it imported)."""
+    return project.root / "uploads" / f"{datetime.now():%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+
+
 def comma_list(text: str | None) -> list[str]:
     """A form field of names (tags, sources) separated by commas or lines, blanks left out."""
     return [part.strip() for part in re.split(r"[,\n]", text or "") if part.strip()]
@@ -56,7 +61,7 @@ def import_uploads(project: Project, store: Store, downloads: Downloads, paths: 
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
         return f"**Nothing imported:** two files are named {inline(twice[0])}: rename one and upload again.", []
-    folder = project.root / "uploads" / f"{datetime.now():%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+    folder = upload_folder(project)
     folder.mkdir(parents=True, mode=0o700)
     kept = [Path(shutil.move(p, folder / name)) for p, name in zip(paths, names, strict=True)]
     rejects_dir = project.root / "rejects"
