@@ -63,6 +63,8 @@ def main() -> int:
     parser.add_argument("--base-model", default="smollm2", help="what `workbench demo --base-model` takes")
     parser.add_argument("--heldout", type=int, default=120, help="held-out prompts sampled (of 120)")
     parser.add_argument("--sft-steps", type=int, help="default: the demo's (DEMO_SFT_LORA)")
+    parser.add_argument("--sft-lr", type=float, help="default: the demo's")
+    parser.add_argument("--replay", type=float, help="SFT's general replay share (default: the demo's)")
     parser.add_argument("--dpo-steps", type=int, help="default: the demo's (DEMO_DPO_LORA)")
     parser.add_argument("--dpo-lr", type=float, help="default: the demo's")
     parser.add_argument("--dpo-beta", type=float, help="default: the demo's")
@@ -80,7 +82,10 @@ def main() -> int:
     policies = json.loads((data / "policies.json").read_text())
     sft = json.loads(json.dumps(DEMO_SFT_LORA))
     dpo = json.loads(json.dumps(DEMO_DPO_LORA))
-    for settings, key, value in ((sft, "max_steps", args.sft_steps), (dpo, "max_steps", args.dpo_steps),
+    if args.replay is not None:
+        sft["replay"] = args.replay
+    for settings, key, value in ((sft, "max_steps", args.sft_steps), (sft, "learning_rate", args.sft_lr),
+                                 (dpo, "max_steps", args.dpo_steps),
                                  (dpo, "learning_rate", args.dpo_lr), (dpo, "beta", args.dpo_beta)):
         if value is not None:
             settings["trl"][key] = value
@@ -90,7 +95,7 @@ def main() -> int:
     base = project.base_model_path()
     tokenizer = load_tokenizer(base)
     print(f"project {project.root} on {base} ({time.perf_counter() - started:.0f} s); {len(heldout)} prompts; "
-          f"SFT {sft['trl']}; DPO {dpo['trl']}", flush=True)
+          f"SFT {sft['trl']}, replay {sft.get('replay', 0.0)}; DPO {dpo['trl']}", flush=True)
 
     openings = tuple(" ".join(o.split()[:3]) for o in policies["empathetic_openings"])
 
@@ -110,7 +115,8 @@ def main() -> int:
     with Store.open(project.store_path) as store:
         for stage, settings in (("sft", sft), ("dpo", dpo)):
             t0 = time.perf_counter()
-            result = train(project, store, TrainRequest(stage=stage, parent=parent, trl=settings["trl"]))
+            result = train(project, store, TrainRequest(stage=stage, parent=parent, trl=settings["trl"],
+                                                          replay=settings.get("replay", 0.0)))
             if result.status != "succeeded":
                 print(f"{stage} run {result.run_id} {result.status}: {result.error}")
                 return 1

@@ -54,6 +54,9 @@ class RunConfig:
     """The stage's TRL config fields (defaults merged with the run's overrides); `seed` seeds every RNG."""
     val_split: float = 0.0
     """Share of the snapshot held out as data/test.parquet."""
+    replay: float = 0.0
+    """SFT: share of the training rows that are the base model's own replies to general questions
+    (trainers/replay.py), against forgetting; 0 trains on the snapshot alone."""
     filters: dict = field(default_factory=dict)
     """The export filters that chose the snapshot's rows, as JSON."""
     dataset_hash: str = ""
@@ -75,6 +78,9 @@ class RunConfig:
             raise RunConfigError("run settings: run_id and base_model must not be empty")
         if not 0 <= self.val_split < 1:
             raise RunConfigError(f"run settings: val_split must be in [0, 1), not {self.val_split!r}")
+        if not 0 <= self.replay < 1 or (self.replay and self.stage != "sft"):
+            raise RunConfigError(f"run settings: replay must be in [0, 1) and only for sft, not {self.replay!r} "
+                                 f"for {self.stage}")
         if not isinstance(self.trl.get("seed", 0), int):
             raise RunConfigError(f"run settings: trl.seed must be an integer, not {self.trl['seed']!r}")
         try:

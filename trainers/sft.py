@@ -4,7 +4,8 @@
     python -m trainers.sft RUN_DIR                                  # the stage alone, on a prepared run folder
 
 The snapshot is TRL's conversational prompt/completion format, so the loss covers only the completion
-(TRL's default for prompt/completion data), rendered with the model's chat template. Status, phases, resume
+(TRL's default for prompt/completion data), rendered with the model's chat template. `--replay SHARE` mixes
+in the base model's own replies to general questions (trainers/replay.py), against forgetting. Status, phases, resume
 and the save are trainers/driver.py's.
 """
 
@@ -16,6 +17,7 @@ from pathlib import Path
 from trainers.driver import Stage, data_rows, run_stage, trainer_inputs, trl_config
 from trainers.evaluation import probe_logp
 from trainers.models import load_causal_lm, load_tokenizer
+from trainers.replay import mix_replay
 from trainers.run_config import RunConfig
 from trainers.run_folder import is_main_process, load_snapshot
 
@@ -24,6 +26,11 @@ def build(run: RunConfig, run_dir: Path) -> Stage:
     from trl import SFTConfig, SFTTrainer
 
     train, test = load_snapshot(run_dir)
+    rows = data_rows(train, test)
+    if run.replay:  # before the model to train is loaded: the base that writes the replays is a second copy
+        train, replayed = mix_replay(train, run.replay, run.project_base_model or run.base_model, run_dir,
+                                     run.trl.get("seed", 0))
+        rows |= replayed
     tokenizer = load_tokenizer(run.base_model)
     model, peft_config = load_causal_lm(run.base_model, run.lora(), run.parent_adapter)
     args = trl_config(SFTConfig, run, run_dir, evaluate=test is not None)
@@ -35,7 +42,7 @@ def build(run: RunConfig, run_dir: Path) -> Stage:
         if is_main_process():
             summary["probe_logp"] = probe_logp(trainer.model, tokenizer)
 
-    return Stage(trainer, tokenizer, checks, summary=data_rows(train, test))
+    return Stage(trainer, tokenizer, checks, summary=rows)
 
 
 def main(run_dir: str | Path) -> None:

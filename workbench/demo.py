@@ -149,7 +149,8 @@ def demo_loop(path: str | Path, data_dir: Path | None = None, *, base_model: str
             t0 = time.perf_counter()
             log(f"training {stage} ...")
             result = train(project, store, TrainRequest(stage=stage, parent=results.get(parent, {}).get("version"),
-                                                        adapter=settings.get("adapter", {}), trl=settings["trl"]))
+                                                        adapter=settings.get("adapter", {}), trl=settings["trl"],
+                                                        replay=settings.get("replay", 0.0)))
             if result.status != "succeeded":
                 raise RuntimeError(f"{stage} run {result.run_id} {result.status}: {result.error}")
             v = result.version

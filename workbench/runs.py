@@ -37,6 +37,7 @@ TRL_DEFAULTS = {
 }
 TRL_DEFAULTS["rloo"] = {"learning_rate": 3e-5, "num_generations": 4, "max_completion_length": 48, "beta": 0.05,
                         "per_device_train_batch_size": 8, "max_steps": 32}
+MAX_REPLAY = 0.5  # past half the rows are replays: the run is mostly about not changing
 COMMON_EXCEPT = {"ppo": {"max_length", "save_strategy", "save_steps", "save_total_limit", "logging_steps"},
                  "rloo": {"max_length"}}
 
@@ -49,6 +50,7 @@ class TrainRequest:
     adapter: dict = field(default_factory=dict)  # trainers.models.Adapter fields
     trl: dict = field(default_factory=dict)  # overrides of the stage's TRL config
     val_split: float = 0.0
+    replay: float = 0.0  # sft: share of training rows that are the base model's replies to general questions
     filters: ExportFilters = field(default_factory=ExportFilters)
     accelerate_config: str | None = None  # run under `accelerate launch --config_file ...`
     resume: str | None = None  # a failed or cancelled run to continue from its last checkpoint
@@ -178,6 +180,11 @@ def prepare_run(project: Project, store: Store, request: TrainRequest) -> tuple[
 
     if request.stage not in STAGES:
         raise RunError(f"unknown stage {request.stage!r}; choose one of {', '.join(STAGES)}")
+    if request.replay and request.stage != "sft":
+        raise RunError("--replay applies to `train sft` (it mixes general replies into demonstrations)")
+    if not 0 <= request.replay <= MAX_REPLAY:
+        raise RunError(f"--replay {request.replay}: choose 0 to {MAX_REPLAY} (the share of training rows that "
+                       "are general replays)")
     base_model = project.base_model_path()
     try:
         check_base_model(base_model)
@@ -245,7 +252,7 @@ def prepare_run(project: Project, store: Store, request: TrainRequest) -> tuple[
             parent_version=request.parent, parent_adapter=parent.path if parent and not parent_is_full else None,
             reward_version=request.reward_model, reward_adapter=reward.path if reward else None,
             reward_base_model=reward.base_model if reward else None, reward_gate=gate,
-            adapter=request.adapter, trl=trl, val_split=request.val_split,
+            adapter=request.adapter, trl=trl, val_split=request.val_split, replay=request.replay,
             filters=json.loads(json.dumps(asdict(request.filters), default=str)),
             dataset_hash=snapshot.content_hash, rows=snapshot.counts)
     except RunConfigError as exc:  # the checks above missed something: leave no half-made run behind

@@ -25,6 +25,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         args.stage, algorithm=args.algorithm, parent=args.parent, reward_model=args.reward_model,
         min_reward_accuracy=args.min_reward_accuracy, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
         max_length=args.max_length, max_steps=args.max_steps, seed=args.seed, val_split=args.val_split,
+        replay=args.replay,
         lora_r=args.lora_r, lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout,
         target_modules=args.target_modules, layers=args.layers, qlora=args.qlora, full=args.full, beta=args.beta,
         loss=args.loss, loss_weights=args.loss_weights, settings=args.set, filters=options.filters(args),
@@ -123,6 +124,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--loss-weights", type=lambda s: [float(x) for x in s.split(",")], help="dpo: e.g. 1,1")
     g.add_argument("--set", action="append", metavar="KEY=VALUE", help="any field of TRL's SFTConfig/DPOConfig")
     p.add_argument("--val-split", type=float, default=0.0, help="fraction of prompts held out for evaluation")
+    p.add_argument("--replay", type=float, default=0.0, metavar="SHARE",
+                   help="sft: make this share of the training rows the base model's own replies to general "
+                        "questions, so the run does not teach it to answer everything in the project's voice "
+                        "(e.g. 0.2; at most 0.5)")
     g = p.add_argument_group("adapter")
     g.add_argument("--lora-r", type=int)
     g.add_argument("--lora-alpha", type=int)

@@ -21,6 +21,7 @@ CLI_FIELDS = {
     "--algorithm": "algorithm", "--min-reward-accuracy": "min_reward_accuracy", "--epochs": "epochs",
     "--batch-size": "batch_size", "--max-length": "max_length", "--seed": "seed", "--beta": "beta",
     "--loss": "loss", "--loss-weights": "loss_weights", "--set": "settings", "--val-split": "val_split",
+    "--replay": "replay",
     "--lora-r": "lora_r", "--lora-alpha": "lora_alpha", "--lora-dropout": "lora_dropout",
     "--target-modules": "target_modules", "--layers": "layers", "--qlora": "qlora", "--min-votes": "min_votes",
     "--min-agreement": "min_agreement", "--exclude-ties": "exclude_ties", "--pairs": "pairs",
@@ -47,6 +48,7 @@ class StageSettings:
                                             elem_id="set-max-length")
                 self.seed = gr.Number(value=None, precision=0, label="Seed", elem_id="set-seed")
                 self.val_split = gr.Number(value=0.0, label="Held out for evaluation (0-0.5)", elem_id="set-val-split")
+                self.replay = gr.Number(value=0.0, label="sft: general replay share (0-0.5)", elem_id="set-replay")
             with gr.Row():
                 self.beta = gr.Number(value=None, label="Beta (dpo, kto: KL strength)", elem_id="set-beta")
                 self.loss = gr.Dropdown(DPO_LOSSES, multiselect=True, label="DPO loss types", elem_id="set-loss")
@@ -126,6 +128,7 @@ def request_options(values: dict) -> tuple[dict, dict]:
         "max_length": _whole(v.get("max_length"), "max length") or None, "seed": _whole(v.get("seed"), "seed"),
         "beta": number(v.get("beta")) or None, "loss": list(v.get("loss") or []) or None, "loss_weights": weights,
         "settings": settings or None, "val_split": number(v.get("val_split")) or 0.0,
+        "replay": number(v.get("replay")) or 0.0,
         "lora_r": _whole(v.get("lora_r"), "LoRA rank") or None,
         "lora_alpha": _whole(v.get("lora_alpha"), "LoRA alpha") or None,
         "lora_dropout": number(v.get("lora_dropout")), "target_modules": _list(v.get("target_modules"), None) or None,
