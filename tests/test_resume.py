@@ -92,6 +92,8 @@ def test_run_config_round_trips_and_refuses_what_no_stage_can_run(tmp_path):
     good = {"run_id": "sft-1", "stage": "sft", "base_model": "/models/tiny"}
     for bad, message in [({"stage": "grpo"}, "unknown stage 'grpo'"), ({"adapter": {"rank": 8}}, "adapter:"),
                          ({"trl": {"seed": "0"}}, "trl.seed must be an integer"), ({"val_split": 1.0}, "val_split"),
+                         ({"replay": 1.0}, "replay must be in [0, 1)"),
+                         ({"stage": "dpo", "replay": 0.2}, "only for sft, not 0.2 for dpo"),
                          ({"stage": "ppo"}, "ppo needs reward_adapter"), ({"base_model": None}, "base_model must be str"),
                          ({"stage": "reward", "parent_adapter": "/a"}, "no parent_adapter"),
                          ({"steps": 4}, "unknown field(s) steps")]:
