@@ -9,7 +9,14 @@ import json
 import pytest
 
 from trainers.evaluation import GENERAL_CHAT, general_text
-from trainers.replay import REPLY_TOKENS, finished, general_prompts, replay_count
+from trainers.replay import (
+    PER_QUESTION,
+    REPLY_TOKENS,
+    finished,
+    general_prompts,
+    replay_count,
+    samples_per_question,
+)
 from workbench.cli import main
 from workbench.store import Store
 
@@ -29,9 +36,10 @@ def steps_trained(run_dir) -> int:
 
 @pytest.fixture
 def answering_project(tiny_model, tmp_path):
-    """A project whose base writes a whole sentence to any question: the tiny model after 40 Adam steps on one
-    chat (a few seconds). The tiny model itself starts from random weights and never ends a sentence, so it
-    has nothing to replay (`test_a_base_that_writes_no_sentence_fails_the_run_and_says_why`)."""
+    """A project whose base knows some general text and answers a question with a whole sentence: the tiny model
+    after 40 Adam steps on one chat and the general passage (a few seconds). The tiny model itself starts from
+    random weights and knows nothing, so it has nothing to replay
+    (`test_a_base_with_nothing_general_to_keep_fails_the_run_and_says_why`)."""
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -40,11 +48,12 @@ def answering_project(tiny_model, tmp_path):
 
     model, tokenizer = AutoModelForCausalLM.from_pretrained(tiny_model), load_tokenizer(str(tiny_model))
     chat = [{"role": "user", "content": "What is a glacier?"}, {"role": "assistant", "content": "It is ice."}]
-    ids = tokenizer(tokenizer.apply_chat_template(chat, tokenize=False), return_tensors="pt",
-                    add_special_tokens=False)["input_ids"]
+    texts = [tokenizer.apply_chat_template(chat, tokenize=False), general_text()]
+    batches = [tokenizer(text, return_tensors="pt", add_special_tokens=False)["input_ids"][:, :512] for text in texts]
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     for _ in range(40):
-        model(ids, labels=ids).loss.backward()
+        for ids in batches:
+            model(ids, labels=ids).loss.backward()
         optimizer.step()
         optimizer.zero_grad()
     folder = tmp_path / "answering"
@@ -77,12 +86,16 @@ def test_replay_makes_its_share_of_the_rows_and_the_trainer_sees_them_all(answer
 
 
 @pytest.mark.slow
-def test_a_base_that_writes_no_sentence_fails_the_run_and_says_why(project, tmp_path, capsys):
+def test_a_base_with_nothing_general_to_keep_fails_the_run_and_says_why(project, tmp_path, capsys):
+    """The tiny model starts from random weights: its samples are word salad that sometimes stops, and it
+    predicts the general passage no better than chance, so replaying it would keep nothing."""
     root = str(project.root)
     assert main(["import", "-p", root, str(demonstrations(tmp_path / "demos.jsonl", 4))]) == 0
     assert main(["train", "sft", root, "--max-steps", "1", "--replay", "0.2"]) == 1
     err = capsys.readouterr().err
-    assert "gave no usable reply to the 119 general questions; train without --replay" in err
+    assert "predicts general text no better than chance" in err
+    assert "it has nothing general to keep; train without --replay" in err
+    assert err.splitlines()[0].startswith("workbench train: run sft-1 failed: RuntimeError: general replay:")
 
 
 def test_replay_is_refused_outside_sft_and_past_half_in_one_line(project, capsys):
@@ -101,6 +114,15 @@ def test_a_reply_cut_off_at_the_token_limit_ends_at_its_last_whole_sentence():
     assert finished("  A short reply with no full stop  ", 12) == "A short reply with no full stop"
     assert finished("   ", 3) is None
     assert replay_count(0.2, 1945) == 486 and replay_count(0.0, 100) == 0
+
+
+def test_a_run_that_needs_more_replays_than_questions_samples_each_question_several_times():
+    """Each reply is then seen about once (a greedy reply cycled seven times is learned by heart), up to the
+    cap that bounds the time spent writing them."""
+    assert samples_per_question(12, 119) == 1
+    assert samples_per_question(486, 119) == PER_QUESTION == 4  # ceil(486 / 119) = 5, capped
+    assert samples_per_question(238, 119) == 2 and samples_per_question(239, 119) == 3
+    assert samples_per_question(0, 119) == 1
 
 
 def test_the_replay_questions_share_nothing_with_what_the_forgetting_check_reads():

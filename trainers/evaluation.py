@@ -351,7 +351,7 @@ def forgetting_check(model, tokenizer, base_model: str) -> tuple[dict, list[str]
         elif report[key] < limit:
             warnings.append(f"forgetting: {what} lost {-report[key]:.2f} nats per token against the base model "
                             f"(warned past {-limit:.2f}): the run changed the model far off the project's topic; "
-                            "lower the learning rate or train fewer steps")
+                            "train fewer steps, or mix general replies into SFT (`workbench train sft --replay 0.2`)")
     if unknown:
         report["forgetting_note"] = (f"the base model predicts {' and '.join(unknown)} no better than chance would "
                                      f"({before['chance']:.2f}): it has nothing there to forget, so no warning")
