@@ -99,15 +99,19 @@ DEMO_DPO = {"trl": {"loss_type": ["sigmoid", "sft"], "loss_weights": [1.0, 1.0],
                     "logging_steps": 50, "save_steps": 200}}
 
 
-# A real pretrained model (SmolLM2-135M: 11 s per SFT step of 8 rows at length 256 on 2 cores) trains a LoRA
-# adapter for a bounded number of steps instead: it already writes English, so it needs to learn the brand's
-# tone and policies, not the language; 40 steps of 8 is 320 of the 2,000 demonstrations, about 8 minutes.
-DEMO_SFT_LORA = {"trl": {"max_steps": 40, "learning_rate": 5e-4, "per_device_train_batch_size": 8,
-                         "max_length": 256, "logging_steps": 5, "save_steps": 20}}
+# A real pretrained model (SmolLM2-135M) trains LoRA adapters for a bounded number of steps instead: it already
+# writes English, so it needs the brand's tone and policies, not the language. 270 steps of 8 (0.89 epoch of the
+# support rows) with a fifth of the rows the base's own sampled replies to general questions (trainers/replay.py):
+# without them one epoch taught the trait and forgot (-1.08 nats per token on a general passage); with them
+# DPO - SFT was +18.3 points and the forgetting -0.03 (BENCHMARKS.md). About 58 minutes on 2 cores, 15 of them
+# writing the replays; the tests set fewer steps.
+DEMO_SFT_LORA = {"trl": {"max_steps": 270, "learning_rate": 5e-4, "per_device_train_batch_size": 8,
+                         "max_length": 256, "logging_steps": 5, "save_steps": 20},
+                 "replay": 0.2}
 # DPO + NLL on chosen over the SFT adapter; beta 0.1 is TRL's default (the 2M model's beta 4 was to stop a
-# model that barely writes from collapsing). About 18 s per step of 4 pairs.
+# model that barely writes from collapsing). About 12 s per step of 4 pairs.
 DEMO_DPO_LORA = {"trl": {"loss_type": ["sigmoid", "sft"], "loss_weights": [1.0, 1.0], "beta": 0.1,
-                         "learning_rate": 5e-5, "max_steps": 16, "per_device_train_batch_size": 4,
+                         "learning_rate": 5e-5, "max_steps": 32, "per_device_train_batch_size": 4,
                          "max_length": 256, "logging_steps": 4, "save_steps": 8}}
 
 
