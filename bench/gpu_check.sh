@@ -7,7 +7,10 @@
 #   1. LoRA SFT in bf16 (trainers/models.py picks bf16 where the card has it) and DPO over it;
 #   2. QLoRA (4-bit nf4, bf16 compute) SFT and DPO over it;
 #   3. vLLM generation from the base, the SFT adapter and the DPO adapter (`workbench generate`, backend auto);
-#   4. a two-process `accelerate launch` of SFT (two GPUs; skipped with one).
+#   4. a two-process `accelerate launch` of SFT (two GPUs; skipped with one);
+#   5. SFT with TRL's packing (BFD, padding-free) and with its "wrapped" strategy, each beside the bf16 LoRA SFT
+#      of step 1 by tokens per second (train_tokens / train seconds; on a CPU BFD lost, 0.82x, BENCHMARKS.md),
+#      with transformers' default attention (SDPA): the workbench neither installs nor picks FlashAttention.
 # Each line says PASS, FAIL or SKIP with its seconds and figures (steps, world size, the collapse guard's
 # degenerate shares, forgetting); the exit status is 1 when anything failed. Logs are in WORK_DIR/logs.
 # It refuses to start without CUDA. Figures go in BENCHMARKS.md, "GPU check (issue 18)".
@@ -52,6 +55,8 @@ s = json.load(open(sys.argv[1]))["summary"]
 keys = ["steps", "world_size", "degenerate_share", "parent_degenerate_share", "kl_per_token", "forgetting_logp_delta",
         "forgetting_chat_logp_delta"]
 parts = [f"{k}={s[k]:.3g}" if isinstance(s.get(k), float) else f"{k}={s[k]}" for k in keys if k in s]
+if s.get("train_tokens") and s.get("seconds", {}).get("train"):
+    parts.append(f"tokens_per_s={s['train_tokens'] / s['seconds']['train']:.0f}")
 print(" ".join(parts) + f" warnings={len(s.get('warnings', []))}")
 EOF
 }
@@ -119,6 +124,13 @@ EOF
 else
     record "accelerate 2 procs" SKIP 0 "needs two GPUs, this machine has $GPUS (tests/test_train.py runs 2 CPU processes)"
 fi
+
+next_sft() {  # the run id the next SFT run will get
+    echo "sft-$(( $(ls -d "$PROJECT"/runs/sft-* 2>/dev/null | wc -l) + 1 ))"
+}
+run="$(next_sft)"; check "sft packing bfd" "$run" "$WB" train sft -p "$PROJECT" "${SFT[@]}" --set packing=true
+run="$(next_sft)"; check "sft packing wrapped" "$run" "$WB" train sft -p "$PROJECT" "${SFT[@]}" \
+    --set packing=true --set packing_strategy=wrapped
 
 echo
 echo "gpu_check results ($(date -u +%Y-%m-%d), $GPUS x $GPU_NAME, CUDA $CUDA_VERSION):"

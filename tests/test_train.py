@@ -58,6 +58,21 @@ def test_sft_makes_a_version_that_loads_back_the_same(trained):
     assert probe_logp(base, load_tokenizer(v.base_model)) != pytest.approx(v.metrics["probe_logp"], abs=1e-3)
 
 
+def test_trls_wrapped_packing_fills_every_row_and_the_run_counts_the_tokens_it_trained(project, capsys):
+    """The README's packing settings reach TRL through `--set`: packed, every step carries batch x max-length
+    real tokens; TRL's default pads each batch to its longest row, so the same steps carry fewer. The run
+    reports the count (padding not counted), which is how a user sees what packing bought."""
+    assert main(["import", "-p", str(project.root), str(DEMO_DATA / "sft.jsonl")]) == 0
+    steps = ["--max-steps", "3", "--batch-size", "4", "--max-length", "256"]
+    assert main(["train", "sft", str(project.root), *steps]) == 0
+    assert main(["train", "sft", str(project.root), *steps, "--set", "packing=true",
+                 "--set", "packing_strategy=wrapped"]) == 0
+    padded, packed = (version(project, v).metrics["train_tokens"] for v in ("sft-1", "sft-2"))
+    assert packed == 3 * 4 * 256
+    assert padded < packed * 0.8
+    assert "train_tokens: 3,072" in capsys.readouterr().out
+
+
 def test_dpo_reference_is_the_sft_parent_and_health_is_reported(trained, capsys):
     capsys.readouterr()
     assert main(["train", "dpo", str(trained.root), "--parent", "sft-1", *FAST, "--loss", "sigmoid,sft",

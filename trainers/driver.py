@@ -86,6 +86,8 @@ def run_stage(run_dir: str | Path, build: Callable[[RunConfig, Path], Stage]) ->
                 save_trained(stage.trained() if stage.trained else trainer.model, run_dir / "adapter")
                 stage.tokenizer.save_pretrained(run_dir / "adapter")
         summary.update({"world_size": trainer.args.world_size, "steps": trainer.state.global_step})
+        if tokens := trained_tokens(trainer.state.log_history):
+            summary["train_tokens"] = tokens
         if result is not None:  # TRL's experimental PPO returns nothing
             summary["train_loss"] = result.training_loss
         summary.update(stage.summary)
@@ -94,6 +96,13 @@ def run_stage(run_dir: str | Path, build: Callable[[RunConfig, Path], Stage]) ->
                 stage.checks(summary)
             if is_main_process():
                 after_run_checks(run, stage, summary)
+
+
+def trained_tokens(log_history: list[dict]) -> int | None:
+    """The tokens the run trained on, padding not counted (TRL's running `num_tokens`, logged by the
+    supervised stages): the figure that shows what packing bought, since a packed step carries more of them."""
+    counts = [entry["num_tokens"] for entry in log_history if isinstance(entry.get("num_tokens"), int | float)]
+    return int(max(counts)) if counts else None
 
 
 def after_run_checks(run: RunConfig, stage: Stage, summary: dict) -> None:

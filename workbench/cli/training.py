@@ -11,7 +11,7 @@ from workbench.cli import options
 # What a training run prints as it goes and at the end, where the stage reports it.
 LIVE_FIGURES = ("loss", "eval_loss", "learning_rate", "rewards/accuracies", "rewards/margins", "logps/chosen",
                 "accuracy", "margin", "eval_accuracy", "objective/scores", "objective/kl")
-FINAL_FIGURES = ("train_loss", "eval_loss", "pairwise_accuracy", "mean_margin", "eval_rewards/accuracies",
+FINAL_FIGURES = ("train_tokens", "train_loss", "eval_loss", "pairwise_accuracy", "mean_margin", "eval_rewards/accuracies",
                  "eval_rewards/margins", "kl_to_reference", "chosen_logp_first", "chosen_logp_last", "degenerate_share",
                  "heldout_reward_before", "heldout_reward_after")
 
@@ -46,8 +46,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     metrics = result.version.metrics
     print(f"model version {result.run_id}: adapter in {result.version.path}")
     for key in FINAL_FIGURES:
-        if isinstance(metrics.get(key), int | float):
-            print(f"  {key}: {metrics[key]:.4g}")
+        value = metrics.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            print(f"  {key}: {value:,}" if isinstance(value, int) else f"  {key}: {value:.4g}")
     for sample in metrics.get("samples", [])[:3]:
         print(f"  sample: {sample['prompt'][:60]!r} -> {sample['reply'][:100]!r}")
     for warning in result.warnings:
