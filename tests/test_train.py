@@ -117,6 +117,8 @@ def test_bad_settings_are_refused_before_anything_is_written(trained, capsys, mo
     cases = [
         (["train", "dpo", root, "--parent", "sft-9"], "no such model version"),
         (["train", "sft", root, "--set", "no_such_field=1"], "no_such_field"),
+        (["train", "sft", root, "--set", "packing=true", "--set", "packing_strategy=bogus"],
+         "packing_strategy must be one of bfd, bfd_split, wrapped, not 'bogus'"),
         (["train", "sft", root, "--full", "--parent", "sft-1"], "--full"),
         (["train", "sft", root, "--source", "nothing-like-this"], "nothing to train sft on"),
         (["train", "dpo", root, "--vote-smoothing", "--loss", "sigmoid"], "a DPO loss that reads label smoothing"),

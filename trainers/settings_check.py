@@ -10,6 +10,7 @@ process of its own:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import tempfile
@@ -47,12 +48,23 @@ def problem(stage: str, adapter: dict, trl: dict, has_parent: bool) -> str | Non
         return "a reward model trains over the base model: it takes no --parent"
     if stage == "kto" and trl.get("per_device_train_batch_size", 8) < 2:
         return "kto estimates its KL term from other rows of the same batch: --batch-size must be 2 or more"
+    config = _config_class(stage)
     try:
-        _config_class(stage)(output_dir=tempfile.gettempdir(), report_to="none", use_cpu=True, bf16=False, **trl)
+        config(output_dir=tempfile.gettempdir(), report_to="none", use_cpu=True, bf16=False, **trl)
     except (TypeError, ValueError) as exc:
         return f"TRL settings for {stage}: {exc}"
     except models.SettingsError as exc:
         return str(exc)
+    return _outside_choices(stage, config, trl)
+
+
+def _outside_choices(stage: str, config, trl: dict) -> str | None:
+    """A field TRL lists choices for but checks only once its trainer starts (SFT's packing_strategy): the
+    run folder would be written by then, so the choices are checked here."""
+    for f in dataclasses.fields(config):
+        choices = f.metadata.get("choices")
+        if choices and f.name in trl and trl[f.name] is not None and trl[f.name] not in choices:
+            return f"TRL settings for {stage}: {f.name} must be one of {', '.join(map(str, choices))}, not {trl[f.name]!r}"
     return None
 
 
