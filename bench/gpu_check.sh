@@ -61,6 +61,10 @@ print(" ".join(parts) + f" warnings={len(s.get('warnings', []))}")
 EOF
 }
 
+next_sft() {  # the run id the next SFT run will get
+    echo "sft-$(( $(ls -d "$PROJECT"/runs/sft-* 2>/dev/null | wc -l) + 1 ))"
+}
+
 check() {  # check NAME RUN_ID COMMAND...: run a workbench command, PASS when it exits 0 and the run succeeded
     local name="$1" run="$2"; shift 2
     local start=$SECONDS
@@ -118,18 +122,14 @@ rdzv_backend: static
 same_network: true
 use_cpu: false
 EOF
-    n=$(ls -d "$PROJECT"/runs/sft-* 2>/dev/null | wc -l)
-    check "accelerate 2 procs" "sft-$((n + 1))" "$WB" train sft -p "$PROJECT" "${SFT[@]}" \
+    check "accelerate 2 procs" "$(next_sft)" "$WB" train sft -p "$PROJECT" "${SFT[@]}" \
         --accelerate-config "$WORK/two_gpus.yaml"
 else
     record "accelerate 2 procs" SKIP 0 "needs two GPUs, this machine has $GPUS (tests/test_train.py runs 2 CPU processes)"
 fi
 
-next_sft() {  # the run id the next SFT run will get
-    echo "sft-$(( $(ls -d "$PROJECT"/runs/sft-* 2>/dev/null | wc -l) + 1 ))"
-}
-run="$(next_sft)"; check "sft packing bfd" "$run" "$WB" train sft -p "$PROJECT" "${SFT[@]}" --set packing=true
-run="$(next_sft)"; check "sft packing wrapped" "$run" "$WB" train sft -p "$PROJECT" "${SFT[@]}" \
+check "sft packing bfd" "$(next_sft)" "$WB" train sft -p "$PROJECT" "${SFT[@]}" --set packing=true
+check "sft packing wrapped" "$(next_sft)" "$WB" train sft -p "$PROJECT" "${SFT[@]}" \
     --set packing=true --set packing_strategy=wrapped
 
 echo

@@ -47,7 +47,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"model version {result.run_id}: adapter in {result.version.path}")
     for key in FINAL_FIGURES:
         value = metrics.get(key)
-        if isinstance(value, int | float) and not isinstance(value, bool):
+        if isinstance(value, int | float):
             print(f"  {key}: {value:,}" if isinstance(value, int) else f"  {key}: {value:.4g}")
     for sample in metrics.get("samples", [])[:3]:
         print(f"  sample: {sample['prompt'][:60]!r} -> {sample['reply'][:100]!r}")
